@@ -1,0 +1,44 @@
+"""What a job *is*, independent of where it was written down.
+
+Both configuration sources (Celery's ``beat_schedule`` and YAML schedule files) are reduced to
+:class:`JobDefinition` values before anything else sees them. The store persists them, the scheduler
+runs them, and the CLI validates them, so each of those layers depends on this one small module
+instead of on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: ``schedule_data["type"]`` values understood by :mod:`celery_orchestra.codec`.
+SCHEDULE_TYPES = ("timing", "interval", "crontab", "solar")
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefinition:
+    """One configured periodic job, as plain data.
+
+    ``schedule_data`` is the schedule as JSON-able data (see :mod:`celery_orchestra.codec`), never a
+    pickled object, so that a store written by one version can be read by the next and inspected
+    with plain SQL.
+    """
+
+    name: str
+    task: str
+    schedule_data: dict[str, Any]
+    #: IANA zone name the schedule is evaluated in; ``None`` means "the app's timezone, else UTC".
+    timezone: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Passed to ``apply_async`` (queue, priority, expires, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+    #: Where the job was defined, for error messages and the status table:
+    #: ``"beat_schedule"`` or ``"path/to/schedule.yaml:12"``.
+    source: str = "beat_schedule"
+
+    @property
+    def schedule_type(self) -> str:
+        return str(self.schedule_data["type"])

@@ -1,0 +1,75 @@
+"""Time zone lookup, forgiving in spelling and strict in meaning.
+
+We evaluate every schedule with :mod:`zoneinfo` (PEP 495 ``fold`` semantics are what make the DST
+rules in :mod:`celery_orchestra.evaluate` exact). Users coming from pytz-era configuration write
+``utc`` or ``europe/paris``; pytz accepted those, so we accept them too and normalise to the
+canonical IANA key. Anything else is a :class:`TimeZoneError` that suggests the closest names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import zoneinfo
+from datetime import UTC, timedelta, timezone, tzinfo
+
+from .errors import TimeZoneError
+
+__all__ = ["TimeZoneError", "resolve_zone", "zone_name"]
+
+
+@functools.cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in zoneinfo.available_timezones()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_from_name(name: str) -> tzinfo:
+    key = name.strip()
+    if not key:
+        raise TimeZoneError("empty time zone name")
+    if key.casefold() in ("utc", "z", "etc/utc"):
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    canonical = _zones_by_folded_name().get(key.casefold())
+    if canonical is not None:
+        return zoneinfo.ZoneInfo(canonical)
+    close = difflib.get_close_matches(key, sorted(_zones_by_folded_name().values()), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise TimeZoneError(f"unknown time zone {name!r} (expected an IANA name like 'Europe/Berlin'){hint}")
+
+
+def resolve_zone(value: str | tzinfo | None) -> tzinfo:
+    """Return a usable ``tzinfo`` for a name or zone object; ``None`` means UTC.
+
+    pytz zones are replaced by the ``ZoneInfo`` of the same name, because pytz zones attached with
+    ``replace(tzinfo=...)`` carry the zone's LMT offset (the predecessor's bug).
+    """
+    if value is None:
+        return UTC
+    if isinstance(value, str):
+        return _zone_from_name(value)
+    if isinstance(value, tzinfo):
+        pytz_name = getattr(value, "zone", None)
+        if isinstance(pytz_name, str):
+            return _zone_from_name(pytz_name)
+        return value
+    raise TimeZoneError(f"a time zone must be a name or a tzinfo, not {type(value).__name__}")
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The name to store and show for ``zone``: the IANA key, ``UTC``, or a fixed offset."""
+    if zone is UTC:
+        return "UTC"
+    key = getattr(zone, "key", None)
+    if isinstance(key, str):
+        return key
+    if isinstance(zone, timezone):
+        offset = zone.utcoffset(None)
+        if offset == timedelta(0):
+            return "UTC"
+        return str(zone)
+    return str(zone)
