@@ -19,8 +19,8 @@ ANCHOR = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)
 ZONE = "Europe/Berlin"
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
