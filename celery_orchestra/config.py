@@ -13,6 +13,7 @@ where it was written; only leaves (arguments, options) are turned into Python va
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -435,11 +436,12 @@ class _BeatEntryReader:
         if not isinstance(value, list | tuple | set | frozenset):
             self.report(f"'tags' must be a list of strings, got {_python_value(value)}")
             return ()
-        tags = sorted(value) if isinstance(value, set | frozenset) else list(value)
-        for tag in tags:
+        for tag in value:
             if not isinstance(tag, str) or not tag.strip():
                 self.report(f"'tags' must be a list of non-empty strings, got {_python_value(tag)}")
                 return ()
+        # A set has no order of its own; sorting keeps the stored value stable between runs.
+        tags = sorted(value) if isinstance(value, set | frozenset) else list(value)
         return tuple(dict.fromkeys(tags))
 
 
@@ -508,11 +510,31 @@ def definitions_from_yaml(path: str | os.PathLike[str]) -> tuple[list[JobDefinit
 
 def definitions_from_yaml_text(text: str, source: str) -> tuple[list[JobDefinition], list[ConfigProblem]]:
     """Like :func:`definitions_from_yaml`, for text already in hand; ``source`` names it in messages."""
+    unreadable = _unreadable_character(text, source)
+    if unreadable is not None:
+        return [], [unreadable]
     reader = _YamlScheduleReader(text, source)
     reader.read()
     # Checks run key by key, not line by line; report in the order a reader of the file meets them.
     problems = sorted(reader.problems, key=lambda problem: (problem.line or 0, problem.column or 0))
     return reader.definitions, problems
+
+
+def _unreadable_character(text: str, source: str) -> ConfigProblem | None:
+    """A problem for the first character YAML refuses outright (control characters), if any.
+
+    PyYAML checks this when the loader is created, before it tracks lines, so the position is
+    worked out here.
+    """
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is None:
+        return None
+    index = found.start()
+    line_start = text.rfind("\n", 0, index) + 1
+    line_end = text.find("\n", index)
+    excerpt = text[line_start : line_end if line_end >= 0 else len(text)]
+    message = f"invalid YAML: the character U+{ord(found.group()):04X} is not allowed in a YAML file"
+    return ConfigProblem(source, text.count("\n", 0, index) + 1, index - line_start + 1, None, message, excerpt)
 
 
 def _describe_node(node: Node) -> str:
@@ -692,7 +714,9 @@ class _YamlScheduleReader:
     def value(self, node: Node, what: str, job: str | None) -> tuple[bool, Any]:
         """The Python value of a subtree (task arguments, options); ``(False, None)`` if unusable."""
         try:
-            return True, self.loader.construct_object(node, deep=True)
+            # The loader caches values by node, so jobs sharing a node via an alias or a `<<` merge
+            # would share one mutable list or dict; each job gets its own copy.
+            return True, copy.deepcopy(self.loader.construct_object(node, deep=True))
         except yaml.MarkedYAMLError as exc:
             self.report_yaml_error(exc)
         except (yaml.YAMLError, ValueError, TypeError) as exc:

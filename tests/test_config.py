@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery import Celery
 from celery.schedules import crontab, schedule
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from celery_orchestra.codec import kind_of_data, schedule_to_data
 from celery_orchestra.config import (
@@ -617,6 +619,55 @@ def test_file_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:
     assert problems[0].message.startswith("schedule file is not UTF-8 text (byte 11")
 
 
+def test_control_character_is_a_problem_with_position() -> None:
+    _, problems = definitions_from_yaml_text("- schedules:\n  - name: a\x1fb\n", "ctl.yaml")
+    assert [(p.line, p.column) for p in problems] == [(2, 12)]
+    assert problems[0].message == "invalid YAML: the character U+001F is not allowed in a YAML file"
+    assert problems[0].excerpt == "  - name: a\x1fb"
+
+
+MUTATED_BASE = yaml_text(
+    """
+    - module: tasks
+      schedules:
+        - &job
+          name: a
+          task: t
+          schedule: {timing: "every day at 09:00", timezone: UTC}
+          args: [1, {deep: [2]}]
+          additional_options: {queue: q, kwargs: {y: 2}}
+          tags: [x]
+        - <<: *job
+          name: b
+    """
+)
+
+
+@settings(max_examples=400, suppress_health_check=list(HealthCheck), deadline=None)
+@given(
+    position=st.integers(0, len(MUTATED_BASE)),
+    cut=st.integers(0, 8),
+    insert=st.text(alphabet="-:{}[]&*!<>|'\" \n\tab1?,#%@\x00", max_size=6),
+)
+def test_any_edit_of_a_valid_file_gives_problems_not_exceptions(position: int, cut: int, insert: str) -> None:
+    text = MUTATED_BASE[:position] + insert + MUTATED_BASE[position + cut :]
+    definitions, problems = definitions_from_yaml_text(text, "edited.yaml")
+    assert all(isinstance(p, ConfigProblem) and p.message for p in problems)
+    if not problems:
+        assert all(d.schedule_data["type"] == "timing" for d in definitions)
+
+
+def test_the_unedited_fuzz_base_loads() -> None:
+    definitions, problems = definitions_from_yaml_text(MUTATED_BASE, "base.yaml")
+    assert problems == []
+    assert [(d.name, d.args, d.kwargs, d.options) for d in definitions] == [
+        ("a", (1, {"deep": [2]}), {"y": 2}, {"queue": "q"}),
+        ("b", (1, {"deep": [2]}), {"y": 2}, {"queue": "q"}),
+    ]
+    a, b = definitions
+    assert a.kwargs is not b.kwargs and a.args[1] is not b.args[1]  # no shared mutable values
+
+
 # ---------------------------------------------------------------------------- beat_schedule
 
 
@@ -688,6 +739,7 @@ def test_bad_timing_in_beat_schedule_shows_the_expression_with_a_caret() -> None
         ),
         ({"task": "t", "schedule": 5, "tags": "cpu"}, "'tags' must be a list of strings, got str ('cpu')"),
         ({"task": "t", "schedule": 5, "tags": ["cpu", 1]}, "'tags' must be a list of non-empty strings, got int"),
+        ({"task": "t", "schedule": 5, "tags": {"cpu", 1}}, "'tags' must be a list of non-empty strings, got int"),
         ({"task": "t", "schedule": 5, "enabled": "yes"}, "'enabled' must be True or False, got str ('yes')"),
         ({"task": "t", "schedule": 5, "relative": 1}, "'relative' must be True or False, got int (1)"),
         ({"task": "t", "schedule": 5, "args": "ab"}, "'args' must be a list or tuple, got str ('ab')"),
