@@ -312,9 +312,11 @@ def _acceptable_terminals(error: UnexpectedCharacters) -> set[str]:
     # knows every terminal that would have been accepted.
     state = getattr(error, "state", None)
     try:
-        return set(state.parse_conf.parse_table.states[state.position])  # type: ignore[union-attr]
+        names = state.parse_conf.parse_table.states[state.position]  # type: ignore[union-attr]
     except (AttributeError, KeyError, TypeError):
         return set()
+    # The action table also holds rules (lower case, for "goto"); only terminals are words a user can type.
+    return {name for name in names if name == "$END" or name.isupper()}
 
 
 def _describe_found(error: UnexpectedInput, text: str) -> str:

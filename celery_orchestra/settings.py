@@ -1,0 +1,93 @@
+"""The ``orchestra_*`` Celery settings, read and validated in one place.
+
+Celery keeps unknown lowercase settings as-is, so ours live in ``app.conf`` beside Celery's own.
+Reading them through :func:`read_settings` gives typed values and one clear error for a bad one,
+instead of a failure deep inside the scheduler later.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import OrchestraError
+
+CatchUp = Literal["once", "skip", "all"]
+CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("once", "skip", "all")
+
+#: Suffix of the SQLite store created beside stock beat's schedule file (``beat -s``).
+DEFAULT_DB_SUFFIX = ".orchestra.db"
+
+
+class SettingsError(OrchestraError, ValueError):
+    """A bad ``orchestra_*`` setting; the message names the setting and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestraSettings:
+    """Typed view of the ``orchestra_*`` settings (see README "Settings")."""
+
+    #: SQLAlchemy URL of the store; ``None`` means "an SQLite file beside beat's schedule file".
+    database_url: str | None = None
+    schedule_files: tuple[str, ...] = ()
+    #: What to do with fire times missed while beat was down: run once, skip, or run all (bounded).
+    catch_up: CatchUp = "once"
+    #: Upper bound of missed runs sent per job with ``catch_up="all"``.
+    catch_up_limit: int = 100
+    #: A fire time this late (seconds) or less is on time, not missed (matters for ``skip``).
+    misfire_grace: float = 60.0
+    #: How often (seconds) the running beat looks for changes made to the store by others.
+    poll_interval: float = 1.0
+    #: Answer ``celery control orchestra_*`` commands from the beat process (needs a fanout broker).
+    remote_control: bool = True
+
+    def store_url(self, schedule_filename: str | None) -> str:
+        """The store URL: the setting, else an SQLite file beside stock beat's ``-s`` file."""
+        if self.database_url:
+            return self.database_url
+        base = os.path.abspath(schedule_filename or "celerybeat-schedule")
+        return f"sqlite:///{base}{DEFAULT_DB_SUFFIX}"
+
+
+def _number(conf: Any, name: str, default: float, *, minimum: float) -> float:
+    value = conf.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise SettingsError(f"setting {name} must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def read_settings(conf: Any) -> OrchestraSettings:
+    """Read and validate the ``orchestra_*`` settings from a Celery ``app.conf``."""
+    url = conf.get("orchestra_database_url")
+    if url is not None and (not isinstance(url, str) or not url.strip()):
+        raise SettingsError(f"setting orchestra_database_url must be a database URL string, got {url!r}")
+
+    files = conf.get("orchestra_schedule_files") or ()
+    if isinstance(files, str | os.PathLike):
+        files = (files,)
+    if not isinstance(files, list | tuple) or not all(isinstance(f, str | os.PathLike) for f in files):
+        raise SettingsError(f"setting orchestra_schedule_files must be a list of file paths, got {files!r}")
+
+    catch_up = conf.get("orchestra_catch_up", "once")
+    if catch_up not in CATCH_UP_POLICIES:
+        raise SettingsError(
+            f"setting orchestra_catch_up must be one of {', '.join(CATCH_UP_POLICIES)}, got {catch_up!r}"
+        )
+    limit = conf.get("orchestra_catch_up_limit", 100)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise SettingsError(f"setting orchestra_catch_up_limit must be a whole number >= 1, got {limit!r}")
+
+    remote = conf.get("orchestra_remote_control", True)
+    if not isinstance(remote, bool):
+        raise SettingsError(f"setting orchestra_remote_control must be true or false, got {remote!r}")
+
+    return OrchestraSettings(
+        database_url=url,
+        schedule_files=tuple(os.fspath(f) for f in files),
+        catch_up=catch_up,
+        catch_up_limit=limit,
+        misfire_grace=_number(conf, "orchestra_misfire_grace", 60.0, minimum=0.0),
+        poll_interval=_number(conf, "orchestra_poll_interval", 1.0, minimum=0.05),
+        remote_control=remote,
+    )
