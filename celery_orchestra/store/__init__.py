@@ -1,0 +1,31 @@
+"""The persistent store: jobs, operator state (pause, enable) and the run ledger, in SQL.
+
+SQLite (the default, a file next to the app) and PostgreSQL (production) are supported through
+SQLAlchemy 2. Data flows one way: the store receives plain :class:`~celery_orchestra.definitions.JobDefinition`
+values and hands out frozen records; it never imports the scheduler or the timing layer (what it
+needs from them, such as a job's kind, is passed in as functions).
+
+Typical use::
+
+    store = JobStore("sqlite:////var/lib/orchestra/orchestra.db")   # no I/O yet
+    store.migrate()                                                  # create/upgrade tables
+    report = store.reconcile(definitions, now=datetime.now(UTC), kind_of=..., max_runs_of=...)
+    revision, changed = store.changes_since(seen_revision)
+"""
+
+from __future__ import annotations
+
+from .errors import InvalidJobError, JobNotFound, StoreError
+from .jobstore import JobStore
+from .records import JobRecord, LedgerEntry, ReconcileReport, RunRecord
+
+__all__ = [
+    "InvalidJobError",
+    "JobNotFound",
+    "JobRecord",
+    "JobStore",
+    "LedgerEntry",
+    "ReconcileReport",
+    "RunRecord",
+    "StoreError",
+]

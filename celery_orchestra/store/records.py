@@ -1,0 +1,135 @@
+"""Plain, frozen copies of what the store holds.
+
+No live ORM object leaves the store: a scheduler thread, the CLI and a remote-control handler may
+all hold records at once, and an ORM object would silently lazy-load or go stale when its session
+ends. Every datetime here is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["JobRecord", "LedgerEntry", "ReconcileReport", "RunRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of ``orchestra_jobs``.
+
+    ``enabled`` is the effective flag (an operator may have changed it with
+    :meth:`~celery_orchestra.store.JobStore.set_enabled`); ``configured_enabled`` is what the
+    configuration said the last time it was reconciled.
+    """
+
+    name: str
+    task: str
+    schedule_data: dict[str, Any]
+    kind: str
+    timezone: str | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    tags: tuple[str, ...]
+    enabled: bool
+    configured_enabled: bool
+    paused: bool
+    #: When the job was first registered, or when its timing last changed.
+    anchor: datetime
+    #: The *scheduled* fire time of the newest recorded run.
+    last_run_at: datetime | None
+    total_run_count: int
+    max_runs: int | None
+    next_run_at: datetime | None
+    source: str
+    removed: bool
+    expired: bool
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def has_run_since_anchor(self) -> bool:
+        """Whether a run was recorded for the current timing.
+
+        This, not ``total_run_count >= max_runs``, is what tells that a one-off is done: the count
+        survives a change of timing (it is history), but a one-off moved to a new time must fire
+        again.
+        """
+        return self.last_run_at is not None and self.last_run_at >= self.anchor
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One dispatch, as handed to :meth:`~celery_orchestra.store.JobStore.record_runs`.
+
+    ``fire_time`` is the instant the run was *scheduled* for (the ledger's key, together with
+    ``job_name``); ``next_run_at`` is the job's next fire time computed after this run.
+    """
+
+    job_name: str
+    fire_time: datetime
+    sent_at: datetime
+    task_id: str
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One row of the run ledger ``orchestra_runs``, as returned by ``history``."""
+
+    job_name: str
+    fire_time: datetime
+    sent_at: datetime
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What :meth:`~celery_orchestra.store.JobStore.reconcile` did, by job name.
+
+    Every configured or stored name is in exactly one list:
+
+    ``added``
+        new in the configuration;
+    ``restored``
+        back in the configuration after having been removed (possibly with other changes);
+    ``retimed``
+        its schedule or time zone changed: new anchor, next fire time to be recomputed;
+    ``changed``
+        another field changed (task, arguments, options, tags, enabled, source, kind, max runs);
+    ``unchanged``
+        nothing to write;
+    ``removed``
+        no longer configured: now marked removed (kept for history, never sent);
+    ``already_removed``
+        stored as removed and still not configured.
+
+    ``revision`` is the change counter value stamped on the written rows, or ``None`` when nothing
+    was written.
+    """
+
+    added: tuple[str, ...] = ()
+    restored: tuple[str, ...] = ()
+    retimed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    already_removed: tuple[str, ...] = ()
+    revision: int | None = None
+
+    @property
+    def wrote_anything(self) -> bool:
+        return self.revision is not None
+
+    def __str__(self) -> str:
+        counts = (
+            ("added", self.added),
+            ("restored", self.restored),
+            ("retimed", self.retimed),
+            ("changed", self.changed),
+            ("unchanged", self.unchanged),
+            ("removed", self.removed),
+        )
+        return ", ".join(f"{len(names)} {label}" for label, names in counts)

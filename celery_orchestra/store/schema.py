@@ -1,0 +1,91 @@
+"""Creating and upgrading the store's schema with the Alembic migrations shipped in the package.
+
+Alembic is run programmatically: users need no ``alembic.ini``, and the store's version lives in
+its own table, ``orchestra_alembic_version``, so it never collides with an application's own
+Alembic history in the same database. Migrations only ever touch ``orchestra_*`` tables.
+
+Upgrading runs in one transaction (both SQLite and PostgreSQL have transactional DDL), under a
+lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level advisory lock), so two beat
+processes starting at once cannot both try to create the tables.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from .errors import StoreError
+from .tables import META, META_ROW_ID
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "alembic_config",
+    "current_schema_revision",
+    "head_schema_revision",
+    "upgrade_schema",
+]
+
+VERSION_TABLE: Final = "orchestra_alembic_version"
+MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
+#: Key of the PostgreSQL advisory lock taken while migrating (a stable 31-bit number).
+_MIGRATION_LOCK_KEY: Final = zlib.crc32(b"celery_orchestra.store.migrate") & 0x7FFFFFFF
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration for the packaged migrations, optionally bound to ``connection``.
+
+    With a connection, ``env.py`` runs the migrations on it (inside the caller's transaction).
+    """
+    config = Config()
+    # configparser interpolation would read a "%" in the install path as a placeholder.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_schema_revision() -> str:
+    """The newest schema revision this version of celery-orchestra knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the packaged migrations have no head revision"
+    return head
+
+
+def current_schema_revision(connection: Connection) -> str | None:
+    """The schema revision the database is at (``None`` when the store was never migrated)."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
+    """Bring the schema on ``connection`` to the head revision and make sure the counter row exists.
+
+    ``connection`` must be inside a transaction; the caller commits. A database already migrated by
+    a *newer* celery-orchestra is refused (``shown_url`` names it in the error) rather than guessed at.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    config = alembic_config(connection)
+    scripts = ScriptDirectory.from_config(config)
+    current = current_schema_revision(connection)
+    known = {script.revision for script in scripts.walk_revisions()}
+    if current is not None and current not in known:
+        raise StoreError(
+            f"the celery-orchestra schema in {shown_url!r} is at revision {current!r}, which this version "
+            f"does not know (newest known: {scripts.get_current_head()!r}); it was migrated by a newer "
+            "celery-orchestra: upgrade this installation",
+            shown_url,
+        )
+    if current != scripts.get_current_head():
+        command.upgrade(config, "head")
+    has_counter = connection.execute(select(META.c.id).where(META.c.id == META_ROW_ID)).first()
+    if has_counter is None:
+        connection.execute(insert(META).values(id=META_ROW_ID, revision=0))

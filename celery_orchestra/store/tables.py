@@ -1,0 +1,151 @@
+"""The store's tables, as typed SQLAlchemy declarative classes.
+
+These classes are the *current* shape of the schema; the migrations in
+:mod:`celery_orchestra.store.migrations` are how a database gets there, and a test checks that the
+two agree. Every table name starts with ``orchestra_`` so that the store can live in an application's
+existing database, and every constraint has a deterministic name (see ``NAMING_CONVENTION``) so
+that later migrations can refer to it on every backend.
+
+The store reads and writes through SQLAlchemy Core on ``JOBS``, ``RUNS`` and ``META`` (bulk
+statements, no identity map); the ORM classes exist to declare the schema with type hints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .columns import UTCDateTime
+
+__all__ = [
+    "JOBS",
+    "META",
+    "METADATA",
+    "NAMING_CONVENTION",
+    "RUNS",
+    "Base",
+    "JobRow",
+    "MetaRow",
+    "RunRow",
+]
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Job names and task names longer than this are refused with a clear error before any write.
+NAME_LENGTH: Final = 255
+
+#: SQLite only turns ``INTEGER PRIMARY KEY`` into an auto-incrementing rowid; the ledger needs
+#: 64 bits elsewhere (10,000 runs a minute would exhaust 32 bits in about five months).
+_LedgerId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute once
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class JobRow(Base):
+    """One configured job, its operator state and its run bookkeeping."""
+
+    __tablename__ = "orchestra_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    task: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    schedule_data: Mapped[dict[str, Any]]
+    kind: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    args: Mapped[list[Any]]
+    kwargs: Mapped[dict[str, Any]]
+    options: Mapped[dict[str, Any]]
+    tags: Mapped[list[str]]
+    enabled: Mapped[bool] = mapped_column(server_default=true())
+    #: The configuration's ``enabled`` as of the last reconcile. ``enabled`` follows the
+    #: configuration only when *this* changes, so an operator's ``set_enabled`` survives restarts.
+    configured_enabled: Mapped[bool] = mapped_column(server_default=true())
+    paused: Mapped[bool] = mapped_column(server_default=false())
+    anchor: Mapped[datetime]
+    last_run_at: Mapped[datetime | None]
+    total_run_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_runs: Mapped[int | None] = mapped_column(Integer)
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(Text)
+    removed: Mapped[bool] = mapped_column(server_default=false())
+    expired: Mapped[bool] = mapped_column(server_default=false())
+    revision: Mapped[int] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RunRow(Base):
+    """The run ledger: one row per (job, scheduled fire time) ever sent.
+
+    The unique constraint is what makes "sent at most once" hold across processes: whoever inserts
+    the row first owns the fire time.
+    """
+
+    __tablename__ = "orchestra_runs"
+    __table_args__ = (UniqueConstraint("job_name", "fire_time"),)
+
+    id: Mapped[int] = mapped_column(_LedgerId, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(
+        String(NAME_LENGTH),
+        ForeignKey("orchestra_jobs.name", ondelete="CASCADE", onupdate="CASCADE"),
+    )
+    fire_time: Mapped[datetime]
+    sent_at: Mapped[datetime]
+    task_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+
+class MetaRow(Base):
+    """The single row (``id = 1``) holding the global change counter.
+
+    Every write through the store increments ``revision`` first and stamps the rows it writes with
+    the new value, so "what changed since I last looked" is one indexed query.
+    """
+
+    __tablename__ = "orchestra_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+def _table(row_class: type[Base]) -> Table:
+    table = row_class.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+METADATA: Final = Base.metadata
+JOBS: Final = _table(JobRow)
+RUNS: Final = _table(RunRow)
+META: Final = _table(MetaRow)
+#: The id of the one row of ``orchestra_meta``.
+META_ROW_ID: Final = 1
