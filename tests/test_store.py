@@ -1,0 +1,683 @@
+"""JobStore behaviour on SQLite and PostgreSQL: reconcile, change detection, the run ledger, operator state."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from celery_orchestra.definitions import JobDefinition
+from celery_orchestra.store import (
+    InvalidJobError,
+    JobNotFound,
+    JobRecord,
+    JobStore,
+    LedgerEntry,
+    ReconcileReport,
+    RunRecord,
+    StoreError,
+)
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def kind_of(definition: JobDefinition) -> str:
+    return "once" if definition.schedule_data["type"] == "timing" else "interval"
+
+
+def max_runs_of(definition: JobDefinition) -> int | None:
+    return 1 if kind_of(definition) == "once" else None
+
+
+def job(name: str, seconds: float = 60, **fields: Any) -> JobDefinition:
+    fields.setdefault("task", f"tasks.{name}")
+    return JobDefinition(name=name, schedule_data={"type": "interval", "seconds": seconds}, **fields)
+
+
+def one_off(name: str, expression: str) -> JobDefinition:
+    return JobDefinition(name=name, task=f"tasks.{name}", schedule_data={"type": "timing", "expression": expression})
+
+
+def reconcile(
+    store: JobStore, definitions: Sequence[JobDefinition], now: datetime = T0, **hooks: Any
+) -> ReconcileReport:
+    return store.reconcile(definitions, now=now, kind_of=kind_of, max_runs_of=max_runs_of, **hooks)
+
+
+def run(name: str, fire_time: datetime, next_run_at: datetime | None = None, task_id: str | None = None) -> RunRecord:
+    return RunRecord(
+        job_name=name,
+        fire_time=fire_time,
+        sent_at=fire_time + timedelta(milliseconds=5),
+        task_id=task_id or f"{name}@{fire_time.isoformat()}",
+        next_run_at=next_run_at,
+    )
+
+
+def stored(store: JobStore, name: str) -> JobRecord:
+    record = store.get_job(name)
+    assert record is not None, f"job {name!r} is not stored"
+    return record
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[JobStore]:
+    job_store = JobStore(store_url)
+    job_store.migrate()
+    try:
+        yield job_store
+    finally:
+        job_store.close()
+
+
+# -- reconcile -----------------------------------------------------------------------------------
+
+
+def test_new_jobs_are_inserted_with_their_configuration_and_anchor_now(store: JobStore) -> None:
+    definitions = [
+        job("report", 300, args=(1, "x"), kwargs={"k": [1, 2]}, options={"queue": "q"}, tags=("ops", "daily")),
+        one_off("launch", "once at 2026-02-01 10:00"),
+    ]
+    report = reconcile(store, definitions)
+
+    assert report.added == ("launch", "report")
+    assert report.revision == store.current_revision() > 0
+    record = stored(store, "report")
+    assert record.task == "tasks.report"
+    assert record.schedule_data == {"type": "interval", "seconds": 300}
+    assert record.kind == "interval"
+    assert record.args == (1, "x")
+    assert record.kwargs == {"k": [1, 2]}
+    assert record.options == {"queue": "q"}
+    assert record.tags == ("ops", "daily")
+    assert (record.enabled, record.paused, record.removed, record.expired) == (True, False, False, False)
+    assert record.anchor == record.created_at == T0
+    assert record.anchor.tzinfo is UTC
+    assert (record.last_run_at, record.total_run_count, record.next_run_at, record.max_runs) == (None, 0, None, None)
+    assert record.revision == report.revision
+    assert stored(store, "launch").kind == "once"
+    assert stored(store, "launch").max_runs == 1
+
+
+def test_an_unchanged_job_keeps_anchor_last_run_and_counts_and_nothing_is_written(store: JobStore) -> None:
+    definitions = [job("a"), job("b")]
+    reconcile(store, definitions)
+    store.record_runs([run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+    before = stored(store, "a")
+    revision = store.current_revision()
+
+    report = reconcile(store, definitions, now=T0 + timedelta(days=1))
+
+    assert report.unchanged == ("a", "b")
+    assert report.revision is None
+    assert not report.wrote_anything
+    assert store.current_revision() == revision
+    assert stored(store, "a") == before
+    assert before.anchor == T0
+    assert (before.last_run_at, before.total_run_count) == (T0 + timedelta(minutes=1), 1)
+
+
+@pytest.mark.parametrize(
+    "retimed",
+    [job("a", 120), job("a", 60, timezone="Europe/Paris")],
+    ids=["schedule", "timezone"],
+)
+def test_a_changed_timing_moves_the_anchor_and_clears_next_run_but_keeps_history(
+    store: JobStore, retimed: JobDefinition
+) -> None:
+    reconcile(store, [job("a"), job("b")])
+    store.record_runs([run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+    later = T0 + timedelta(hours=3)
+
+    report = reconcile(store, [retimed, job("b")], now=later)
+
+    assert report.retimed == ("a",)
+    assert report.unchanged == ("b",)
+    record = stored(store, "a")
+    assert record.anchor == later
+    assert record.next_run_at is None
+    assert record.last_run_at == T0 + timedelta(minutes=1)
+    assert record.total_run_count == 1
+    assert record.created_at == T0
+    assert record.schedule_data == retimed.schedule_data
+    assert record.timezone == retimed.timezone
+    assert stored(store, "b").anchor == T0
+
+
+def test_other_changes_are_applied_in_place_without_retiming(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    store.set_next_run({"a": T0 + timedelta(minutes=1)})
+    changed = job(
+        "a",
+        task="tasks.renamed",
+        args=(2,),
+        kwargs={"x": 1},
+        options={"queue": "other"},
+        tags=("new",),
+        source="schedule.yaml:3",
+    )
+
+    report = reconcile(store, [changed], now=T0 + timedelta(hours=1))
+
+    assert report.changed == ("a",)
+    record = stored(store, "a")
+    assert (record.task, record.args, record.kwargs, record.options, record.tags, record.source) == (
+        "tasks.renamed",
+        (2,),
+        {"x": 1},
+        {"queue": "other"},
+        ("new",),
+        "schedule.yaml:3",
+    )
+    assert record.anchor == T0
+    assert record.next_run_at == T0 + timedelta(minutes=1)
+    assert record.revision == report.revision
+
+
+def test_a_job_gone_from_the_configuration_is_kept_as_removed_and_restored_when_it_returns(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    store.record_runs([run("b", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+
+    gone = reconcile(store, [job("a")], now=T0 + timedelta(hours=1))
+    assert gone.removed == ("b",)
+    removed = stored(store, "b")
+    assert removed.removed
+    assert removed.next_run_at is None
+    assert removed.total_run_count == 1
+    assert [entry.fire_time for entry in store.history("b")] == [T0 + timedelta(minutes=1)]
+    assert [record.name for record in store.all_jobs(include_removed=False)] == ["a"]
+    assert [record.name for record in store.all_jobs()] == ["a", "b"]
+
+    still_gone = reconcile(store, [job("a")], now=T0 + timedelta(hours=2))
+    assert still_gone.already_removed == ("b",)
+    assert still_gone.revision is None
+
+    back = reconcile(store, [job("a"), job("b")], now=T0 + timedelta(hours=3))
+    assert back.restored == ("b",)
+    restored = stored(store, "b")
+    assert not restored.removed
+    assert restored.anchor == T0  # same timing: same anchor
+    assert (restored.last_run_at, restored.total_run_count) == (T0 + timedelta(minutes=1), 1)
+
+
+def test_pause_is_operator_state_that_survives_reconcile_retiming_and_removal(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    assert store.set_paused(["a"], True) == ["a"]
+
+    reconcile(store, [job("a", 30), job("b")], now=T0 + timedelta(hours=1))
+    assert stored(store, "a").paused
+    reconcile(store, [job("b")], now=T0 + timedelta(hours=2))
+    reconcile(store, [job("a", 30), job("b")], now=T0 + timedelta(hours=3))
+    assert stored(store, "a").paused
+    assert not stored(store, "b").paused
+
+
+def test_enabled_follows_the_configuration_only_when_the_configured_value_changes(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    assert store.set_enabled(["a"], False) == ["a"]
+
+    reconcile(store, [job("a")], now=T0 + timedelta(hours=1))  # a redeploy: config still says enabled
+    record = stored(store, "a")
+    assert (record.enabled, record.configured_enabled) == (False, True)
+
+    reconcile(store, [job("a", enabled=False)], now=T0 + timedelta(hours=2))
+    assert store.set_enabled(["a"], True) == ["a"]
+    reconcile(store, [job("a", enabled=False)], now=T0 + timedelta(hours=3))
+    assert stored(store, "a").enabled  # the operator's choice stands
+
+    report = reconcile(store, [job("a", enabled=True)], now=T0 + timedelta(hours=4))
+    assert report.changed == ("a",)
+    assert stored(store, "a").enabled
+    report = reconcile(store, [job("a", enabled=False)], now=T0 + timedelta(hours=5))
+    assert not stored(store, "a").enabled  # the configuration changed: it wins
+
+
+def test_expired_is_decided_at_registration_and_cleared_by_a_new_timing(store: JobStore) -> None:
+    calls: list[str] = []
+
+    def expired_of(definition: JobDefinition, now: datetime) -> bool:
+        calls.append(definition.name)
+        return "2020" in definition.schedule_data.get("expression", "")
+
+    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")], expired_of=expired_of)
+    assert stored(store, "late").expired
+    assert not stored(store, "tick").expired
+    assert sorted(calls) == ["late", "tick"]
+
+    calls.clear()
+    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")], expired_of=expired_of)
+    assert calls == []  # unchanged jobs are not re-judged
+
+    reconcile(store, [one_off("late", "once at 2027-01-01 00:00"), job("tick")], expired_of=expired_of)
+    assert calls == ["late"]
+    assert not stored(store, "late").expired
+
+
+def test_duplicate_names_are_refused_with_both_sources_and_nothing_is_written(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    revision = store.current_revision()
+
+    with pytest.raises(InvalidJobError, match=r"duplicate job name 'b': defined in one.yaml:1 and again in two.yaml:7"):
+        reconcile(store, [job("a", 5), job("b", source="one.yaml:1"), job("b", source="two.yaml:7")])
+
+    assert store.current_revision() == revision
+    assert [record.name for record in store.all_jobs()] == ["a"]
+    assert stored(store, "a").schedule_data["seconds"] == 60
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        (job("bad", kwargs={"when": datetime(2026, 1, 1)}), r"job 'bad' \(beat_schedule\): kwargs cannot be stored"),
+        (job("bad", args=({1, 2},)), r"job 'bad' \(beat_schedule\): args cannot be stored"),
+        (job("bad", kwargs={"x": float("nan")}), r"job 'bad' \(beat_schedule\): kwargs cannot be stored"),
+        (job("x" * 256), r"the name is longer than 255"),
+        (job("bad", tags=("ok", 3)), r"tags must be strings"),  # type: ignore[arg-type]
+    ],
+    ids=["datetime-kwarg", "set-arg", "nan", "long-name", "non-string-tag"],
+)
+def test_unstorable_definitions_are_refused_naming_the_job(
+    store: JobStore, definition: JobDefinition, message: str
+) -> None:
+    reconcile(store, [job("a")])
+    revision = store.current_revision()
+    with pytest.raises(InvalidJobError, match=message):
+        reconcile(store, [job("a", 5), definition])
+    assert store.current_revision() == revision
+    assert stored(store, "a").schedule_data["seconds"] == 60
+
+
+def test_a_failing_kind_of_leaves_the_store_untouched(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+
+    def broken_kind_of(definition: JobDefinition) -> str:
+        if definition.name == "z":
+            raise ValueError("cannot classify z")
+        return "interval"
+
+    with pytest.raises(ValueError, match="cannot classify z"):
+        store.reconcile([job("a", 5), job("z")], now=T0, kind_of=broken_kind_of, max_runs_of=max_runs_of)
+    assert [record.name for record in store.all_jobs()] == ["a"]
+    assert stored(store, "a").schedule_data["seconds"] == 60
+
+
+def test_reconcile_refuses_a_naive_now(store: JobStore) -> None:
+    with pytest.raises(ValueError, match=r"reconcile\(now=...\) is a naive datetime"):
+        store.reconcile([job("a")], now=datetime(2026, 1, 1), kind_of=kind_of, max_runs_of=max_runs_of)
+
+
+# -- change detection ----------------------------------------------------------------------------
+
+
+def test_every_write_bumps_the_counter_and_stamps_only_the_rows_it_wrote(store: JobStore) -> None:
+    reconcile(store, [job(name) for name in "abcdefg"])
+
+    def changed_by(write: Any) -> list[str]:
+        seen = store.current_revision()
+        write()
+        revision, records = store.changes_since(seen)
+        assert revision == store.current_revision() > seen
+        assert all(record.revision == revision for record in records)
+        return [record.name for record in records]
+
+    assert changed_by(lambda: store.set_paused(["a"], True)) == ["a"]
+    assert changed_by(lambda: store.set_enabled(["b"], False)) == ["b"]
+    assert changed_by(lambda: store.record_runs([run("c", T0)])) == ["c"]
+    assert changed_by(lambda: store.set_next_run({"d": T0})) == ["d"]
+    assert changed_by(lambda: store.set_expired(["e"])) == ["e"]
+    assert changed_by(lambda: store.save_progress({"f": (T0, 3, T0 + timedelta(minutes=1))})) == ["f"]
+    assert changed_by(lambda: store.touch(["g"])) == ["g"]
+    assert changed_by(lambda: reconcile(store, [job(name) for name in "abcdef"] + [job("g", 5)])) == ["g"]
+
+
+def test_writes_that_change_nothing_do_not_move_the_counter(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    store.set_paused(["a"], True)
+    store.record_runs([run("b", T0, next_run_at=T0)])
+    revision = store.current_revision()
+
+    assert store.set_paused(["a"], True) == []
+    assert store.set_paused(["b"], False) == []
+    assert store.set_enabled(["a", "b"], True) == []
+    assert store.set_next_run({"b": T0}) == []
+    assert store.record_runs([run("b", T0)]) == []
+    assert store.current_revision() == revision
+    assert store.save_progress({"b": (T0, 1, None)}) == ["b"]  # next_run_at differs (None)
+    revision = store.current_revision()
+    assert store.save_progress({"b": (T0, 1, None)}) == []
+    assert store.current_revision() == revision
+    _, records = store.changes_since(revision)
+    assert records == []
+
+
+def test_changes_since_reads_only_rows_newer_than_the_given_revision(store: JobStore) -> None:
+    reconcile(store, [job(f"job-{number:04d}") for number in range(1500)])
+    seen = store.current_revision()
+    store.set_paused(["job-0007", "job-1499"], True)
+    store.set_next_run({"job-0100": T0})
+
+    engine = store._get_engine()
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        revision, records = store.changes_since(seen)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+
+    assert sorted(record.name for record in records) == ["job-0007", "job-0100", "job-1499"]
+    assert revision == seen + 2
+    job_queries = [statement for statement in statements if "FROM orchestra_jobs" in statement]
+    assert len(job_queries) == 1
+    assert "orchestra_jobs.revision >" in job_queries[0]
+    assert store.changes_since(revision) == (revision, [])
+
+
+def test_the_revision_query_can_use_its_index(store: JobStore) -> None:
+    engine = store._get_engine()
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT * FROM orchestra_jobs WHERE revision > 5"
+                )
+            )
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(
+                str(row[0])
+                for row in connection.exec_driver_sql("EXPLAIN SELECT * FROM orchestra_jobs WHERE revision > 5")
+            )
+    assert "ix_orchestra_jobs_revision" in plan
+
+
+def test_external_edits_become_visible_through_touch_or_the_documented_sql(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    seen = store.current_revision()
+    engine = store._get_engine()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE orchestra_jobs SET task = 'tasks.edited' WHERE name = 'a'")
+    assert store.changes_since(seen) == (seen, [])  # not bumped: invisible
+
+    revision = store.touch(["a"])
+    assert revision == seen + 1
+    _, records = store.changes_since(seen)
+    assert [(record.name, record.task) for record in records] == [("a", "tasks.edited")]
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE orchestra_jobs SET task = 'tasks.by_sql' WHERE name = 'b'")
+        connection.exec_driver_sql("UPDATE orchestra_meta SET revision = revision + 1 WHERE id = 1")
+        connection.exec_driver_sql(
+            "UPDATE orchestra_jobs SET revision = (SELECT revision FROM orchestra_meta WHERE id = 1) "
+            "WHERE name IN ('b')"
+        )
+    _, records = store.changes_since(revision)
+    assert [(record.name, record.task) for record in records] == [("b", "tasks.by_sql")]
+
+
+def test_touch_of_an_unknown_name_changes_nothing(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    revision = store.current_revision()
+    with pytest.raises(JobNotFound, match="unknown job: 'nope'"):
+        store.touch(["a", "nope"])
+    assert store.current_revision() == revision
+
+
+# -- the run ledger ------------------------------------------------------------------------------
+
+
+def test_record_runs_counts_new_runs_and_moves_last_and_next_run_to_the_newest(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    later, earlier = run("a", T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)), run("a", T0 + timedelta(minutes=1))
+    paris = timezone(timedelta(hours=1))
+
+    new = store.record_runs([later, earlier, run("b", (T0 + timedelta(minutes=1)).astimezone(paris), T0)])
+
+    assert [record.job_name for record in new] == ["a", "a", "b"]
+    a = stored(store, "a")
+    assert (a.total_run_count, a.last_run_at, a.next_run_at) == (2, later.fire_time, later.next_run_at)
+    b = stored(store, "b")
+    assert b.last_run_at == T0 + timedelta(minutes=1)
+    assert b.last_run_at is not None and b.last_run_at.tzinfo is UTC
+    assert store.history("a") == [
+        LedgerEntry("a", later.fire_time, later.sent_at, later.task_id),
+        LedgerEntry("a", earlier.fire_time, earlier.sent_at, earlier.task_id),
+    ]
+    assert [entry.fire_time for entry in store.history("a", limit=1)] == [later.fire_time]
+
+
+def test_a_fire_time_already_in_the_ledger_is_skipped_and_not_counted(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    first = run("a", T0, T0 + timedelta(minutes=1))
+    assert store.record_runs([first]) == [first]
+
+    again = run("a", T0, T0 + timedelta(minutes=9), task_id="another-process")
+    newer = run("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))
+    assert store.record_runs([again, newer, newer]) == [newer]
+
+    record = stored(store, "a")
+    assert record.total_run_count == 2
+    assert record.next_run_at == T0 + timedelta(minutes=2)
+    assert [entry.task_id for entry in store.history("a")] == [newer.task_id, first.task_id]
+
+
+def test_a_late_recorded_older_run_is_counted_but_does_not_move_last_run_back(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    store.record_runs([run("a", T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))])
+    store.record_runs([run("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))])
+    record = stored(store, "a")
+    assert record.total_run_count == 2
+    assert record.last_run_at == T0 + timedelta(minutes=5)
+    assert record.next_run_at == T0 + timedelta(minutes=6)
+
+
+def test_two_stores_on_one_database_never_record_the_same_fire_time_twice(store_url: str) -> None:
+    first, second = JobStore(store_url), JobStore(store_url)
+    first.migrate()
+    second.migrate()
+    try:
+        names = [f"job-{number}" for number in range(20)]
+        reconcile(first, [job(name) for name in names])
+        fire_times = [T0 + timedelta(minutes=minute) for minute in range(10)]
+        runs = [run(name, fire) for name in names for fire in fire_times]
+        results: dict[str, list[RunRecord]] = {}
+        start = threading.Barrier(2)
+
+        def dispatch(label: str, job_store: JobStore, batch: list[RunRecord]) -> None:
+            start.wait()
+            sent: list[RunRecord] = []
+            for offset in range(0, len(batch), 25):
+                sent.extend(job_store.record_runs(batch[offset : offset + 25]))
+            results[label] = sent
+
+        threads = [
+            threading.Thread(target=dispatch, args=("first", first, runs)),
+            threading.Thread(target=dispatch, args=("second", second, list(reversed(runs)))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+
+        by_first = {(r.job_name, r.fire_time) for r in results["first"]}
+        by_second = {(r.job_name, r.fire_time) for r in results["second"]}
+        assert not by_first & by_second
+        assert by_first | by_second == {(r.job_name, r.fire_time) for r in runs}
+        assert all(stored(first, name).total_run_count == len(fire_times) for name in names)
+        assert all(stored(second, name).last_run_at == fire_times[-1] for name in names)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_ten_thousand_runs_are_recorded_in_one_batch_without_per_row_round_trips(store: JobStore) -> None:
+    names = [f"job-{number:03d}" for number in range(500)]
+    reconcile(store, [job(name) for name in names])
+    fire_times = [T0 + timedelta(minutes=minute) for minute in range(20)]
+    runs = [run(name, fire, fire + timedelta(minutes=1)) for name in names for fire in fire_times]
+    store.record_runs(runs[::10])  # 1,000 already in the ledger
+
+    engine = store._get_engine()
+    round_trips = 0
+
+    def count(*_: Any) -> None:
+        nonlocal round_trips
+        round_trips += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    started = time.perf_counter()
+    try:
+        new = store.record_runs(runs)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    elapsed = time.perf_counter() - started
+
+    assert len(runs) == 10_000
+    assert len(new) == 9_000
+    assert round_trips < 40, f"{round_trips} statements for 10,000 runs"
+    assert elapsed < 30, f"recording 10,000 runs took {elapsed:.1f} s"
+    records = {record.name: record for record in store.all_jobs()}
+    assert all(record.total_run_count == 20 for record in records.values())
+    assert all(record.last_run_at == fire_times[-1] for record in records.values())
+    assert all(record.next_run_at == fire_times[-1] + timedelta(minutes=1) for record in records.values())
+
+
+def test_runs_of_unknown_jobs_are_skipped_with_a_warning(store: JobStore, caplog: pytest.LogCaptureFixture) -> None:
+    reconcile(store, [job("a")])
+    with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"):
+        new = store.record_runs([run("ghost", T0), run("a", T0)])
+    assert [record.job_name for record in new] == ["a"]
+    assert "not recording runs of jobs missing from" in caplog.text
+    assert "ghost" in caplog.text
+
+
+def test_record_runs_refuses_naive_datetimes_before_writing(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    revision = store.current_revision()
+    naive = RunRecord("a", datetime(2026, 1, 1, 9), T0, "t", None)
+    with pytest.raises(ValueError, match=r"fire_time of run of job 'a' is a naive datetime"):
+        store.record_runs([run("a", T0), naive])
+    assert store.current_revision() == revision
+    assert store.history("a") == []
+
+
+def test_claim_release_and_save_progress(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    runs = [run("a", T0), run("b", T0)]
+    revision = store.current_revision()
+
+    assert store.claim_runs(runs) == runs
+    assert store.claim_runs(runs) == []
+    assert store.current_revision() == revision  # claims write the ledger only
+    assert stored(store, "a").total_run_count == 0
+
+    store.release_runs([runs[1], run("a", T0, task_id="not-mine")])
+    assert [entry.task_id for entry in store.history("a")] == [runs[0].task_id]
+    assert store.history("b") == []
+    assert store.claim_runs(runs) == [runs[1]]
+
+    assert sorted(store.save_progress({"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)})) == ["a", "b"]
+    a = stored(store, "a")
+    assert (a.last_run_at, a.total_run_count, a.next_run_at) == (T0, 1, T0 + timedelta(minutes=1))
+    assert store.save_progress({"a": (T0, 1, T0 + timedelta(minutes=1))}) == []
+    with pytest.raises(JobNotFound):
+        store.save_progress({"a": (T0, 5, None), "zz": (None, 0, None)})
+    assert stored(store, "a").total_run_count == 1
+
+
+def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    store.record_runs([run("a", T0 + timedelta(minutes=minute)) for minute in range(5)])
+    assert store.prune_runs(T0 + timedelta(minutes=3)) == 3
+    assert [entry.fire_time for entry in store.history("a")] == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=3)]
+    assert store.prune_runs(T0) == 0
+    assert stored(store, "a").total_run_count == 5
+
+
+def test_set_next_run_writes_changed_values_and_refuses_unknown_names(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    assert store.set_next_run({"a": T0, "b": None}) == ["a"]
+    assert stored(store, "a").next_run_at == T0
+    revision = store.current_revision()
+    with pytest.raises(JobNotFound, match="unknown jobs: 'x', 'y'"):
+        store.set_next_run({"a": T0 + timedelta(hours=1), "x": T0, "y": None})
+    assert store.current_revision() == revision
+    assert stored(store, "a").next_run_at == T0
+
+
+# -- operator state ------------------------------------------------------------------------------
+
+
+def test_pause_and_resume_are_idempotent_and_report_what_changed(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b"), job("c")])
+    assert store.set_paused(["a", "b", "a"], True) == ["a", "b"]
+    assert store.set_paused(["b", "c"], True) == ["c"]
+    assert store.set_paused(["a", "b", "c"], True) == []
+    assert store.set_paused(["c"], False) == ["c"]
+    assert [(r.name, r.paused) for r in store.all_jobs()] == [("a", True), ("b", True), ("c", False)]
+    assert store.set_paused([], True) == []
+
+
+def test_an_unknown_name_fails_the_whole_pause_and_lists_every_unknown_name(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    revision = store.current_revision()
+    with pytest.raises(JobNotFound) as raised:
+        store.set_paused(["a", "nope", "nada"], True)
+    assert raised.value.names == ("nope", "nada")
+    assert str(raised.value) == "unknown jobs: 'nope', 'nada'"
+    assert isinstance(raised.value, KeyError)
+    assert not stored(store, "a").paused
+    assert store.current_revision() == revision
+
+
+def test_names_with_tags_matches_any_or_all_and_ignores_removed_jobs(store: JobStore) -> None:
+    reconcile(
+        store,
+        [job("a", tags=("ops", "daily")), job("b", tags=("ops",)), job("c", tags=("daily",)), job("d", tags=("ops",))],
+    )
+    reconcile(store, [job("a", tags=("ops", "daily")), job("b", tags=("ops",)), job("c", tags=("daily",))])
+    assert store.names_with_tags(["ops"]) == ["a", "b"]
+    assert store.names_with_tags(["ops", "daily"]) == ["a", "b", "c"]
+    assert store.names_with_tags(["ops", "daily"], any_tag=False) == ["a"]
+    assert store.names_with_tags([]) == []
+    assert store.names_with_tags(["none"]) == []
+
+
+def test_history_of_an_unknown_job_is_an_error(store: JobStore) -> None:
+    with pytest.raises(JobNotFound, match="unknown job: 'nope'"):
+        store.history("nope")
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        store.history("nope", limit=0)
+
+
+def test_a_one_off_moved_to_a_new_time_has_not_run_for_its_new_timing(store: JobStore) -> None:
+    reconcile(store, [one_off("launch", "once at 2026-01-05 09:30")])
+    store.record_runs([run("launch", T0 + timedelta(minutes=30))])
+    assert stored(store, "launch").has_run_since_anchor
+    reconcile(store, [one_off("launch", "once at 2026-01-06 09:30")], now=T0 + timedelta(hours=1))
+    record = stored(store, "launch")
+    assert record.total_run_count == 1
+    assert not record.has_run_since_anchor
+
+
+def test_errors_survive_pickling() -> None:
+    not_found = pickle.loads(pickle.dumps(JobNotFound(["a", "b"])))
+    assert (not_found.names, str(not_found)) == (("a", "b"), "unknown jobs: 'a', 'b'")
+    store_error = pickle.loads(pickle.dumps(StoreError("boom", "sqlite:///x.db")))
+    assert (str(store_error), store_error.url) == ("boom", "sqlite:///x.db")
+
+
+def test_the_report_reads_as_a_summary() -> None:
+    report = ReconcileReport(added=("a", "b"), removed=("c",), revision=4)
+    assert str(report) == "2 added, 0 restored, 0 retimed, 0 changed, 0 unchanged, 1 removed"
