@@ -1,0 +1,392 @@
+"""The store's schema, connections and failure modes: migrations, WAL, bad URLs, retries, datetimes."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from servers import PostgresServer, free_port
+
+from celery_orchestra.definitions import JobDefinition
+from celery_orchestra.store import JobStore, RunRecord, StoreError
+from celery_orchestra.store.columns import UTCDateTime
+from celery_orchestra.store.schema import VERSION_TABLE, alembic_config, head_schema_revision
+from celery_orchestra.store.tables import METADATA
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+STORE_TABLES = {"orchestra_jobs", "orchestra_runs", "orchestra_meta"}
+
+
+def add_jobs(store: JobStore, *names: str) -> None:
+    store.reconcile(
+        [JobDefinition(name, f"tasks.{name}", {"type": "interval", "seconds": 60}) for name in names],
+        now=T0,
+        kind_of=lambda definition: "interval",
+        max_runs_of=lambda definition: None,
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[JobStore]:
+    job_store = JobStore(store_url)
+    job_store.migrate()
+    try:
+        yield job_store
+    finally:
+        job_store.close()
+
+
+# -- migrations ----------------------------------------------------------------------------------
+
+
+def test_migrating_an_empty_database_gives_exactly_the_orm_schema(store_url: str) -> None:
+    store = JobStore(store_url)
+    try:
+        assert store.schema_revision() is None
+        store.migrate()
+        assert store.schema_revision() == head_schema_revision()
+        engine = sa.create_engine(store_url)
+        try:
+            with engine.connect() as connection:
+                assert set(sa.inspect(connection).get_table_names()) == STORE_TABLES | {VERSION_TABLE}
+                context = MigrationContext.configure(
+                    connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
+                )
+                assert compare_metadata(context, METADATA) == []
+        finally:
+            engine.dispose()
+    finally:
+        store.close()
+
+
+def test_migrate_is_idempotent_and_keeps_the_data(store: JobStore) -> None:
+    add_jobs(store, "a")
+    store.set_paused(["a"], True)
+    revision = store.current_revision()
+
+    store.migrate()
+    store.migrate()
+
+    assert store.schema_revision() == head_schema_revision()
+    assert store.current_revision() == revision
+    record = store.get_job("a")
+    assert record is not None and record.paused
+
+
+def test_two_stores_migrating_at_once_both_succeed(store_url: str) -> None:
+    stores = [JobStore(store_url), JobStore(store_url)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def migrate(job_store: JobStore) -> None:
+        start.wait()
+        try:
+            job_store.migrate()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrate, args=(job_store,)) for job_store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert stores[0].schema_revision() == head_schema_revision()
+        assert stores[1].current_revision() == 0
+    finally:
+        for job_store in stores:
+            job_store.close()
+
+
+def test_the_applications_own_tables_and_alembic_history_are_left_alone(store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('app_head_1234')")
+            connection.exec_driver_sql("CREATE TABLE app_things (id INTEGER PRIMARY KEY)")
+        store = JobStore(store_url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+        with engine.connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+            version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert tables == STORE_TABLES | {VERSION_TABLE, "alembic_version", "app_things"}
+        assert version == "app_head_1234"
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_to_base_drops_only_the_store_tables(store: JobStore, store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE app_things (id INTEGER PRIMARY KEY)")
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "base")
+        with engine.connect() as connection:
+            assert set(sa.inspect(connection).get_table_names()) == {VERSION_TABLE, "app_things"}
+    finally:
+        engine.dispose()
+    store.migrate()
+    assert store.current_revision() == 0
+
+
+def test_a_schema_from_a_newer_version_is_refused(store: JobStore, store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999_future'")
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match=r"at revision '9999_future', which this version does not know"):
+        store.migrate()
+
+
+def test_using_the_store_before_migrating_says_to_migrate(store_url: str) -> None:
+    store = JobStore(store_url)
+    try:
+        with pytest.raises(StoreError, match=r"has no celery-orchestra tables .*JobStore.migrate\(\)"):
+            store.all_jobs()
+        with pytest.raises(StoreError, match=r"JobStore.migrate\(\)"):
+            store.set_paused(["a"], True)
+    finally:
+        store.close()
+
+
+# -- construction, URLs and connections ----------------------------------------------------------
+
+
+def test_constructing_a_store_neither_connects_nor_creates_files(tmp_path: Path) -> None:
+    path = tmp_path / "orchestra.db"
+    store = JobStore(f"sqlite:///{path}")
+    unreachable = JobStore(f"postgresql+psycopg2://user:secret@127.0.0.1:{free_port()}/db")
+    assert list(tmp_path.iterdir()) == []
+    store.close()
+    unreachable.close()
+    assert list(tmp_path.iterdir()) == []
+    assert "secret" not in unreachable.safe_url + repr(unreachable)
+    assert unreachable.safe_url.startswith("postgresql+psycopg2://user:***@127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nosuchdriver://x", r"unknown database driver 'nosuchdriver' in URL 'nosuchdriver://x'"),
+        ("not a url", r"invalid database URL 'not a url'"),
+        ("postgresql+nosuchdbapi://u:pw@h/db", r"unknown database driver 'postgresql\+nosuchdbapi' .*u:\*\*\*@h"),
+        ("mysql+pymysql://u:secret@h/db", None),
+    ],
+    ids=["unknown-driver", "malformed", "unknown-dbapi", "unsupported-backend"],
+)
+def test_bad_urls_are_refused_at_construction(url: str, message: str | None) -> None:
+    with pytest.raises(StoreError) as raised:
+        JobStore(url)
+    if message is not None:
+        assert raised.match(message)
+    assert "secret" not in str(raised.value)
+    assert "pw@" not in str(raised.value)
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_refused_naming_the_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    store = JobStore(f"sqlite:///{missing}/orchestra.db")
+    with pytest.raises(StoreError, match=rf"the folder '{missing}' does not exist"):
+        store.migrate()
+    assert not (tmp_path / "no").exists()
+
+
+def test_an_unreachable_server_is_retried_then_reported_with_the_password_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    store = JobStore(f"postgresql+psycopg2://orchestra:s3cret@127.0.0.1:{port}/db", retries=2, retry_backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"), pytest.raises(StoreError) as raised:
+        store.current_revision()
+    message = str(raised.value)
+    assert f"postgresql+psycopg2://orchestra:***@127.0.0.1:{port}/db" in message
+    assert "gave up after 3 attempts" in message
+    assert "s3cret" not in message + caplog.text
+    assert caplog.text.count("retrying in") == 2
+    assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
+
+
+@pytest.mark.postgres
+def test_a_wrong_password_is_not_retried(postgres: PostgresServer, caplog: pytest.LogCaptureFixture) -> None:
+    store = JobStore(postgres.url().replace(postgres.password, "wrong-password"), retry_backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"), pytest.raises(StoreError) as raised:
+        store.migrate()
+    assert "password authentication failed" in str(raised.value)
+    assert "wrong-password" not in str(raised.value)
+    assert "retrying" not in caplog.text
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgres_connection_is_replaced_transparently(fresh_postgres_url: str) -> None:
+    store = JobStore(fresh_postgres_url)
+    try:
+        store.migrate()
+        add_jobs(store, "a")
+        engine = sa.create_engine(fresh_postgres_url)
+        try:
+            with engine.connect() as connection:
+                killed = connection.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'celery-orchestra' AND pid <> pg_backend_pid()"
+                ).scalar()
+        finally:
+            engine.dispose()
+        assert killed and killed >= 1
+        assert store.set_paused(["a"], True) == ["a"]
+    finally:
+        store.close()
+
+
+def test_close_is_idempotent_and_the_store_reconnects_after_it(store: JobStore) -> None:
+    add_jobs(store, "a")
+    store.close()
+    store.close()
+    assert [record.name for record in store.all_jobs()] == ["a"]
+
+
+def test_an_in_memory_store_is_shared_by_every_thread() -> None:
+    store = JobStore("sqlite://")
+    try:
+        store.migrate()
+        add_jobs(store, "a")
+        seen: list[list[str]] = []
+        thread = threading.Thread(target=lambda: seen.append([r.name for r in store.all_jobs()]))
+        thread.start()
+        thread.join(timeout=30)
+        assert seen == [["a"]]
+    finally:
+        store.close()
+
+
+# -- SQLite: WAL, pragmas, lock contention -------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[tuple[JobStore, Path]]:
+    path = tmp_path / "orchestra.db"
+    store = JobStore(f"sqlite:///{path}", sqlite_busy_timeout=0.05, retries=1, retry_backoff=0.01)
+    store.migrate()
+    add_jobs(store, "a", "b")
+    try:
+        yield store, path
+    finally:
+        store.close()
+
+
+def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(sqlite_store: tuple[JobStore, Path]) -> None:
+    store, _ = sqlite_store
+    with store._get_engine().connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_sqlite_readers_are_not_blocked_by_an_open_write_transaction(sqlite_store: tuple[JobStore, Path]) -> None:
+    store, path = sqlite_store
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        # EXCLUSIVE: with a rollback journal this shuts every reader out until COMMIT; in WAL it does not.
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("UPDATE orchestra_jobs SET task = 'tasks.uncommitted' WHERE name = 'a'")
+        record = store.get_job("a")
+        assert record is not None and record.task == "tasks.a"
+        assert [r.name for r in store.all_jobs()] == ["a", "b"]
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    record = store.get_job("a")
+    assert record is not None and record.task == "tasks.uncommitted"
+
+
+def test_a_locked_sqlite_database_is_retried_then_reported_and_nothing_is_half_written(
+    sqlite_store: tuple[JobStore, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, path = sqlite_store
+    revision = store.current_revision()
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"), pytest.raises(StoreError) as raised:
+            store.set_paused(["a", "b"], True)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert "database is locked" in str(raised.value)
+    assert "gave up after 2 attempts" in str(raised.value)
+    assert "pause 2 jobs" in caplog.text and "attempt 1 of 2" in caplog.text
+    assert store.current_revision() == revision
+    assert [r.paused for r in store.all_jobs()] == [False, False]
+
+
+def test_a_write_waits_out_a_short_lock_with_retries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "orchestra.db"
+    store = JobStore(f"sqlite:///{path}", sqlite_busy_timeout=0.05, retries=6, retry_backoff=0.05)
+    try:
+        store.migrate()
+        add_jobs(store, "a")
+        writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        writer.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+        release.start()
+        with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"):
+            assert store.set_paused(["a"], True) == ["a"]
+        release.join()
+        writer.close()
+        assert "retrying in" in caplog.text
+        record = store.get_job("a")
+        assert record is not None and record.paused
+    finally:
+        store.close()
+
+
+# -- datetimes -----------------------------------------------------------------------------------
+
+
+def test_naive_datetimes_are_refused_by_the_column_type() -> None:
+    column = UTCDateTime()
+    dialect = sa.create_engine("sqlite://").dialect
+    with pytest.raises(ValueError, match="naive datetime"):
+        column.process_bind_param(datetime(2026, 1, 1, 12), dialect)
+    stored = column.process_bind_param(datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=-5))), dialect)
+    assert stored == datetime(2026, 1, 1, 17)
+    assert column.process_result_value(stored, dialect) == datetime(2026, 1, 1, 17, tzinfo=UTC)
+
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+instants = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets, allow_imaginary=False
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(when=instants)
+def test_datetimes_round_trip_as_the_same_instant_in_utc(store: JobStore, when: datetime) -> None:
+    add_jobs(store, "a")
+    store.set_next_run({"a": when})
+    store.record_runs([RunRecord("a", when, when, "t", when)])
+    record = store.get_job("a")
+    assert record is not None
+    assert record.next_run_at == when
+    assert record.next_run_at is not None and record.next_run_at.tzinfo is UTC
+    assert record.next_run_at.utcoffset() == timedelta(0)
+    assert [entry.fire_time for entry in store.history("a")][:1] == [when]
+    store.prune_runs(datetime.max.replace(tzinfo=UTC))
