@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from .errors import StoreError
 from .tables import META, META_ROW_ID
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the functions: reading the store (the CLI, remote control) never
+# needs it, and it is a noticeable part of the import time.
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -45,6 +47,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
     With a connection, ``env.py`` runs the migrations on it (inside the caller's transaction).
     """
+    from alembic.config import Config
+
     config = Config()
     # configparser interpolation would read a "%" in the install path as a placeholder.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -54,6 +58,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_schema_revision() -> str:
     """The newest schema revision this version of celery-orchestra knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the packaged migrations have no head revision"
     return head
@@ -61,6 +67,8 @@ def head_schema_revision() -> str:
 
 def current_schema_revision(connection: Connection) -> str | None:
     """The schema revision the database is at (``None`` when the store was never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
@@ -71,6 +79,9 @@ def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
     ``connection`` must be inside a transaction; the caller commits. A database already migrated by
     a *newer* celery-orchestra is refused (``shown_url`` names it in the error) rather than guessed at.
     """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
     config = alembic_config(connection)
