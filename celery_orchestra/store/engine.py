@@ -169,6 +169,7 @@ def build_engine(target: DatabaseTarget, *, echo: bool, sqlite_busy_timeout: flo
         options["pool_pre_ping"] = True
         if target.url.get_driver_name() == "psycopg2":
             options["executemany_mode"] = "values_plus_batch"
+            options["executemany_batch_page_size"] = 500
             connect_args: dict[str, Any] = {}
             if "connect_timeout" not in target.url.query:
                 connect_args["connect_timeout"] = 10
