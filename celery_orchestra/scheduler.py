@@ -309,7 +309,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             anchor=record.anchor,
             last_fire_at=record.last_run_at,
             next_fire_at=record.next_run_at,
-            resumed_at=getattr(record, "resumed_at", None),
+            resumed_at=record.resumed_at,
             source=record.source,
             kind=record.kind,
             schedule_data=record.schedule_data,

@@ -562,20 +562,24 @@ class JobStore:
 
     # -- operator state --------------------------------------------------------------------------
 
-    def set_paused(self, names: Sequence[str], paused: bool) -> list[str]:
+    def set_paused(self, names: Sequence[str], paused: bool, *, now: datetime | None = None) -> list[str]:
         """Pause or resume jobs; return the names whose state changed (already so: not listed).
 
-        Raises :class:`JobNotFound`, changing nothing, if any name is unknown.
+        Resuming stamps ``resumed_at`` (``now``, default: the current time) so that no scheduler
+        replays the fire times missed while the job was paused, even one that was not running
+        when the resume happened. Raises :class:`JobNotFound`, changing nothing, if any name is
+        unknown.
         """
-        return self._set_flag("paused", names, paused, "pause" if paused else "resume")
+        return self._set_flag("paused", names, paused, "pause" if paused else "resume", resumed=not paused, now=now)
 
-    def set_enabled(self, names: Sequence[str], enabled: bool) -> list[str]:
+    def set_enabled(self, names: Sequence[str], enabled: bool, *, now: datetime | None = None) -> list[str]:
         """Enable or disable jobs; return the names whose state changed (already so: not listed).
 
         Survives restarts: reconciling overrides it only when the configured ``enabled`` changes.
-        Raises :class:`JobNotFound`, changing nothing, if any name is unknown.
+        Enabling stamps ``resumed_at`` like a resume. Raises :class:`JobNotFound`, changing
+        nothing, if any name is unknown.
         """
-        return self._set_flag("enabled", names, enabled, "enable" if enabled else "disable")
+        return self._set_flag("enabled", names, enabled, "enable" if enabled else "disable", resumed=enabled, now=now)
 
     def set_expired(self, names: Sequence[str], expired: bool = True) -> list[str]:
         """Mark one-offs whose time had already passed when they were registered (never sent).
@@ -602,10 +606,22 @@ class JobStore:
 
         return self._run(f"touch {len(unique)} jobs", work, write=True)
 
-    def _set_flag(self, column: str, names: Sequence[str], value: bool, verb: str) -> list[str]:
+    def _set_flag(
+        self,
+        column: str,
+        names: Sequence[str],
+        value: bool,
+        verb: str,
+        *,
+        resumed: bool = False,
+        now: datetime | None = None,
+    ) -> list[str]:
         unique = list(dict.fromkeys(names))
         if not unique:
             return []
+        values: dict[str, Any] = {column: value}
+        if resumed:
+            values["resumed_at"] = require_aware(now, "now") if now is not None else datetime.now(UTC)
 
         def work(connection: Connection) -> tuple[list[str], bool]:
             revision = _bump_revision(connection, self.safe_url)
@@ -614,7 +630,7 @@ class JobStore:
             changed = [name for name in unique if current[name][0] != value]
             if not changed:
                 return [], False
-            _stamp(connection, changed, revision, {column: value})
+            _stamp(connection, changed, revision, values)
             return changed, True
 
         changed = self._run(f"{verb} {len(unique)} jobs", work, write=True)
@@ -897,6 +913,7 @@ def _record(row: Row[Any]) -> JobRecord:
         enabled=row.enabled,
         configured_enabled=row.configured_enabled,
         paused=row.paused,
+        resumed_at=row.resumed_at,
         anchor=row.anchor,
         last_run_at=row.last_run_at,
         total_run_count=row.total_run_count,

@@ -35,6 +35,8 @@ class JobRecord:
     enabled: bool
     configured_enabled: bool
     paused: bool
+    #: When the job last became runnable again after a pause or a disable (``None``: never).
+    resumed_at: datetime | None
     #: When the job was first registered, or when its timing last changed.
     anchor: datetime
     #: The *scheduled* fire time of the newest recorded run.

@@ -11,6 +11,7 @@ processes starting at once cannot both try to create the tables.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 # Alembic is imported inside the functions: reading the store (the CLI, remote control) never
 # needs it, and it is a noticeable part of the import time.
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -95,8 +98,17 @@ def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
             "celery-orchestra: upgrade this installation",
             shown_url,
         )
-    if current != scripts.get_current_head():
-        command.upgrade(config, "head")
+    head = scripts.get_current_head()
+    if current != head:
+        # Alembic narrates its plugin set-up at INFO; one line of our own says what matters.
+        alembic_logger = logging.getLogger("alembic")
+        level = alembic_logger.level
+        alembic_logger.setLevel(logging.WARNING)
+        try:
+            command.upgrade(config, "head")
+        finally:
+            alembic_logger.setLevel(level)
+        log.info("upgraded the celery-orchestra schema in %s from %s to %s", shown_url, current or "nothing", head)
     has_counter = connection.execute(select(META.c.id).where(META.c.id == META_ROW_ID)).first()
     if has_counter is None:
         connection.execute(insert(META).values(id=META_ROW_ID, revision=0))

@@ -91,6 +91,9 @@ class JobRow(Base):
     #: configuration only when *this* changes, so an operator's ``set_enabled`` survives restarts.
     configured_enabled: Mapped[bool] = mapped_column(server_default=true())
     paused: Mapped[bool] = mapped_column(server_default=false())
+    #: When the job last became runnable again (resumed or re-enabled): fire times before it are
+    #: not replayed.
+    resumed_at: Mapped[datetime | None]
     anchor: Mapped[datetime]
     last_run_at: Mapped[datetime | None]
     total_run_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
