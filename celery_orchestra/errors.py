@@ -39,7 +39,8 @@ class TimingError(OrchestraError, ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        lines = self.expression.splitlines() or [""]
+        # Lines are counted by "\n" only, as the parser counts them.
+        lines = self.expression.split("\n")
         shown = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
         caret = " " * max(self.column - 1, 0) + "^"
         return (

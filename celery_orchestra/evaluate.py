@@ -58,8 +58,13 @@ def next_fire_after(spec: TimingSpec, after: datetime, *, anchor: datetime, zone
     """The first fire instant strictly after ``after`` (aware, in ``zone``), or ``None`` if none is left."""
     after_utc = _require_aware(after, "after")
     anchor_utc = _require_aware(anchor, "anchor")
-    fire = _next_utc(spec, max(after_utc, anchor_utc), anchor_utc, zone)
-    return None if fire is None else fire.astimezone(zone)
+    try:
+        fire = _next_utc(spec, max(after_utc, anchor_utc), anchor_utc, zone)
+        return None if fire is None else fire.astimezone(zone)
+    except (OverflowError, ValueError):
+        # The next fire lies beyond year 9999, where datetime ends: within what can be
+        # represented, the timing never fires again.
+        return None
 
 
 def first_fire(spec: TimingSpec, *, anchor: datetime, zone: tzinfo) -> datetime | None:

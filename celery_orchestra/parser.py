@@ -72,6 +72,11 @@ _UNIT_SECONDS = {
 }
 
 
+# Longer intervals and delays are certainly typos, and would overflow datetime arithmetic.
+_LONGEST_DURATION_YEARS = 100
+_LONGEST_DURATION_SECONDS = _LONGEST_DURATION_YEARS * 366 * 86400
+
+
 class _Invalid(Exception):
     """Raised inside the transformer; turned into a TimingError that knows the whole text."""
 
@@ -145,7 +150,10 @@ class _ToModel(Transformer[Token, Any]):
     def duration_part(self, children: list[Any]) -> tuple[timedelta, Token]:
         count, unit = children
         amount = 1.0 if count is None else _number(count)
-        return timedelta(seconds=amount * _UNIT_SECONDS[unit.type]), unit
+        seconds = amount * _UNIT_SECONDS[unit.type]
+        if seconds > _LONGEST_DURATION_SECONDS:
+            _fail(f"{count!s} {unit!s} is too long (at most {_LONGEST_DURATION_YEARS} years)", count or unit)
+        return timedelta(seconds=seconds), unit
 
     def unit_duration(self, parts: list[tuple[timedelta, Token]]) -> tuple[timedelta, Token]:
         seen: set[str] = set()
@@ -165,6 +173,8 @@ class _ToModel(Transformer[Token, Any]):
         hours, minutes, seconds = (int(f) for f in fields)
         if minutes >= 60 or seconds >= 60:
             _fail(f"minutes and seconds must be below 60 in {token!s}", token)
+        if hours * 3600 > _LONGEST_DURATION_SECONDS:
+            _fail(f"{token!s} is too long (at most {_LONGEST_DURATION_YEARS} years)", token)
         return timedelta(hours=hours, minutes=minutes, seconds=seconds), token
 
     def clock_time(self, children: list[Token | None]) -> time:
@@ -248,6 +258,8 @@ class _ToModel(Transformer[Token, Any]):
             if not str(step_token).isdigit() or int(step_token) < 1:
                 _fail(f"the number of days must be a whole number of at least 1, not {step_token!s}", step_token)
             step = int(step_token)
+            if step * 86400 > _LONGEST_DURATION_SECONDS:
+                _fail(f"every {step} days is too long (at most {_LONGEST_DURATION_YEARS} years)", step_token)
         return EveryDay(at, step)
 
     def every_week(self, children: list[Any]) -> EveryDay | EveryWeek:
@@ -303,11 +315,13 @@ def _parser() -> Lark:
 
 
 def _expected_words(names: set[str] | frozenset[str]) -> list[str]:
+    # Lark spells the end "$END" in parse tables and "<END-OF-FILE>" in some errors.
+    names = {"$END" if name == "<END-OF-FILE>" else name for name in names}
     words = {_TERMINAL_WORDS.get(name, name) for name in names if not name.startswith("__")}
     return sorted(words)
 
 
-def _acceptable_terminals(error: UnexpectedCharacters) -> set[str]:
+def _acceptable_terminals(error: UnexpectedInput) -> set[str]:
     # The contextual lexer reports what it could lex, which leaves out "the end"; the parser state
     # knows every terminal that would have been accepted.
     state = getattr(error, "state", None)
@@ -333,7 +347,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> TimingError:
         expected = _expected_words(_acceptable_terminals(error) or error.allowed or set())
         line, column = error.line, error.column
     elif isinstance(error, UnexpectedToken):
-        expected = _expected_words(error.expected)
+        expected = _expected_words(_acceptable_terminals(error) or error.expected)
         if error.token.type == "$END":
             line, column = _end_position(text)
         else:
@@ -348,7 +362,8 @@ def _syntax_error(error: UnexpectedInput, text: str) -> TimingError:
 
 def _end_position(text: str) -> tuple[int, int]:
     stripped = text.rstrip()
-    lines = stripped.splitlines() or [""]
+    # Lark counts lines by "\n" only; so do we, everywhere positions are computed or shown.
+    lines = stripped.split("\n")
     return len(lines), len(lines[-1]) + 1
 
 

@@ -308,10 +308,6 @@ def test_range_errors_expect_nothing() -> None:
         assert info.value.expected == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser bug: Lark's '<END-OF-FILE>' leaks into TimingError.expected instead of 'the end of the expression'",
-)
 def test_trailing_word_after_complete_interval_expects_the_end() -> None:
     with pytest.raises(TimingError) as info:
         timing("every 01:00:00 on Monday", ZONE, anchor=ANCHOR)
@@ -319,10 +315,6 @@ def test_trailing_word_after_complete_interval_expects_the_end() -> None:
     assert "<END-OF-FILE>" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser bug: for an unexpected *token* (not character) the end of the expression is missing from expected",
-)
 def test_trailing_word_after_complete_daily_expects_ampm_or_the_end() -> None:
     with pytest.raises(TimingError) as info:
         timing("every day at 9:15 on", ZONE, anchor=ANCHOR)
@@ -330,10 +322,6 @@ def test_trailing_word_after_complete_daily_expects_ampm_or_the_end() -> None:
     assert info.value.expected == ["'am'/'pm'", "the end of the expression"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parser bug: grammar rule names (start, every_day, clock_time, unit, ...) leak into TimingError.expected",
-)
 @pytest.mark.parametrize("expression", ["tomorrow at 9", "every x", "in x"])
 def test_expected_words_are_words_not_grammar_rules(expression: str) -> None:
     with pytest.raises(TimingError) as info:
