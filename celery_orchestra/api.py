@@ -1,0 +1,588 @@
+"""The operator API: pause, resume, list and inspect jobs.
+
+One implementation behind three faces: Python (these functions), remote control
+(:mod:`celery_orchestra.control`, answered by the beat process and by workers) and the
+``celery orchestra`` CLI (:mod:`celery_orchestra.cli`). All three act on the store, never on a
+running scheduler: the store is the truth, so a pause works with every broker (even one without
+fanout), survives restarts, and reaches every beat process reading that database within its poll
+interval.
+
+Every function takes a ``target``: a Celery app (its store is opened from its settings, used and
+closed again) or an open :class:`~celery_orchestra.store.JobStore` (used as is, left open).
+
+Changes are idempotent and say what they did: pausing a paused job is not an error, it is reported
+as unchanged. Unknown job names and tags that match nothing are errors that name what was not found,
+and they change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .codec import describe_data, schedule_from_data
+from .errors import OrchestraError
+from .firing import fire_after
+from .scheduler import (
+    STATE_DISABLED,
+    STATE_DONE,
+    STATE_EXPIRED,
+    STATE_PAUSED,
+    STATE_REMOVED,
+    STATE_RUNNING,
+    job_state,
+)
+from .settings import read_settings
+from .store import JobNotFound, JobRecord, JobStore, LedgerEntry
+from .zones import resolve_zone, zone_name
+
+__all__ = [
+    "STATES",
+    "ChangeResult",
+    "ControlError",
+    "JobStatus",
+    "NoMatchingJobsError",
+    "NoSuchJobError",
+    "RunInfo",
+    "StoreNotFoundError",
+    "Target",
+    "job_history",
+    "list_jobs",
+    "open_store",
+    "parse_tags",
+    "pause_job",
+    "pause_jobs",
+    "pause_jobs_with_tags",
+    "resume_job",
+    "resume_jobs",
+    "resume_jobs_with_tags",
+]
+
+#: What the API acts on: a Celery app (its store is opened from its settings) or an open store.
+Target = Any
+
+#: Every state a job can be in, in the order the status table explains them.
+STATES: tuple[str, ...] = (
+    STATE_RUNNING,
+    STATE_PAUSED,
+    STATE_DISABLED,
+    STATE_DONE,
+    STATE_EXPIRED,
+    STATE_REMOVED,
+)
+
+Action = Literal["pause", "resume"]
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class ControlError(OrchestraError, ValueError):
+    """Operator input that cannot be acted on (no names, empty tags, an unknown state...)."""
+
+
+class NoSuchJobError(JobNotFound):
+    """Job names that are not in the store; nothing was changed.
+
+    A :class:`~celery_orchestra.store.JobNotFound` (and so a ``KeyError``) whose message lists the
+    missing names and, when a stored name is close, suggests it: a typo in a job name is the common
+    case, and the operator should not have to list every job to spot it.
+    """
+
+    def __init__(self, names: Iterable[str], suggestions: dict[str, str] | None = None) -> None:
+        super().__init__(names)
+        self.suggestions = dict(suggestions or {})
+
+    def __str__(self) -> str:
+        noun = "job" if len(self.names) == 1 else "jobs"
+        listed = ", ".join(
+            f"{name} (did you mean {self.suggestions[name]}?)" if name in self.suggestions else name
+            for name in self.names
+        )
+        return f"no such {noun}: {listed}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.names, self.suggestions))
+
+
+class NoMatchingJobsError(ControlError, LookupError):
+    """Tags that no (not removed) job carries; nothing was changed."""
+
+    def __init__(self, tags: Sequence[str], any_tag: bool) -> None:
+        self.tags = tuple(tags)
+        self.any_tag = any_tag
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        listed = ", ".join(self.tags)
+        if len(self.tags) == 1:
+            return f"no job has tag {listed}"
+        if self.any_tag:
+            return f"no job has tag(s) {listed}"
+        return f"no job has all of the tags {listed}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.tags, self.any_tag))
+
+
+class StoreNotFoundError(OrchestraError, FileNotFoundError):
+    """The SQLite store file does not exist: beat never ran with this schedule file or URL.
+
+    Raised instead of letting SQLite create an empty database at a mistyped path, which would then
+    report "no jobs" and hide the real mistake.
+    """
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """What a pause or resume did: ``changed`` names were switched, ``unchanged`` already were.
+
+    ``selector`` says how the names were chosen when they came from tags (``None`` for names).
+    """
+
+    action: Action
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    selector: str | None = None
+
+    def describe(self) -> str:
+        """One line for replies and the CLI, e.g. ``paused: a, b; already paused: c``."""
+        done, kept = ("paused", "already paused") if self.action == "pause" else ("resumed", "not paused")
+        parts = []
+        if self.changed:
+            parts.append(f"{done}: {', '.join(self.changed)}")
+        if self.unchanged:
+            parts.append(f"{kept}: {', '.join(self.unchanged)}")
+        text = "; ".join(parts) if parts else "no jobs"
+        return f"{text} ({self.selector})" if self.selector else text
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "changed": list(self.changed),
+            "unchanged": list(self.unchanged),
+            "selector": self.selector,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One job as the status table, ``--json`` and ``inspect orchestra_jobs`` show it.
+
+    ``due_at`` is aware, in the job's zone (``timezone``), and ``None`` unless the job is
+    ``Running``: a paused, disabled or finished job is not due. Datetimes in :meth:`as_dict` are
+    ISO 8601 with their offset.
+    """
+
+    name: str
+    state: str
+    #: ``cyclic``, ``minutely`` ... ``once`` for timings; ``crontab`` or ``solar`` for Celery's own.
+    kind: str
+    #: A short description of the schedule, e.g. ``every Monday at 03:15:00``.
+    schedule: str
+    task: str
+    due_at: datetime | None
+    timezone: str
+    runs: int
+    max_runs: int | None
+    tags: tuple[str, ...]
+    last_run_at: datetime | None
+    enabled: bool
+    paused: bool
+    source: str
+
+    @property
+    def attempts(self) -> str:
+        """``runs/max_runs``, ``inf`` for unlimited (the predecessor's "Attempts" column)."""
+        return f"{self.runs}/{self.max_runs if self.max_runs is not None else 'inf'}"
+
+    def due_in(self, now: datetime) -> timedelta | None:
+        """Time left until ``due_at`` (negative when overdue), ``None`` when not due."""
+        return None if self.due_at is None else self.due_at - now
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "kind": self.kind,
+            "schedule": self.schedule,
+            "task": self.task,
+            "due_at": _iso(self.due_at),
+            "timezone": self.timezone,
+            "runs": self.runs,
+            "max_runs": self.max_runs,
+            "attempts": self.attempts,
+            "tags": list(self.tags),
+            "last_run_at": _iso(self.last_run_at),
+            "enabled": self.enabled,
+            "paused": self.paused,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One recorded run: the instant it was scheduled for, when it was sent, and its task id.
+
+    Both datetimes are aware, in the job's zone.
+    """
+
+    job_name: str
+    fire_time: datetime
+    sent_at: datetime
+    task_id: str
+
+    @property
+    def delay(self) -> timedelta:
+        """How late the send was, compared with the scheduled instant."""
+        return self.sent_at - self.fire_time
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job_name,
+            "fire_time": self.fire_time.isoformat(),
+            "sent_at": self.sent_at.isoformat(),
+            "task_id": self.task_id,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+def open_store(app: Any, schedule_filename: str | None = None, *, database_url: str | None = None) -> JobStore:
+    """The store beat uses for ``app``; the caller closes it.
+
+    The URL is ``database_url`` if given, else the ``orchestra_database_url`` setting, else the
+    SQLite file beside beat's schedule file: ``schedule_filename`` (what ``celery beat -s`` was
+    given), defaulting to the app's ``beat_schedule_filename``. A SQLite store that does not exist
+    yet raises :class:`StoreNotFoundError` instead of being created empty. Nothing connects here.
+    """
+    if database_url is not None and not database_url.strip():
+        raise ControlError("the database URL is empty")
+    if database_url:
+        url = database_url
+    else:
+        settings = read_settings(app.conf)
+        url = settings.store_url(schedule_filename or app.conf.get("beat_schedule_filename"))
+    store = JobStore(url)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        raise StoreNotFoundError(
+            f"no orchestra store at {missing}: beat creates it on its first start; "
+            "check the schedule file (beat's -s) or the orchestra_database_url setting"
+        )
+    return store
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of a file-backed SQLite URL when that file does not exist, else ``None``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # JobStore has already refused it with a clear message
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri") or "mode=memory" in database:
+        return None
+    path = Path(database)
+    return None if path.exists() else path.resolve()
+
+
+@contextlib.contextmanager
+def _store_for(target: Target) -> Iterator[JobStore]:
+    """``target`` itself if it is a store; else the app's store, closed afterwards."""
+    if isinstance(target, JobStore):
+        yield target
+        return
+    if not hasattr(target, "conf"):
+        raise TypeError(f"target must be a Celery app or a JobStore, got {type(target).__name__}")
+    store = open_store(target)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _default_zone(target: Target, default_timezone: str | tzinfo | None) -> tzinfo:
+    """The zone of jobs that name none: the given one, else the app's ``timezone``, else UTC."""
+    if default_timezone is not None:
+        return resolve_zone(default_timezone)
+    conf = getattr(target, "conf", None)
+    configured = conf.get("timezone") if conf is not None else None
+    return resolve_zone(configured) if configured else UTC
+
+
+# ---------------------------------------------------------------------------- input
+
+
+def parse_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
+    """Tags from ``"a,b"`` or an iterable of strings (which may hold commas too), deduplicated.
+
+    Raises :class:`ControlError` when no tag is left or an item is not a string.
+    """
+    items: Iterable[object] = [tags] if isinstance(tags, str) else tags
+    found: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ControlError(f"tags must be strings, got {type(item).__name__} ({item!r})")
+        found.extend(part.strip() for part in item.split(","))
+    unique = tuple(dict.fromkeys(tag for tag in found if tag))
+    if not unique:
+        raise ControlError("no tags given (expected tags like 'cpu' or 'cpu,nightly')")
+    return unique
+
+
+def _job_names(names: str | Iterable[str]) -> list[str]:
+    items: Iterable[object] = [names] if isinstance(names, str) else names
+    found: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ControlError(f"a job name must be a non-empty string, got {item!r}")
+        found.append(item)
+    if not found:
+        raise ControlError("no job names given")
+    return list(dict.fromkeys(found))
+
+
+def _state_names(states: Iterable[str]) -> set[str]:
+    by_folded = {state.casefold(): state for state in STATES}
+    wanted: set[str] = set()
+    for state in states:
+        known = by_folded.get(state.casefold()) if isinstance(state, str) else None
+        if known is None:
+            raise ControlError(f"unknown state {state!r}; expected one of {', '.join(STATES)}")
+        wanted.add(known)
+    return wanted
+
+
+# ---------------------------------------------------------------------------- pause and resume
+
+
+def pause_job(target: Target, name: str) -> ChangeResult:
+    """Pause one job: beat stops sending it until it is resumed (kept across restarts)."""
+    return pause_jobs(target, [name])
+
+
+def resume_job(target: Target, name: str) -> ChangeResult:
+    """Resume one job; its next run is the first fire time after now (missed ones are not replayed)."""
+    return resume_jobs(target, [name])
+
+
+def pause_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
+    """Pause jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
+    return _set_paused(target, _job_names(names), paused=True)
+
+
+def resume_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
+    """Resume jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
+    return _set_paused(target, _job_names(names), paused=False)
+
+
+def pause_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
+    """Pause the jobs carrying any of ``tags`` (or, with ``any_tag=False``, all of them).
+
+    Raises :class:`NoMatchingJobsError` when no job matches, rather than silently doing nothing.
+    """
+    return _set_paused_by_tags(target, parse_tags(tags), any_tag, paused=True)
+
+
+def resume_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
+    """Resume the jobs carrying any of ``tags`` (or, with ``any_tag=False``, all of them)."""
+    return _set_paused_by_tags(target, parse_tags(tags), any_tag, paused=False)
+
+
+def _set_paused(target: Target, names: list[str], *, paused: bool, selector: str | None = None) -> ChangeResult:
+    with _store_for(target) as store:
+        try:
+            changed = set(store.set_paused(names, paused, now=datetime.now(UTC)))
+        except JobNotFound as missing:
+            raise _no_such_job(store, missing.names) from None
+    return ChangeResult(
+        action="pause" if paused else "resume",
+        changed=tuple(name for name in names if name in changed),
+        unchanged=tuple(name for name in names if name not in changed),
+        selector=selector,
+    )
+
+
+def _set_paused_by_tags(target: Target, tags: tuple[str, ...], any_tag: bool, *, paused: bool) -> ChangeResult:
+    with _store_for(target) as store:
+        names = store.names_with_tags(tags, any_tag=any_tag)
+        if not names:
+            raise NoMatchingJobsError(tags, any_tag)
+        return _set_paused(store, names, paused=paused, selector=_tag_selector(tags, any_tag))
+
+
+def _tag_selector(tags: Sequence[str], any_tag: bool) -> str:
+    listed = ", ".join(tags)
+    if len(tags) == 1:
+        return f"jobs with tag {listed}"
+    return f"jobs with {'any' if any_tag else 'all'} of the tags {listed}"
+
+
+def _no_such_job(store: JobStore, names: Sequence[str]) -> NoSuchJobError:
+    known = [record.name for record in store.all_jobs()]
+    suggestions = {}
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            suggestions[name] = close[0]
+    return NoSuchJobError(names, suggestions)
+
+
+# ---------------------------------------------------------------------------- listing
+
+
+def list_jobs(
+    target: Target,
+    *,
+    tags: str | Iterable[str] = (),
+    any_tag: bool = True,
+    states: Iterable[str] = (),
+    include_removed: bool = False,
+    default_timezone: str | tzinfo | None = None,
+    now: datetime | None = None,
+) -> list[JobStatus]:
+    """Every job with its state, next fire time and run count, by name.
+
+    ``tags`` keeps jobs carrying any (or, with ``any_tag=False``, all) of them; ``states`` keeps jobs
+    in one of those states (case-insensitive). Removed jobs (no longer configured, kept for their
+    history) are left out unless ``include_removed`` or ``states`` asks for ``Removed``.
+    ``default_timezone`` is the zone of jobs that name none (default: the app's ``timezone``, else
+    UTC); pass it when ``target`` is a store and the app has a ``timezone``.
+    """
+    if isinstance(tags, str):
+        tag_items: tuple[str, ...] = (tags,) if tags else ()
+    else:
+        tag_items = tuple(tags)
+    wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
+    wanted_states = _state_names(states)
+    include_removed = include_removed or STATE_REMOVED in wanted_states
+    zone = _default_zone(target, default_timezone)
+    app = target if hasattr(target, "conf") else None
+    moment = now if now is not None else datetime.now(UTC)
+    with _store_for(target) as store:
+        records = store.all_jobs(include_removed=include_removed)
+    statuses = []
+    for record in records:
+        if wanted_tags:
+            present = wanted_tags.intersection(record.tags)
+            if not (present if any_tag else present == wanted_tags):
+                continue
+        status = job_status(record, default_zone=zone, app=app, now=moment)
+        if wanted_states and status.state not in wanted_states:
+            continue
+        statuses.append(status)
+    return statuses
+
+
+def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now: datetime) -> JobStatus:
+    """A stored job as shown to operators (see :class:`JobStatus`)."""
+    finished = record.max_runs is not None and record.total_run_count >= record.max_runs
+    state = job_state(
+        removed=record.removed,
+        enabled=record.enabled,
+        paused=record.paused,
+        expired=record.expired,
+        finished=finished,
+    )
+    zone = _record_zone(record, default_zone)
+    due = _due_at(record, zone, app, now) if state == STATE_RUNNING else None
+    try:
+        schedule = describe_data(record.schedule_data)
+    except OrchestraError as error:  # a row edited into nonsense is shown, not fatal to the listing
+        schedule = f"unreadable schedule: {error}"
+    return JobStatus(
+        name=record.name,
+        state=state,
+        kind=record.kind,
+        schedule=schedule,
+        task=record.task,
+        due_at=None if due is None else due.astimezone(zone),
+        timezone=zone_name(zone),
+        runs=record.total_run_count,
+        max_runs=record.max_runs,
+        tags=tuple(record.tags),
+        last_run_at=None if record.last_run_at is None else record.last_run_at.astimezone(zone),
+        enabled=record.enabled,
+        paused=record.paused,
+        source=record.source,
+    )
+
+
+def _record_zone(record: JobRecord, default_zone: tzinfo) -> tzinfo:
+    if not record.timezone:
+        return default_zone
+    try:
+        return resolve_zone(record.timezone)
+    except OrchestraError:
+        return default_zone
+
+
+def _due_at(record: JobRecord, zone: tzinfo, app: Any, now: datetime) -> datetime | None:
+    """The job's next fire instant: beat's stored value while it is current, else computed.
+
+    Beat stores ``next_run_at`` when it schedules a job. After a resume that value can predate the
+    resume (it was computed before the pause, and beat may not have run since); the next run is
+    then the first fire time after the resume, computed here the way beat will.
+    """
+    stored = record.next_run_at
+    resumed = record.resumed_at
+    if stored is not None and (resumed is None or stored > resumed):
+        return stored
+    try:
+        schedule = schedule_from_data(record.schedule_data, tz=zone, anchor=record.anchor, app=app)
+    except (OrchestraError, ValueError):
+        return stored
+    reference = record.last_run_at or record.anchor
+    if resumed is not None and resumed > reference:
+        reference = resumed
+    # As beat does: never look for fires after a reference in the future (after a clock step back).
+    return fire_after(schedule, min(reference, now))
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def job_history(
+    target: Target, name: str, limit: int = 20, *, default_timezone: str | tzinfo | None = None
+) -> list[RunInfo]:
+    """The newest ``limit`` recorded runs of job ``name``, newest first, in the job's zone.
+
+    Raises :class:`NoSuchJobError` for an unknown name and :class:`ControlError` for a limit < 1.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
+    zone = _default_zone(target, default_timezone)
+    with _store_for(target) as store:
+        try:
+            record = store.get_job(name)
+            if record is None:
+                raise JobNotFound([name])
+            entries: list[LedgerEntry] = store.history(name, limit)
+        except JobNotFound as missing:
+            raise _no_such_job(store, missing.names) from None
+    job_zone = _record_zone(record, zone)
+    return [
+        RunInfo(entry.job_name, entry.fire_time.astimezone(job_zone), entry.sent_at.astimezone(job_zone), entry.task_id)
+        for entry in entries
+    ]
