@@ -1,0 +1,260 @@
+"""The ``orchestra_*`` remote-control commands: their registration in Celery's ``Panel`` and their one
+implementation.
+
+``celery control`` only accepts commands registered in ``Panel`` *in its own process*, so this
+module registers them when imported, and the ``celery.commands`` entry point (``celery
+orchestra``) imports it in every ``celery`` process. That import must stay cheap and must not need
+an app: everything heavy (the API, the store, SQLAlchemy) is imported when a command runs.
+
+Commands (arguments as ``celery control`` maps them):
+
+``orchestra_pause NAME...`` / ``orchestra_resume NAME...``
+    purely variadic (``names``);
+``orchestra_pause_tags TAG[,TAG...] [any|all]`` / ``orchestra_resume_tags ...``
+    purely positional (``tags``, ``match``): Celery's CLI duplicates the last positional argument
+    into the variadic list when a command has both;
+``orchestra_jobs`` (an inspect command)
+    every job with its state, next fire time, runs and tags.
+
+Who answers: the beat process's node ``orchestra@<host>`` (:mod:`celery_orchestra.remote`) applies
+the commands to its store. Registering them here also makes every *worker* of a ``celery`` process
+that imported this module answer them: a worker whose app has an explicit
+``orchestra_database_url`` applies the command to that store too (the same store beat uses, so the
+answer is the same), and any other worker says, in an ``ok`` reply, that beat applies it. Either way
+the caller never gets a ``KeyError`` back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from celery.worker.control import control_command, inspect_command
+
+from .errors import OrchestraError
+from .settings import read_settings
+
+if TYPE_CHECKING:
+    from .store import JobStore
+
+__all__ = [
+    "CHANGE_COMMANDS",
+    "COMMANDS",
+    "JOBS",
+    "PAUSE",
+    "PAUSE_TAGS",
+    "RESUME",
+    "RESUME_TAGS",
+    "Command",
+    "CommandError",
+    "answer_in_worker",
+    "execute",
+    "parse_command",
+    "run_command",
+]
+
+logger = logging.getLogger("celery_orchestra.control")
+
+PAUSE: Final = "orchestra_pause"
+RESUME: Final = "orchestra_resume"
+PAUSE_TAGS: Final = "orchestra_pause_tags"
+RESUME_TAGS: Final = "orchestra_resume_tags"
+JOBS: Final = "orchestra_jobs"
+
+#: Commands that change the store (the beat node refreshes its schedule after them).
+CHANGE_COMMANDS: Final = frozenset({PAUSE, RESUME, PAUSE_TAGS, RESUME_TAGS})
+COMMANDS: Final = (PAUSE, RESUME, PAUSE_TAGS, RESUME_TAGS, JOBS)
+
+_SIGNATURES: Final = {
+    PAUSE: "NAME [NAME ...]",
+    RESUME: "NAME [NAME ...]",
+    PAUSE_TAGS: "TAG[,TAG...] [any|all]",
+    RESUME_TAGS: "TAG[,TAG...] [any|all]",
+    JOBS: "",
+}
+_MATCHES: Final = ("any", "all")
+
+Reply = dict[str, Any]
+
+
+class CommandError(OrchestraError, ValueError):
+    """Arguments a command cannot take; the message says what it expects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A checked command: what to do, and to which jobs."""
+
+    method: str
+    names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    any_tag: bool = True
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def parse_command(method: str, arguments: Mapping[str, Any] | None) -> Command:
+    """Check the arguments of ``method`` as a broadcast carries them; :class:`CommandError` if bad."""
+    given = dict(arguments or {})
+    if method in (PAUSE, RESUME):
+        _only(method, given, ("names",))
+        names = given.get("names")
+        if isinstance(names, str):
+            names = [names]
+        if not names:
+            raise CommandError(f"{method} needs at least one job name ({method} {_SIGNATURES[method]})")
+        if not isinstance(names, list | tuple) or not all(isinstance(name, str) and name.strip() for name in names):
+            raise CommandError(f"{method}: job names must be non-empty strings, got {names!r}")
+        return Command(method, names=tuple(dict.fromkeys(names)))
+    if method in (PAUSE_TAGS, RESUME_TAGS):
+        _only(method, given, ("tags", "match"))
+        tags = _tags(method, given.get("tags"))
+        match = given.get("match", "any")
+        if not isinstance(match, str) or match.strip().lower() not in _MATCHES:
+            raise CommandError(f"{method}: the match must be 'any' or 'all', got {match!r}")
+        return Command(method, tags=tags, any_tag=match.strip().lower() == "any")
+    if method == JOBS:
+        _only(method, given, ())
+        return Command(method)
+    raise CommandError(f"unknown orchestra command {method!r}; expected one of {', '.join(COMMANDS)}")
+
+
+def _only(method: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unexpected = sorted(set(given) - set(allowed))
+    if unexpected:
+        takes = f"takes {', '.join(map(repr, allowed))}" if allowed else "takes no arguments"
+        raise CommandError(f"{method} {takes}; unexpected argument(s): {', '.join(map(repr, unexpected))}")
+
+
+def _tags(method: str, value: object) -> tuple[str, ...]:
+    from .api import ControlError, parse_tags
+
+    if not isinstance(value, str | list | tuple):
+        raise CommandError(f"{method} needs tags ({method} {_SIGNATURES[method]}), got {value!r}")
+    try:
+        return parse_tags(value)
+    except ControlError as error:
+        raise CommandError(f"{method}: {error}") from None
+
+
+# ---------------------------------------------------------------------------- carrying out
+
+
+def run_command(store: JobStore, command: Command, *, default_timezone: str | None = None) -> Reply:
+    """Apply a checked command to ``store`` through :mod:`celery_orchestra.api`; raises its errors."""
+    from . import api
+
+    if command.method == PAUSE:
+        return {"ok": api.pause_jobs(store, command.names).describe()}
+    if command.method == RESUME:
+        return {"ok": api.resume_jobs(store, command.names).describe()}
+    if command.method == PAUSE_TAGS:
+        return {"ok": api.pause_jobs_with_tags(store, command.tags, any_tag=command.any_tag).describe()}
+    if command.method == RESUME_TAGS:
+        return {"ok": api.resume_jobs_with_tags(store, command.tags, any_tag=command.any_tag).describe()}
+    jobs = api.list_jobs(store, default_timezone=default_timezone)
+    return {"jobs": {job.name: _job_summary(job) for job in jobs}}
+
+
+def _job_summary(job: Any) -> dict[str, Any]:
+    data: dict[str, Any] = job.as_dict()
+    keep = ("state", "kind", "schedule", "task", "due_at", "timezone", "runs", "max_runs", "tags", "last_run_at")
+    return {key: data[key] for key in keep}
+
+
+def execute(
+    store: JobStore,
+    method: str,
+    arguments: Mapping[str, Any] | None,
+    *,
+    default_timezone: str | None = None,
+) -> Reply:
+    """Check and run one command on ``store``: ``{"ok": ...}``, ``{"jobs": ...}`` or ``{"error": ...}``.
+
+    Never raises: a remote caller gets a reason, not a traceback (kombu would otherwise reply
+    ``repr(exc)`` and log a traceback in the answering process).
+    """
+    try:
+        return run_command(store, parse_command(method, arguments), default_timezone=default_timezone)
+    except OrchestraError as error:
+        return {"error": _one_line(str(error))}
+    except Exception as error:
+        logger.exception("celery-orchestra: remote command %s failed", method)
+        return {"error": _one_line(f"{method} failed: {error!r}")}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------- in workers
+
+
+def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> Reply:
+    """A worker's answer: apply the command if its app names the store explicitly, else say who does.
+
+    A worker cannot know beat's ``-s`` file, so only an explicit ``orchestra_database_url`` is
+    trusted to be the store beat uses. Bad arguments get the same error as from beat.
+    """
+    try:
+        parse_command(method, arguments)
+        app = getattr(state, "app", None)
+        if app is None:
+            return {"error": f"{method}: this node has no Celery app to read orchestra settings from"}
+        url = read_settings(app.conf).database_url
+    except OrchestraError as error:
+        return {"error": _one_line(str(error))}
+    if not url:
+        doing = "not listed" if method == JOBS else "not applied"
+        return {
+            "ok": f"{doing} by this worker: the beat process (node orchestra@<its host>) answers {method}; "
+            "set orchestra_database_url to let workers apply orchestra commands too"
+        }
+    from .store import JobStore
+
+    store = JobStore(url)
+    try:
+        return execute(store, method, arguments, default_timezone=app.conf.get("timezone"))
+    finally:
+        store.close()
+
+
+def _worker_handler(method: str) -> Callable[..., Reply]:
+    def handler(state: Any, **arguments: Any) -> Reply:
+        return answer_in_worker(state, method, arguments)
+
+    handler.__name__ = method
+    handler.__qualname__ = method
+    return handler
+
+
+orchestra_pause = control_command(
+    variadic="names",
+    signature=_SIGNATURES[PAUSE],
+    help="Pause celery-orchestra jobs by name (beat stops sending them; kept across restarts).",
+)(_worker_handler(PAUSE))
+
+orchestra_resume = control_command(
+    variadic="names",
+    signature=_SIGNATURES[RESUME],
+    help="Resume paused celery-orchestra jobs by name (next run: the first fire time from now).",
+)(_worker_handler(RESUME))
+
+orchestra_pause_tags = control_command(
+    args=[("tags", str), ("match", str)],
+    signature=_SIGNATURES[PAUSE_TAGS],
+    help="Pause the celery-orchestra jobs with any (default) or all of the comma-separated tags.",
+)(_worker_handler(PAUSE_TAGS))
+
+orchestra_resume_tags = control_command(
+    args=[("tags", str), ("match", str)],
+    signature=_SIGNATURES[RESUME_TAGS],
+    help="Resume the celery-orchestra jobs with any (default) or all of the comma-separated tags.",
+)(_worker_handler(RESUME_TAGS))
+
+orchestra_jobs = inspect_command(
+    help="List celery-orchestra jobs: state, next fire time, runs, tags.",
+)(_worker_handler(JOBS))
