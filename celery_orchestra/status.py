@@ -1,0 +1,124 @@
+"""How jobs and runs look to a person (a Rich table) and to a script (JSON).
+
+Kept apart from :mod:`celery_orchestra.cli` so that the table can be rendered for ``--watch``
+refreshes, tests and other front ends without going through click. The columns are the
+predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
+Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is
+empty for a job that is not running (it is not due), and "Due in" never hides the hours of a
+long wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from .api import JobStatus, RunInfo
+
+__all__ = ["STATE_STYLES", "history_table", "humanize_delta", "jobs_json", "jobs_table", "runs_json"]
+
+STATE_STYLES: Final = {
+    "Running": "green",
+    "Paused": "yellow",
+    "Disabled": "bright_black",
+    "Done": "blue",
+    "Expired": "red",
+    "Removed": "bright_black strike",
+}
+
+_NONE: Final = "-"
+_DATETIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+
+def humanize_delta(delta: timedelta | None) -> str:
+    """``4m 05s``, ``3h 02m``, ``2d 03h``; ``now`` within a second; ``overdue 12s`` when negative.
+
+    Two units at most: enough to act on, short enough for a table column.
+    """
+    if delta is None:
+        return _NONE
+    seconds = delta.total_seconds()
+    if abs(seconds) < 1:
+        return "now"
+    text = _two_units(int(abs(seconds)))
+    return f"overdue {text}" if seconds < 0 else text
+
+
+def _two_units(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _when(value: datetime | None) -> str:
+    return _NONE if value is None else value.strftime(_DATETIME_FORMAT)
+
+
+def jobs_table(jobs: Sequence[JobStatus], *, now: datetime, caption: str | None = None) -> Table:
+    """The status table: one row per job, in the order given."""
+    table = Table(caption=caption, caption_justify="left", header_style="bold", box=box.ROUNDED)
+    # On a narrow terminal cells wrap (a date above its time, a name over two lines) rather than
+    # being cropped or dropped.
+    table.add_column("State", no_wrap=True)
+    table.add_column("Schedule", overflow="fold")
+    table.add_column("Job name", overflow="fold")
+    table.add_column("Module and task", overflow="fold")
+    table.add_column("Due at", overflow="fold")
+    table.add_column("Timezone", overflow="fold")
+    table.add_column("Due in", justify="right")
+    table.add_column("Attempts", justify="right")
+    table.add_column("Tags", overflow="fold")
+    for job in jobs:
+        table.add_row(
+            Text(job.state, style=STATE_STYLES.get(job.state, "")),
+            job.kind.upper(),
+            job.name,
+            job.task,
+            _when(job.due_at),
+            job.timezone,
+            humanize_delta(job.due_in(now)),
+            job.attempts,
+            ",".join(job.tags),
+        )
+    return table
+
+
+def jobs_json(jobs: Sequence[JobStatus]) -> str:
+    """A JSON array of jobs (see :meth:`JobStatus.as_dict`); datetimes are ISO 8601 with offsets."""
+    return json.dumps([job.as_dict() for job in jobs], indent=2, ensure_ascii=False)
+
+
+def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
+    """Recorded runs, newest first: when each was due, when it was sent, and its task id."""
+    table = Table(caption=caption, caption_justify="left", header_style="bold", expand=False)
+    table.add_column("Fire time", no_wrap=True)
+    table.add_column("Sent at", no_wrap=True)
+    table.add_column("Late by", no_wrap=True, justify="right")
+    table.add_column("Task id", no_wrap=True)
+    for run in runs:
+        table.add_row(_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id)
+    return table
+
+
+def _late_by(delay: timedelta) -> str:
+    seconds = delay.total_seconds()
+    return f"{seconds:.3f}s" if seconds < 60 else _two_units(int(seconds))
+
+
+def runs_json(runs: Sequence[RunInfo]) -> str:
+    """A JSON array of runs (see :meth:`RunInfo.as_dict`)."""
+    payload: list[dict[str, Any]] = [run.as_dict() for run in runs]
+    return json.dumps(payload, indent=2, ensure_ascii=False)

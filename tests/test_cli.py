@@ -1,0 +1,558 @@
+"""`celery orchestra ...` through Celery's own CLI group, with `-A` pointing at a tiny app module."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from celery.bin.celery import celery as celery_group
+from click.testing import CliRunner, Result
+
+from celery_orchestra import api
+from celery_orchestra.cli import orchestra
+from celery_orchestra.codec import kind_of_data, max_runs_of_data
+from celery_orchestra.config import load_definitions
+from celery_orchestra.store import JobStore, RunRecord
+
+APP_TEMPLATE = """
+from celery import Celery
+
+app = Celery("{name}", broker="sqla+sqlite:///{folder}/broker.db")
+app.conf.update(
+    timezone="Europe/Berlin",
+    beat_schedule_filename="{folder}/celerybeat-schedule",
+    beat_schedule={{
+        "nightly-report": {{"task": "proj.report", "schedule": "every day at 03:00", "tags": ["reports", "slow"]}},
+        "heartbeat": {{"task": "proj.heartbeat", "schedule": "every 10 seconds", "tags": ["fast"]}},
+        "cleanup": {{"task": "proj.cleanup", "schedule": "every hour at 05:00", "tags": ["slow", "io"]}},
+        "tokyo-lunch": {{"task": "proj.say", "schedule": "every day at 12:00", "timezone": "Asia/Tokyo"}},
+    }},
+{extra}
+)
+"""
+
+JOB_NAMES = ["cleanup", "heartbeat", "nightly-report", "tokyo-lunch"]
+
+
+@dataclass
+class Project:
+    """An app module on sys.path and the store beat would have created for it."""
+
+    module: str
+    folder: Path
+    store_path: Path
+
+    def store(self) -> JobStore:
+        return JobStore(f"sqlite:///{self.store_path}")
+
+    def paused(self) -> set[str]:
+        store = self.store()
+        try:
+            return {record.name for record in store.all_jobs() if record.paused}
+        finally:
+            store.close()
+
+
+def write_app(folder: Path, extra: str = "") -> str:
+    name = f"cliproj_{uuid.uuid4().hex[:10]}"
+    source = APP_TEMPLATE.format(name=name, folder=folder.as_posix(), extra=textwrap.indent(extra, "    "))
+    (folder / f"{name}.py").write_text(source)
+    return name
+
+
+def seed_like_beat(module: str, store_path: Path) -> None:
+    """What beat does at start-up: migrate the store and reconcile the configured jobs into it."""
+    app = importlib.import_module(module).app
+    store = JobStore(f"sqlite:///{store_path}")
+    store.migrate()
+    store.reconcile(
+        load_definitions(app),
+        now=datetime.now(UTC),
+        kind_of=lambda definition: kind_of_data(definition.schedule_data),
+        max_runs_of=lambda definition: max_runs_of_data(definition.schedule_data),
+    )
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def cli() -> click.Group:
+    """Celery's root `celery` group with the `orchestra` plugin, as the entry point installs it."""
+    if "orchestra" not in celery_group.commands:
+        celery_group.add_command(orchestra)
+    return celery_group
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
+    seed_like_beat(module, store_path)
+    yield Project(module, tmp_path, store_path)
+    sys.modules.pop(module, None)
+
+
+def run(cli: click.Group, project: Project, *args: str) -> Result:
+    runner = CliRunner(env={"COLUMNS": "250", "NO_COLOR": "1"})
+    return runner.invoke(cli, ["-A", project.module, "orchestra", *args])
+
+
+def assert_one_line_error(result: Result, exit_code: int, text: str) -> None:
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [f"Error: {text}"], result.stderr
+
+
+# ---------------------------------------------------------------------------- packaging
+
+
+def test_the_celery_commands_entry_point_names_the_group() -> None:
+    points = {point.name: point.value for point in importlib.metadata.entry_points(group="celery.commands")}
+    assert points.get("orchestra") == "celery_orchestra.cli:orchestra", (
+        'pyproject.toml needs [project.entry-points."celery.commands"] orchestra = "celery_orchestra.cli:orchestra"'
+        " (and a reinstall)"
+    )
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def test_status_table_shows_every_job_with_the_predecessors_columns(cli: click.Group, project: Project) -> None:
+    api.pause_job(project.store(), "cleanup")
+    result = run(cli, project, "status")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(line for line in lines if "State" in line)
+    for column in ("State", "Schedule", "Job name", "Module and task", "Due at", "Timezone", "Due in", "Attempts"):
+        assert column in header
+    assert "Tags" in header
+    rows = {name: next(line for line in lines if f" {name} " in line) for name in JOB_NAMES}
+    assert "Paused" in rows["cleanup"] and "HOURLY" in rows["cleanup"]
+    assert "Running" in rows["heartbeat"] and "CYCLIC" in rows["heartbeat"]
+    assert "proj.heartbeat" in rows["heartbeat"]
+    assert "0/inf" in rows["heartbeat"]
+    assert "Europe/Berlin" in rows["nightly-report"]
+    assert "reports,slow" in rows["nightly-report"]
+    assert "Asia/Tokyo" in rows["tokyo-lunch"]
+    assert " 12:00:00 " in rows["tokyo-lunch"]
+    assert "4 jobs in sqlite:///" in result.output
+
+
+def test_status_json_is_machine_readable(cli: click.Group, project: Project) -> None:
+    api.pause_job(project.store(), "heartbeat")
+    result = run(cli, project, "status", "--json")
+    assert result.exit_code == 0, result.output
+    jobs = {job["name"]: job for job in json.loads(result.stdout)}
+    assert sorted(jobs) == JOB_NAMES
+    assert jobs["heartbeat"]["state"] == "Paused"
+    assert jobs["heartbeat"]["due_at"] is None
+    assert jobs["heartbeat"]["attempts"] == "0/inf"
+    lunch = datetime.fromisoformat(jobs["tokyo-lunch"]["due_at"])
+    assert lunch.utcoffset() == timedelta(hours=9)
+    assert (lunch.hour, lunch.minute) == (12, 0)
+    report = datetime.fromisoformat(jobs["nightly-report"]["due_at"])
+    assert report.tzinfo is not None and (report.hour, report.minute) == (3, 0)
+    assert jobs["nightly-report"]["tags"] == ["reports", "slow"]
+    assert jobs["nightly-report"]["timezone"] == "Europe/Berlin"
+
+
+def test_status_filters_by_tag_and_state(cli: click.Group, project: Project) -> None:
+    api.pause_jobs(project.store(), ["cleanup", "heartbeat"])
+    names = lambda *args: [job["name"] for job in json.loads(run(cli, project, "status", "--json", *args).stdout)]  # noqa: E731
+    assert names("--tag", "slow") == ["cleanup", "nightly-report"]
+    assert names("--tag", "fast", "--tag", "io") == ["cleanup", "heartbeat"]
+    assert names("--tag", "fast,io") == ["cleanup", "heartbeat"]
+    assert names("--state", "paused") == ["cleanup", "heartbeat"]
+    assert names("--state", "Running", "--tag", "slow") == ["nightly-report"]
+    table = run(cli, project, "status", "--state", "paused")
+    assert "2 matching jobs" in table.output
+    assert "nightly-report" not in table.output
+
+
+def test_status_with_a_bad_state_is_a_usage_error(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "status", "--state", "sleeping")
+    assert_one_line_error(
+        result, 2, "unknown state 'sleeping'; expected one of Running, Paused, Disabled, Done, Expired, Removed"
+    )
+
+
+def test_status_without_a_store_says_where_it_looked(cli: click.Group, project: Project) -> None:
+    missing = project.folder / "elsewhere" / "schedule"
+    result = run(cli, project, "status", "-s", str(missing))
+    assert_one_line_error(
+        result,
+        1,
+        f"no orchestra store at {missing}.orchestra.db: beat creates it on its first start; "
+        "check the schedule file (beat's -s) or the orchestra_database_url setting",
+    )
+    assert not Path(f"{missing}.orchestra.db").exists()
+
+
+def test_schedule_option_finds_the_store_beside_beats_file(cli: click.Group, project: Project) -> None:
+    other = project.folder / "other"
+    other.mkdir()
+    seed_like_beat(project.module, other / "beat.orchestra.db")
+    api.pause_job(JobStore(f"sqlite:///{other / 'beat.orchestra.db'}"), "tokyo-lunch")
+    result = run(cli, project, "status", "--json", "--schedule", str(other / "beat"))
+    assert {job["name"]: job["state"] for job in json.loads(result.stdout)}["tokyo-lunch"] == "Paused"
+    default = run(cli, project, "status", "--json")
+    assert {job["name"]: job["state"] for job in json.loads(default.stdout)}["tokyo-lunch"] == "Running"
+
+
+def test_unreachable_database_is_one_line(cli: click.Group, project: Project) -> None:
+    url = "postgresql+psycopg2://orchestra:secret@127.0.0.1:9/orchestra?connect_timeout=2"
+    result = run(cli, project, "status", "--database-url", url)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot list the jobs in 'postgresql+psycopg2://orchestra:***@127.0.0.1:9/orchestra")
+    assert "secret" not in result.output
+
+
+def test_bad_database_url_is_one_line(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "pause", "heartbeat", "--database-url", "nosuchdb://x")
+    assert_one_line_error(
+        result,
+        1,
+        "unknown database driver 'nosuchdb' in URL 'nosuchdb://x': celery-orchestra supports sqlite, postgresql",
+    )
+
+
+def test_database_url_option_overrides_the_setting(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "pause", "heartbeat", "--database-url", f"sqlite:///{project.store_path}")
+    assert result.exit_code == 0, result.output
+    assert project.paused() == {"heartbeat"}
+
+
+def test_watch_redraws_until_interrupted(cli: click.Group, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 1:
+            api.pause_job(project.store(), "heartbeat")  # a change between two refreshes
+            return
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("celery_orchestra.cli.time.sleep", nap)
+    result = run(cli, project, "status", "--watch", "--interval", "0.5", "--tag", "fast")
+    assert result.exit_code == 0, result.output
+    assert naps == [0.5, 0.5]
+    row = next(line for line in result.output.splitlines() if " heartbeat " in line)
+    assert "Paused" in row
+
+
+def test_watch_and_json_do_not_combine(cli: click.Group, project: Project) -> None:
+    assert_one_line_error(run(cli, project, "status", "--watch", "--json"), 2, "--watch and --json cannot be combined")
+
+
+# ---------------------------------------------------------------------------- pause / resume
+
+
+def test_pause_and_resume_by_name(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "pause", "heartbeat", "cleanup")
+    assert result.exit_code == 0, result.output
+    assert result.output == "paused: heartbeat, cleanup\n"
+    assert project.paused() == {"heartbeat", "cleanup"}
+    assert run(cli, project, "pause", "heartbeat").output == "already paused: heartbeat\n"
+    result = run(cli, project, "resume", "heartbeat", "tokyo-lunch")
+    assert result.output == "resumed: heartbeat; not paused: tokyo-lunch\n"
+    assert project.paused() == {"cleanup"}
+
+
+def test_resume_stamps_the_resume_instant(cli: click.Group, project: Project) -> None:
+    run(cli, project, "pause", "heartbeat")
+    before = datetime.now(UTC)
+    assert run(cli, project, "resume", "heartbeat").exit_code == 0
+    store = project.store()
+    record = store.get_job("heartbeat")
+    store.close()
+    assert record is not None and record.resumed_at is not None and record.resumed_at >= before
+
+
+def test_pause_unknown_job_is_one_line_and_changes_nothing(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "pause", "heartbeat", "heartbaet")
+    assert_one_line_error(result, 1, "no such job: heartbaet (did you mean heartbeat?)")
+    assert project.paused() == set()
+
+
+def test_pause_and_resume_by_tags(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "pause", "--tags", "slow")
+    assert result.output == "paused: cleanup, nightly-report (jobs with tag slow)\n"
+    result = run(cli, project, "resume", "--tags", "reports,slow", "--all")
+    assert result.output == "resumed: nightly-report (jobs with all of the tags reports, slow)\n"
+    assert project.paused() == {"cleanup"}
+    result = run(cli, project, "resume", "--tags", "io", "--tags", "fast", "--json")
+    assert json.loads(result.stdout) == {
+        "action": "resume",
+        "changed": ["cleanup"],
+        "unchanged": ["heartbeat"],
+        "selector": "jobs with any of the tags io, fast",
+    }
+
+
+def test_tags_matching_nothing_are_one_line(cli: click.Group, project: Project) -> None:
+    assert_one_line_error(run(cli, project, "pause", "--tags", "gpu"), 1, "no job has tag gpu")
+    assert_one_line_error(
+        run(cli, project, "pause", "--tags", "fast,io", "--all"), 1, "no job has all of the tags fast, io"
+    )
+    assert_one_line_error(
+        run(cli, project, "pause", "--tags", ","), 2, "no tags given (expected tags like 'cpu' or 'cpu,nightly')"
+    )
+    assert project.paused() == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to pause: give job names, or --tags TAG[,TAG...]"),
+        (("heartbeat", "--tags", "fast"), "give job names or --tags, not both"),
+        (("heartbeat", "--all"), "--all only applies to --tags"),
+    ],
+)
+def test_pause_usage_errors(cli: click.Group, project: Project, args: tuple[str, ...], message: str) -> None:
+    assert_one_line_error(run(cli, project, "pause", *args), 2, message)
+
+
+# ---------------------------------------------------------------------------- check
+
+
+def test_check_ok_summarises_the_sources(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "check")
+    assert result.exit_code == 0, result.output
+    assert result.output == "OK: 4 jobs (4 in beat_schedule)\n"
+    extra = project.folder / "more.yaml"
+    extra.write_text(
+        "- module: proj\n"
+        "  schedules:\n"
+        "    - {name: weekly, task: report, schedule: {timing: 'every Monday at 03:15'}}\n"
+        "    - {name: soon, task: report, schedule: {timing: 'once in 5 minutes'}}\n"
+    )
+    result = run(cli, project, "check", str(extra))
+    assert result.output == f"OK: 6 jobs (4 in beat_schedule, 2 in {extra})\n"
+
+
+def test_check_reports_every_problem_with_position_and_caret(cli: click.Group, project: Project) -> None:
+    broken = project.folder / "broken.yaml"
+    broken.write_text(
+        "- module: proj\n"
+        "  schedules:\n"
+        "    - name: bad-hour\n"
+        "      task: report\n"
+        "      schedule: {timing: 'every day at 25:00'}\n"
+        "    - name: heartbeat\n"
+        "      task: beat\n"
+        "      schedule: {timing: 'every 5 seconds'}\n"
+    )
+    result = run(cli, project, "check", str(broken))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.stdout.splitlines()
+    at = lines.index(f"{broken}:5:40: job 'bad-hour': bad timing: the hour must be below 24 in 25:00")
+    assert lines[at + 1] == "          schedule: {timing: 'every day at 25:00'}"
+    assert lines[at + 2] == "    " + " " * 39 + "^"
+    assert any(
+        line.startswith(f"{broken}:6:") and "job 'heartbeat'" in line and "defined twice" in line for line in lines
+    )
+    assert result.stderr == "Error: 2 problems in the schedule configuration\n"
+
+
+def test_check_reads_the_apps_schedule_files_setting(
+    cli: click.Group, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- module: proj\n  schedules:\n    - {name: x, task: t, schedule: {timing: 'every 1 secnd'}}\n")
+    module = write_app(tmp_path, f'orchestra_schedule_files=["{listed.as_posix()}"],\n')
+    runner = CliRunner(env={"COLUMNS": "250"})
+    result = runner.invoke(cli, ["-A", module, "orchestra", "check"])
+    assert result.exit_code == 1
+    assert f"{listed}:3:" in result.stdout
+    assert "bad timing" in result.stdout
+    # Naming the same file again does not report its problems twice.
+    again = runner.invoke(cli, ["-A", module, "orchestra", "check", str(listed)])
+    assert again.stdout == result.stdout
+    sys.modules.pop(module, None)
+
+
+def test_check_reports_bad_settings_and_missing_files(
+    cli: click.Group, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path, 'orchestra_catch_up="sometimes",\n')
+    result = CliRunner().invoke(cli, ["-A", module, "orchestra", "check", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 1
+    assert "settings: setting orchestra_catch_up must be one of once, skip, all, got 'sometimes'" in result.stdout
+    assert f"{tmp_path / 'absent.yaml'}: schedule file not found" in result.stdout
+    assert result.stderr == "Error: 2 problems in the schedule configuration\n"
+    sys.modules.pop(module, None)
+
+
+# ---------------------------------------------------------------------------- next
+
+
+def test_next_previews_fire_times_across_dst(cli: click.Group, project: Project) -> None:
+    result = run(
+        cli, project, "next", "every Monday at 03:15", "--tz", "Europe/Berlin", "-n", "3", "--after", "2026-03-20T00:00"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "every Monday at 03:15:00  (weekly, Europe/Berlin)",
+        "  Mon 2026-03-23 03:15:00 CET (+0100)  in 3d 03h",
+        "  Mon 2026-03-30 03:15:00 CEST (+0200)  in 10d 03h",
+        "  Mon 2026-04-06 03:15:00 CEST (+0200)  in 17d 03h",
+    ]
+
+
+def test_next_takes_the_expression_as_several_words_and_the_apps_zone(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "next", "every", "day", "at", "9:15", "-n", "2", "--after", "2026-07-01T10:00")
+    assert result.output.splitlines() == [
+        "every day at 09:15:00  (daily, Europe/Berlin)",
+        "  Thu 2026-07-02 09:15:00 CEST (+0200)  in 23h 15m",
+        "  Fri 2026-07-03 09:15:00 CEST (+0200)  in 1d 23h",
+    ]
+
+
+def test_next_of_a_one_off_says_when_it_ends(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "next", "once in 90 minutes", "--tz", "UTC", "--after", "2026-01-01T00:00:00+00:00")
+    assert result.output.splitlines() == [
+        "once in 1 hour and 30 minutes  (once, UTC)",
+        "  Thu 2026-01-01 01:30:00 UTC (+0000)  in 1h 30m",
+        "  (no further fire times)",
+    ]
+    past = run(cli, project, "next", "2023-04-01 09:13", "--tz", "UTC", "--after", "2026-01-01T00:00:00+00:00")
+    assert past.exit_code == 0
+    assert "never fires after 2026-01-01 00:00:00 UTC" in past.output
+
+
+def test_next_with_a_bad_expression_shows_the_caret_and_exits_2(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "next", "every Mondy at 3")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Error: invalid timing expression 'every Mondy at 3': ")
+    assert lines[0].endswith("(line 1, column 7)")
+    assert lines[1:] == ["    every Mondy at 3", "          ^"]
+    assert "Traceback" not in result.output
+
+
+def test_next_with_a_bad_zone_or_start_is_one_line(cli: click.Group, project: Project) -> None:
+    assert_one_line_error(
+        run(cli, project, "next", "every day", "--tz", "Mars/Base"),
+        2,
+        "unknown time zone 'Mars/Base' (expected an IANA name like 'Europe/Berlin')",
+    )
+    assert_one_line_error(
+        run(cli, project, "next", "every day", "--after", "tomorrow"),
+        2,
+        "--after must be an ISO 8601 date-time such as 2026-03-29T01:30, got 'tomorrow'",
+    )
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def record_runs(project: Project, name: str, first: datetime, count: int) -> None:
+    store = project.store()
+    store.record_runs(
+        [
+            RunRecord(name, first + timedelta(days=day), first + timedelta(days=day, seconds=2), f"{name}-{day}", None)
+            for day in range(count)
+        ]
+    )
+    store.close()
+
+
+def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Project) -> None:
+    record_runs(project, "nightly-report", datetime(2026, 11, 20, 2, 0, tzinfo=UTC), 3)
+    result = run(cli, project, "history", "nightly-report")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "nightly-report-" in line]
+    assert [row.split()[-2] for row in rows] == ["nightly-report-2", "nightly-report-1", "nightly-report-0"]
+    assert "2026-11-22 03:00:00" in rows[0] and "2026-11-22 03:00:02" in rows[0] and "2.000s" in rows[0]
+    assert "last 3 runs of nightly-report, times in Europe/Berlin" in result.output
+    limited = run(cli, project, "history", "nightly-report", "-n", "1", "--json")
+    assert json.loads(limited.stdout) == [
+        {
+            "job": "nightly-report",
+            "fire_time": "2026-11-22T03:00:00+01:00",
+            "sent_at": "2026-11-22T03:00:02+01:00",
+            "task_id": "nightly-report-2",
+        }
+    ]
+
+
+def test_history_of_a_job_that_never_ran(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "history", "heartbeat")
+    assert result.exit_code == 0
+    assert result.output == "no runs of heartbeat recorded yet\n"
+
+
+def test_history_of_an_unknown_job_is_one_line(cli: click.Group, project: Project) -> None:
+    assert_one_line_error(run(cli, project, "history", "nightly"), 1, "no such job: nightly")
+
+
+# ---------------------------------------------------------------------------- a real process
+
+
+def celery_process(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project.folder), env.get("PYTHONPATH", "")]))
+    env["COLUMNS"] = "250"
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", project.module, "orchestra", *args],
+        cwd=project.folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_celery_orchestra_runs_as_a_real_celery_subcommand(project: Project) -> None:
+    paused = celery_process(project, "pause", "--tags", "io")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout == "paused: cleanup (jobs with tag io)\n"
+    shown = celery_process(project, "status")
+    assert shown.returncode == 0, shown.stderr
+    rows = {name: next(line for line in shown.stdout.splitlines() if f" {name} " in line) for name in JOB_NAMES}
+    assert "Paused" in rows["cleanup"]
+    assert all("Running" in rows[name] for name in JOB_NAMES if name != "cleanup")
+    missing = celery_process(project, "history", "no-such-job")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "Error: no such job: no-such-job"
+
+
+def test_importing_the_cli_registers_the_remote_commands_for_celery_control(project: Project) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project.folder), env.get("PYTHONPATH", "")]))
+    listed = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", project.module, "control", "--list"],
+        cwd=project.folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "orchestra_pause NAME [NAME ...]" in listed.stdout
+    assert "orchestra_pause_tags TAG[,TAG...] [any|all]" in listed.stdout
+
+
+def test_group_help_lists_every_subcommand(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "--help")
+    assert result.exit_code == 0
+    for name in ("status", "pause", "resume", "check", "next", "history"):
+        assert f"  {name} " in result.output
