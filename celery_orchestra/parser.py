@@ -147,23 +147,26 @@ class _ToModel(Transformer[Token, Any]):
     def unit(self, children: list[Token]) -> Token:
         return children[0]
 
-    def duration_part(self, children: list[Any]) -> tuple[timedelta, Token]:
+    def duration_part(self, children: list[Any]) -> tuple[timedelta, Token, Token]:
         count, unit = children
         amount = 1.0 if count is None else _number(count)
         seconds = amount * _UNIT_SECONDS[unit.type]
         if seconds > _LONGEST_DURATION_SECONDS:
             _fail(f"{count!s} {unit!s} is too long (at most {_LONGEST_DURATION_YEARS} years)", count or unit)
-        return timedelta(seconds=seconds), unit
+        return timedelta(seconds=seconds), unit, count or unit
 
-    def unit_duration(self, parts: list[tuple[timedelta, Token]]) -> tuple[timedelta, Token]:
+    def unit_duration(self, parts: list[tuple[timedelta, Token, Token]]) -> tuple[timedelta, Token]:
         seen: set[str] = set()
         total = timedelta(0)
-        for amount, unit in parts:
+        start = parts[0][2]
+        for amount, unit, _ in parts:
             if unit.type in seen:
                 _fail(f"{str(unit)!r} is given twice", unit)
             seen.add(unit.type)
             total += amount
-        return total, parts[0][1]
+        if total.total_seconds() > _LONGEST_DURATION_SECONDS:
+            _fail(f"that is too long (at most {_LONGEST_DURATION_YEARS} years in all)", start)
+        return total, start
 
     def clock_duration(self, children: list[Token]) -> tuple[timedelta, Token]:
         (token,) = children

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery.schedules import BaseSchedule, schedstate
 
+from .errors import TimingError
 from .evaluate import first_fire, next_fire_after
 from .model import Kind, TimingSpec
 from .parser import parse_expression
@@ -200,4 +201,8 @@ def timing(
     was registered) defaults to now. Raises :class:`~celery_orchestra.TimingError` for a bad
     expression and :class:`~celery_orchestra.TimeZoneError` for an unknown zone.
     """
+    if not isinstance(expression, str):
+        raise TimingError(
+            f"a timing expression must be a string, not {type(expression).__name__}", expression=repr(expression)
+        )
     return Timing(parse_expression(expression), tz, anchor=anchor, nowfun=nowfun, app=app)

@@ -267,7 +267,7 @@ def test_several_errors_are_reported_at_once_with_positions() -> None:
         (16, 7, "hourly"),
         (17, 13, "nightly"),
         (21, 7, None),
-        (23, 25, None),
+        (23, 23, None),
     ]
     messages = [p.message for p in problems]
     assert messages[0] == "bad timing: the hour must be below 24 in 25:00"
