@@ -10,13 +10,16 @@ to the second (their fields have no finer resolution), which makes it stable acr
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from celery.schedules import BaseSchedule
 
+from .model import Interval
 from .schedule import Timing
 
-__all__ = ["fire_after", "fires_between"]
+__all__ = ["MissedFires", "fire_after", "missed_fires"]
 
 _SECOND = timedelta(seconds=1)
 
@@ -40,14 +43,44 @@ def fire_after(schedule: BaseSchedule, after: datetime) -> datetime | None:
     return fire if fire > after else _round_to_second(after) + _SECOND
 
 
-def fires_between(schedule: BaseSchedule, after: datetime, until: datetime, limit: int) -> list[datetime]:
-    """Nominal fire instants in ``(after, until]``, at most ``limit`` of them (the earliest)."""
-    fires: list[datetime] = []
-    cursor = after
-    while len(fires) < limit:
+#: Fire instants walked one by one at most when counting missed runs; beyond it the count is a
+#: lower bound and the walk resumes a day before ``until`` (only the latest ones are ever sent).
+_SCAN_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MissedFires:
+    """The nominal fire instants in ``[first, until]``: how many, and the latest few of them."""
+
+    count: int
+    #: True when ``count`` is a lower bound (too many to walk one by one).
+    at_least: bool
+    latest: list[datetime]
+
+
+def missed_fires(schedule: BaseSchedule, first: datetime, until: datetime, keep: int) -> MissedFires:
+    """Count the fire instants from ``first`` (itself a fire instant) through ``until``; keep the latest ``keep``.
+
+    Interval timings are counted arithmetically, so a one-second job after a week of downtime
+    costs nothing; other schedules fire at most once a minute or so and are walked.
+    """
+    if first > until:
+        return MissedFires(0, False, [])
+    if isinstance(schedule, Timing) and isinstance(schedule.spec, Interval):
+        every = schedule.spec.every
+        count = (until - first) // every + 1
+        kept = min(count, keep)
+        last = first + (count - 1) * every
+        return MissedFires(count, False, [last - k * every for k in range(kept - 1, -1, -1)])
+    latest: deque[datetime] = deque([first], maxlen=max(keep, 1))
+    count, at_least, cursor = 1, False, first
+    while True:
         fire = fire_after(schedule, cursor)
         if fire is None or fire > until:
             break
-        fires.append(fire)
+        count += 1
+        latest.append(fire)
         cursor = fire
-    return fires
+        if count % _SCAN_LIMIT == 0 and until - cursor > timedelta(days=1):
+            at_least, cursor = True, until - timedelta(days=1)
+    return MissedFires(count, at_least, list(latest)[-keep:] if keep else [])

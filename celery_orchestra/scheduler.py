@@ -27,6 +27,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +40,8 @@ from .codec import kind_of_data, max_runs_of_data, schedule_from_data
 from .config import ConfigError, load_definitions
 from .definitions import JobDefinition
 from .errors import OrchestraError
-from .firing import fire_after, fires_between
+from .firing import fire_after, missed_fires
+from .remote import OrchestraNode
 from .schedule import NEVER_SECONDS, Timing
 from .settings import OrchestraSettings, SettingsError, read_settings
 from .store import JobRecord, JobStore, RunRecord, StoreError
@@ -212,6 +214,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_poll = 0.0
         self._clock: tuple[float, float] | None = None
         self._send_failures: dict[str, int] = {}
+        self._node: OrchestraNode | None = None
         self._closed = False
         super().__init__(
             app,
@@ -256,6 +259,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._persist_next_fires(self.data.values())
         self._clock = (self.wall_time(), self.monotonic())
         self._next_poll = self.monotonic() + self.settings.poll_interval
+        if self.settings.remote_control:
+            # `celery control orchestra_pause ...` lands here; the store stays the source of truth.
+            self._node = OrchestraNode(self.app, store=store, on_change=self.request_refresh)
+            self._node.start()
 
     def _definitions(self) -> list[JobDefinition]:
         definitions = load_definitions(self.app)
@@ -480,51 +487,64 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ dispatch
 
-    def _plan(self, entry: ScheduleEntry, now: datetime) -> tuple[list[datetime], int]:
-        """Which nominal instants of a due job to send now, and how many missed ones to skip."""
-        assert self.settings is not None and entry.next_fire_at is not None
+    def _plan(self, entry: ScheduleEntry, now: datetime) -> tuple[list[datetime], datetime]:
+        """Which nominal instants of a due job to send now, and the latest instant dealt with.
+
+        One due instant within the misfire grace is simply on time. More than one (beat was
+        down, or the clock jumped) follows ``orchestra_catch_up``: ``once`` sends the latest,
+        ``skip`` sends only one still within the grace, ``all`` sends the latest
+        ``orchestra_catch_up_limit`` of them. Every case is logged.
+        """
         settings = self.settings
+        assert settings is not None and entry.next_fire_at is not None
         first = entry.next_fire_at
-        missed = [first, *fires_between(entry.schedule, first, now, settings.catch_up_limit)]
+        keep = settings.catch_up_limit if settings.catch_up == "all" else 1
         if entry.max_runs is not None:
-            missed = missed[: entry.max_runs]
-        if len(missed) == 1 and (now - first).total_seconds() <= settings.misfire_grace:
-            return missed, 0
-        grace = timedelta(seconds=settings.misfire_grace)
-        if settings.catch_up == "all":
-            return missed, 0
-        if settings.catch_up == "skip":
-            on_time = [f for f in missed if now - f <= grace][-1:]
-            return on_time, len(missed) - len(on_time)
-        return missed[-1:], len(missed) - 1
+            keep = min(keep, entry.max_runs)
+        missed = missed_fires(entry.schedule, first, now, keep)
+        latest = missed.latest[-1] if missed.latest else first
+        if missed.count <= 1 and (now - first).total_seconds() <= settings.misfire_grace:
+            return [first], first
+        if entry.max_runs is not None:
+            # A one-off has one instant: it runs late rather than never ("once" and "all" alike).
+            fires = [first] if settings.catch_up != "skip" else []
+        elif settings.catch_up == "skip":
+            fires = [f for f in missed.latest if (now - f).total_seconds() <= settings.misfire_grace]
+        else:
+            fires = missed.latest
+        how_many = f"{'at least ' if missed.at_least else ''}{missed.count}"
+        if fires:
+            logger.warning(
+                "celery-orchestra: job %s missed %s run(s); catch-up %r: sending %d, the last for %s",
+                entry.name,
+                how_many,
+                settings.catch_up,
+                len(fires),
+                fires[-1].isoformat(),
+            )
+        else:
+            logger.warning("celery-orchestra: job %s: skipped %s missed run(s) (catch-up 'skip')", entry.name, how_many)
+        return fires, latest
 
     def _dispatch(self, due: list[ScheduleEntry], now: datetime) -> None:
         assert self.store is not None
         plans: list[tuple[ScheduleEntry, list[datetime], datetime]] = []
         records: list[RunRecord] = []
         for entry in due:
-            fires, skipped = self._plan(entry, now)
-            last_considered = max([*fires, entry.next_fire_at or now])
-            if skipped:
-                policy = self.settings.catch_up if self.settings else "once"
-                if fires:
-                    logger.warning(
-                        "celery-orchestra: job %s missed %d run(s); catch-up %r: sending %d, the last for %s",
-                        entry.name,
-                        skipped + len(fires),
-                        policy,
-                        len(fires),
-                        fires[-1].isoformat(),
-                    )
-                else:
-                    logger.warning(
-                        "celery-orchestra: job %s: skipped %d missed run(s) (catch-up 'skip')", entry.name, skipped
-                    )
+            fires, last_considered = self._plan(entry, now)
             plans.append((entry, fires, last_considered))
             records.extend(RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None) for fire in fires)
 
-        claimed = {(r.job_name, r.fire_time) for r in self.store.claim_runs(records)} if records else set()
-        sent: list[RunRecord] = []
+        try:
+            claimed = {(r.job_name, r.fire_time) for r in self.store.claim_runs(records)} if records else set()
+        except Exception as error:  # the database is unreachable: keep every due job, try again soon
+            logger.error(
+                "celery-orchestra: cannot record runs in the store (%s); %d job(s) will be retried", error, len(due)
+            )
+            for entry in due:
+                self._retry_later(entry, now)
+            return
+        sent: Counter[str] = Counter()
         failed: list[RunRecord] = []
         producer = None
         try:
@@ -542,32 +562,42 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                         entry.name,
                         fire.isoformat(),
                     )
-                    continue
-                if producer is None or not self._send(entry, record, producer):
-                    failed.append(record)
+                elif producer is not None and self._send(entry, record, producer):
+                    sent[entry.name] += 1
                 else:
-                    sent.append(record)
+                    failed.append(record)
 
         failed_jobs = {r.job_name for r in failed}
-        if failed:
-            self.store.release_runs(failed)
         progress: dict[str, tuple[datetime | None, int, datetime | None]] = {}
         for entry, _fires, last_considered in plans:
+            runs = sent[entry.name]
+            entry.total_run_count += runs
             if entry.name in failed_jobs:
-                attempts = self._send_failures.get(entry.name, 0)
-                self._send_failures[entry.name] = attempts + 1
-                delay = SEND_RETRY_DELAYS[min(attempts, len(SEND_RETRY_DELAYS) - 1)]
-                self._requeue(entry, now + timedelta(seconds=delay))
+                # What was sent is counted; the rest stays due (the ledger skips the sent ones).
+                self._retry_later(entry, now)
+                if runs:
+                    progress[entry.name] = (entry.last_fire_at, runs, entry.next_fire_at)
                 continue
             self._send_failures.pop(entry.name, None)
-            runs = sum(1 for r in sent if r.job_name == entry.name)
-            entry.total_run_count += runs
             entry.last_fire_at = last_considered
             entry.last_run_at = last_considered
             self._reschedule(entry, now)
-            progress[entry.name] = (entry.last_fire_at, entry.total_run_count, entry.next_fire_at)
-        if progress:
-            self.store.save_progress(progress)
+            progress[entry.name] = (entry.last_fire_at, runs, entry.next_fire_at)
+        try:
+            if failed:
+                self.store.release_runs(failed)
+            if progress:
+                self.store.save_progress(progress)
+        except Exception as error:
+            # The runs were sent and their ledger rows stand, so nothing is sent twice; the job
+            # rows catch up with the next successful write.
+            logger.error("celery-orchestra: cannot save run progress in the store (%s)", error)
+
+    def _retry_later(self, entry: ScheduleEntry, now: datetime) -> None:
+        attempts = self._send_failures.get(entry.name, 0)
+        self._send_failures[entry.name] = attempts + 1
+        delay = SEND_RETRY_DELAYS[min(attempts, len(SEND_RETRY_DELAYS) - 1)]
+        self._requeue(entry, now + timedelta(seconds=delay))
 
     def _requeue(self, entry: ScheduleEntry, when: datetime) -> None:
         generation = self._generation.get(entry.name, 0) + 1
@@ -631,6 +661,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             return
         self._closed = True
         try:
+            if self._node is not None:
+                self._node.stop()
             super().close()
         finally:
             if self.store is not None:

@@ -349,9 +349,9 @@ def test_writes_that_change_nothing_do_not_move_the_counter(store: JobStore) -> 
     assert store.set_next_run({"b": T0}) == []
     assert store.record_runs([run("b", T0)]) == []
     assert store.current_revision() == revision
-    assert store.save_progress({"b": (T0, 1, None)}) == ["b"]  # next_run_at differs (None)
+    assert store.save_progress({"b": (T0, 0, None)}) == ["b"]  # next_run_at differs (None)
     revision = store.current_revision()
-    assert store.save_progress({"b": (T0, 1, None)}) == []
+    assert store.save_progress({"b": (T0, 0, None)}) == []
     assert store.current_revision() == revision
     _, records = store.changes_since(revision)
     assert records == []
@@ -590,10 +590,14 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     assert sorted(store.save_progress({"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)})) == ["a", "b"]
     a = stored(store, "a")
     assert (a.last_run_at, a.total_run_count, a.next_run_at) == (T0, 1, T0 + timedelta(minutes=1))
-    assert store.save_progress({"a": (T0, 1, T0 + timedelta(minutes=1))}) == []
+    assert store.save_progress({"a": (T0, 0, T0 + timedelta(minutes=1))}) == []
+    # Counts add up and the last run never moves backwards (two beats writing their own progress).
+    assert store.save_progress({"a": (T0 - timedelta(minutes=5), 2, T0 + timedelta(minutes=1))}) == ["a"]
+    a = stored(store, "a")
+    assert (a.last_run_at, a.total_run_count) == (T0, 3)
     with pytest.raises(JobNotFound):
         store.save_progress({"a": (T0, 5, None), "zz": (None, 0, None)})
-    assert stored(store, "a").total_run_count == 1
+    assert stored(store, "a").total_run_count == 3
 
 
 def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:

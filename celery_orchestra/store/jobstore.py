@@ -467,19 +467,20 @@ class JobStore:
         self._run(f"release {len(batch)} claimed runs", work, write=True)
 
     def save_progress(self, progress: Mapping[str, tuple[datetime | None, int, datetime | None]]) -> list[str]:
-        """Store ``name -> (last_run_at, total_run_count, next_run_at)``; return the names that changed.
+        """Store ``name -> (last_run_at, runs_added, next_run_at)``; return the names that changed.
 
-        The bookkeeping step after :meth:`claim_runs` and publishing. Values are absolute (the
-        caller's view wins); rows already holding them are not written. Raises
-        :class:`JobNotFound`, changing nothing, when a name is unknown.
+        The bookkeeping step after :meth:`claim_runs` and publishing. ``runs_added`` is *added* to
+        the stored count and ``last_run_at`` never moves backwards, inside the transaction: two
+        beats that each sent some runs of one job end with the exact total, not whichever wrote
+        last. Raises :class:`JobNotFound`, changing nothing, when a name is unknown.
         """
         wanted: dict[str, tuple[datetime | None, int, datetime | None]] = {}
-        for name, (last_run_at, total_run_count, next_run_at) in progress.items():
-            if total_run_count < 0:
-                raise ValueError(f"total_run_count of job {name!r} must be >= 0, got {total_run_count}")
+        for name, (last_run_at, runs_added, next_run_at) in progress.items():
+            if runs_added < 0:
+                raise ValueError(f"runs added to job {name!r} must be >= 0, got {runs_added}")
             wanted[name] = (
                 None if last_run_at is None else require_aware(last_run_at, f"last run of job {name!r}"),
-                total_run_count,
+                runs_added,
                 None if next_run_at is None else require_aware(next_run_at, f"next run of job {name!r}"),
             )
         if not wanted:
@@ -490,8 +491,15 @@ class JobStore:
             revision = _bump_revision(connection, self.safe_url)
             current = _existing(connection, wanted, columns)
             _require_known(wanted, current)
-            changed = [name for name, values in wanted.items() if current[name] != values]
-            if not changed:
+            rows = []
+            for name, (last_run_at, runs_added, next_run_at) in wanted.items():
+                stored_last, stored_count, stored_next = current[name]
+                if stored_last is not None and (last_run_at is None or stored_last > last_run_at):
+                    last_run_at = stored_last
+                values = (last_run_at, stored_count + runs_added, next_run_at)
+                if values != (stored_last, stored_count, stored_next):
+                    rows.append((name, values))
+            if not rows:
                 return [], False
             now = datetime.now(UTC)
             _update_many(
@@ -499,16 +507,16 @@ class JobStore:
                 [
                     {
                         "name": name,
-                        "last_run_at": wanted[name][0],
-                        "total_run_count": wanted[name][1],
-                        "next_run_at": wanted[name][2],
+                        "last_run_at": last_run_at,
+                        "total_run_count": total,
+                        "next_run_at": next_run_at,
                         "revision": revision,
                         "updated_at": now,
                     }
-                    for name in changed
+                    for name, (last_run_at, total, next_run_at) in rows
                 ],
             )
-            return changed, True
+            return [name for name, _ in rows], True
 
         return self._run(f"save the progress of {len(wanted)} jobs", work, write=True)
 
