@@ -103,7 +103,7 @@ def jobs_json(jobs: Sequence[JobStatus]) -> str:
 
 def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
     """Recorded runs, newest first: when each was due, when it was sent, and its task id."""
-    table = Table(caption=caption, caption_justify="left", header_style="bold", expand=False)
+    table = Table(caption=caption, caption_justify="left", header_style="bold", box=box.ROUNDED)
     table.add_column("Fire time", no_wrap=True)
     table.add_column("Sent at", no_wrap=True)
     table.add_column("Late by", no_wrap=True, justify="right")
