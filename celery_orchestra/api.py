@@ -31,16 +31,17 @@ from sqlalchemy.exc import ArgumentError
 from .codec import describe_data, schedule_from_data
 from .errors import OrchestraError
 from .firing import fire_after
-from .scheduler import (
+from .settings import read_settings
+from .states import (
     STATE_DISABLED,
     STATE_DONE,
     STATE_EXPIRED,
     STATE_PAUSED,
     STATE_REMOVED,
     STATE_RUNNING,
+    has_finished,
     job_state,
 )
-from .settings import read_settings
 from .store import JobNotFound, JobRecord, JobStore, LedgerEntry
 from .zones import resolve_zone, zone_name
 
@@ -317,6 +318,9 @@ def _store_for(target: Target) -> Iterator[JobStore]:
         raise TypeError(f"target must be a Celery app or a JobStore, got {type(target).__name__}")
     store = open_store(target)
     try:
+        # An older celery-orchestra may have created the store: bring its schema up to date
+        # (what beat does on start; a no-op when it is current).
+        store.migrate()
         yield store
     finally:
         store.close()
@@ -497,7 +501,7 @@ def list_jobs(
 
 def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now: datetime) -> JobStatus:
     """A stored job as shown to operators (see :class:`JobStatus`)."""
-    finished = record.max_runs is not None and record.total_run_count >= record.max_runs
+    finished = has_finished(record.max_runs, record.last_run_at, record.anchor)
     state = job_state(
         removed=record.removed,
         enabled=record.enabled,

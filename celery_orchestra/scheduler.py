@@ -44,6 +44,7 @@ from .firing import fire_after, missed_fires
 from .remote import OrchestraNode
 from .schedule import NEVER_SECONDS, Timing
 from .settings import OrchestraSettings, SettingsError, read_settings
+from .states import STATE_RUNNING, has_finished, job_state
 from .store import JobRecord, JobStore, RunRecord, StoreError
 from .zones import resolve_zone
 
@@ -60,32 +61,10 @@ CLOCK_JUMP_THRESHOLD = 5.0
 #: Retry delays (seconds) for a job whose send failed, growing with consecutive failures.
 SEND_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
-STATE_RUNNING = "Running"
-STATE_PAUSED = "Paused"
-STATE_DISABLED = "Disabled"
-STATE_DONE = "Done"
-STATE_EXPIRED = "Expired"
-STATE_REMOVED = "Removed"
-
 
 def run_task_id(job_name: str, fire: datetime) -> str:
     """The task id of the run of ``job_name`` meant for the nominal instant ``fire``."""
     return str(uuid.uuid5(TASK_ID_NAMESPACE, f"{job_name}\0{fire.astimezone(UTC).isoformat()}"))
-
-
-def job_state(*, removed: bool, enabled: bool, paused: bool, expired: bool, finished: bool) -> str:
-    """The state shown in the status table; only ``Running`` jobs are ever sent."""
-    if removed:
-        return STATE_REMOVED
-    if expired:
-        return STATE_EXPIRED
-    if finished:
-        return STATE_DONE
-    if not enabled:
-        return STATE_DISABLED
-    if paused:
-        return STATE_PAUSED
-    return STATE_RUNNING
 
 
 class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
@@ -153,8 +132,7 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
 
     @property
     def finished(self) -> bool:
-        # Runs are counted since the anchor: a one-off moved to a new time must fire again.
-        return self.max_runs is not None and self.last_fire_at is not None and self.last_fire_at >= self.anchor
+        return has_finished(self.max_runs, self.last_fire_at, self.anchor)
 
     @property
     def state(self) -> str:
@@ -213,6 +191,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._revision = 0
         self._next_poll = 0.0
         self._clock: tuple[float, float] | None = None
+        #: Since when beat has been running without a clock jump: fire instants before it were
+        #: missed (catch-up policy), those after it at worst delayed.
+        self._online_since = datetime.max.replace(tzinfo=UTC)
         self._send_failures: dict[str, int] = {}
         self._node: OrchestraNode | None = None
         self._closed = False
@@ -250,6 +231,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         definitions = self._definitions()
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
+        self._online_since = now
         store.reconcile(definitions, now=now, kind_of=_kind_of, max_runs_of=_max_runs_of)
         self._revision = store.current_revision()
         self.data: dict[str, ScheduleEntry] = {}
@@ -451,6 +433,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                 "celery-orchestra: the wall clock jumped %s by %.1f s; re-evaluating every job", direction, abs(jump)
             )
             self._queue = []
+            self._online_since = now
             for entry in self.data.values():
                 self._reschedule(entry, now)
 
@@ -462,14 +445,21 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             return
         revision, records = self.store.changes_since(self._revision)
         self._revision = revision
+        reloaded: list[ScheduleEntry] = []
         for record in records:
             current = self.data.get(record.name)
             if current is not None and _same_run_state(current, record):
                 continue  # our own write coming back
             self._install(record, now)
             entry = self.data.get(record.name)
-            if entry is not None and current is not None and current.state != entry.state:
+            if entry is None:
+                continue
+            if entry.next_fire_at != record.next_run_at:
+                reloaded.append(entry)
+            if current is not None and current.state != entry.state:
                 logger.info("celery-orchestra: job %s is now %s", entry.name, entry.state)
+        # Keep the stored next fire time true (status tables read it), e.g. after a resume.
+        self._persist_next_fires(reloaded)
 
     def _pop_due(self, now: datetime) -> list[ScheduleEntry]:
         horizon = now.timestamp()
@@ -490,29 +480,39 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _plan(self, entry: ScheduleEntry, now: datetime) -> tuple[list[datetime], datetime]:
         """Which nominal instants of a due job to send now, and the latest instant dealt with.
 
-        One due instant within the misfire grace is simply on time. More than one (beat was
-        down, or the clock jumped) follows ``orchestra_catch_up``: ``once`` sends the latest,
-        ``skip`` sends only one still within the grace, ``all`` sends the latest
-        ``orchestra_catch_up_limit`` of them. Every case is logged.
+        A backlog that built up while beat was running, none of it older than
+        ``orchestra_misfire_grace``, is sent in full: beat was merely busy. Anything else (beat
+        was down, the clock jumped, or a run is later than the grace) follows
+        ``orchestra_catch_up``: ``once`` sends the latest instant, ``skip`` sends it only if it
+        is within the grace, ``all`` sends the latest ``orchestra_catch_up_limit`` of them.
+        Every run not sent is logged.
         """
         settings = self.settings
         assert settings is not None and entry.next_fire_at is not None
         first = entry.next_fire_at
-        keep = settings.catch_up_limit if settings.catch_up == "all" else 1
-        if entry.max_runs is not None:
-            keep = min(keep, entry.max_runs)
-        missed = missed_fires(entry.schedule, first, now, keep)
-        latest = missed.latest[-1] if missed.latest else first
-        if missed.count <= 1 and (now - first).total_seconds() <= settings.misfire_grace:
-            return [first], first
-        if entry.max_runs is not None:
-            # A one-off has one instant: it runs late rather than never ("once" and "all" alike).
-            fires = [first] if settings.catch_up != "skip" else []
+        limit = settings.catch_up_limit if entry.max_runs is None else entry.max_runs
+        backlog = missed_fires(entry.schedule, first, now, limit)
+        latest = backlog.latest[-1] if backlog.latest else first
+        grace = timedelta(seconds=settings.misfire_grace)
+        if first >= self._online_since and now - first <= grace:
+            if backlog.count > len(backlog.latest):
+                logger.warning(
+                    "celery-orchestra: job %s fell behind by %d run(s); sending the latest %d",
+                    entry.name,
+                    backlog.count,
+                    len(backlog.latest),
+                )
+            return backlog.latest, latest
+
+        if settings.catch_up == "all":
+            fires = backlog.latest
         elif settings.catch_up == "skip":
-            fires = [f for f in missed.latest if (now - f).total_seconds() <= settings.misfire_grace]
+            fires = [latest] if now - latest <= grace else []
         else:
-            fires = missed.latest
-        how_many = f"{'at least ' if missed.at_least else ''}{missed.count}"
+            fires = [latest]
+        if backlog.count == 1 and fires:
+            return fires, latest  # a single run, late but sent: nothing was missed
+        how_many = f"{'at least ' if backlog.at_least else ''}{backlog.count}"
         if fires:
             logger.warning(
                 "celery-orchestra: job %s missed %s run(s); catch-up %r: sending %d, the last for %s",

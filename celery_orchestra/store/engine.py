@@ -120,6 +120,9 @@ def parse_url(url: str | URL) -> DatabaseTarget:
             "'postgresql+psycopg2://user:password@host:5432/dbname'",
             shown,
         ) from exc
+    if parsed.drivername == "postgresql":
+        # Plain postgresql:// means psycopg 3 to SQLAlchemy 2.1; the driver we ship is psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     shown = mask_url(parsed)
     backend = parsed.get_backend_name()
     try:
@@ -180,6 +183,10 @@ def build_engine(target: DatabaseTarget, *, echo: bool, sqlite_busy_timeout: flo
         engine = create_engine(target.url, **options)
     except (ArgumentError, TypeError) as exc:
         raise StoreError(f"cannot use database URL {target.shown!r}: {exc}", target.shown) from exc
+    except ImportError as exc:
+        raise StoreError(
+            f"cannot use database URL {target.shown!r}: its driver is not installed: {exc}", target.shown
+        ) from exc
     if target.is_sqlite:
         _configure_sqlite(engine, wal=not target.is_sqlite_memory, busy_timeout=sqlite_busy_timeout)
     return engine
