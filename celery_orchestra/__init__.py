@@ -16,10 +16,18 @@ from .schedule import Timing, timing
 
 if TYPE_CHECKING:
     from .api import (
+        ChangeResult,
+        JobStatus,
+        NoMatchingJobsError,
+        NoSuchJobError,
+        job_history,
         list_jobs,
+        open_store,
         pause_job,
+        pause_jobs,
         pause_jobs_with_tags,
         resume_job,
+        resume_jobs,
         resume_jobs_with_tags,
     )
     from .config import ConfigError, ConfigProblem
@@ -32,15 +40,27 @@ _LAZY = {
     "ConfigProblem": "config",
     "pause_job": "api",
     "resume_job": "api",
+    "pause_jobs": "api",
+    "resume_jobs": "api",
     "pause_jobs_with_tags": "api",
     "resume_jobs_with_tags": "api",
     "list_jobs": "api",
+    "job_history": "api",
+    "open_store": "api",
+    "ChangeResult": "api",
+    "JobStatus": "api",
+    "NoSuchJobError": "api",
+    "NoMatchingJobsError": "api",
 }
 
 __all__ = [
+    "ChangeResult",
     "ConfigError",
     "ConfigProblem",
+    "JobStatus",
     "Kind",
+    "NoMatchingJobsError",
+    "NoSuchJobError",
     "OrchestraError",
     "ScheduleEntry",
     "Scheduler",
@@ -48,10 +68,14 @@ __all__ = [
     "Timing",
     "TimingError",
     "TimingSpec",
+    "job_history",
     "list_jobs",
+    "open_store",
     "pause_job",
+    "pause_jobs",
     "pause_jobs_with_tags",
     "resume_job",
+    "resume_jobs",
     "resume_jobs_with_tags",
     "timing",
 ]
