@@ -1,0 +1,518 @@
+"""How fast is celery_orchestra.Scheduler? Idle tick, burst dispatch and start-up, against stock beat in the same run.
+
+Run::
+
+    python benchmarks/bench_scheduler.py            # a few minutes on a 2-core VM
+    python benchmarks/bench_scheduler.py --quick    # a smoke run (used by tests/test_bench_scheduler_runs.py)
+
+Everything is measured in this one process (pinned to one CPU where the OS allows it; a Redis
+server, if used, runs on the others), with ``time.perf_counter``; per-tick figures are medians.
+
+* **Idle tick, N jobs, nothing due** (N = 100,000): our ``tick()`` with N interval jobs (every
+  hour) on an SQLite store, both as beat really calls it (``poll``: every tick that ends a sleep
+  also reads the store's change counter, because beat never sleeps longer than
+  ``orchestra_poll_interval``) and between polls (a heap peek). Against stock
+  ``celery.beat.Scheduler`` holding the same N entries as ``schedule(timedelta)``: a handful of
+  idle ticks after its first (heap-building) tick. Target: ours <= 1 ms.
+* **Burst, B jobs due at one instant** (B = 10,000): the time from the tick at the due instant
+  until all B are published, against B plain ``app.send_task`` calls on the same transport (a
+  throwaway ``redis-server`` on 127.0.0.1 from ``tests/servers.py`` when the binary exists, else
+  ``memory://``). Target: ratio <= 1.3. For context, a smaller burst (1,000) through stock beat,
+  which sends one task per tick.
+* **Start-up, N jobs** on SQLite: ``Scheduler(app)`` from configuration to the first schedule
+  (parse the N ``beat_schedule`` entries, migrate, reconcile into the store, load, build the heap),
+  cold (empty database) and warm (restart on the same, unchanged database); memory retained per job
+  (``tracemalloc``, a separate warm start). Target: cold start <= 10 s. Logging stays at WARNING:
+  at INFO, beat would also print one "scheduled to run at" line per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import logging
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, beat
+from celery.schedules import schedule as interval_schedule
+
+from celery_orchestra.scheduler import Scheduler
+from celery_orchestra.store import RunRecord
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import RedisServer, find_binary, start_redis
+
+
+@dataclass(frozen=True)
+class Sizes:
+    idle_jobs: int
+    stock_idle_ticks: int
+    our_idle_ticks: int
+    burst: int
+    stock_burst: int
+    startup_jobs: int
+
+
+FULL = Sizes(
+    idle_jobs=100_000, stock_idle_ticks=5, our_idle_ticks=2_000, burst=10_000, stock_burst=1_000, startup_jobs=100_000
+)
+QUICK = Sizes(idle_jobs=2_000, stock_idle_ticks=3, our_idle_ticks=50, burst=200, stock_burst=50, startup_jobs=2_000)
+
+TASK = "bench.noop"
+
+
+# ---- the schedulers under test ------------------------------------------------------------------
+
+
+class Offset:
+    """Seconds added to both of our scheduler's clocks: moving both keeps it from seeing a clock jump."""
+
+    seconds = 0.0
+
+
+class BenchScheduler(Scheduler):
+    """Our scheduler with a movable clock and a count of successful sends."""
+
+    sent = 0
+
+    @staticmethod
+    def wall_time() -> float:
+        return time.time() + Offset.seconds
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic() + Offset.seconds
+
+    def _send(self, entry: Any, record: RunRecord, producer: Any) -> bool:
+        ok = bool(super()._send(entry, record, producer))
+        BenchScheduler.sent += ok
+        return ok
+
+
+class StockScheduler(beat.Scheduler):  # type: ignore[misc]
+    """Stock beat, counting what it publishes."""
+
+    sent = 0
+
+    def send_task(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().send_task(*args, **kwargs)
+        StockScheduler.sent += 1
+        return result
+
+
+def make_app(broker: str, jobs: int = 0, *, every: timedelta = timedelta(hours=1), db_url: str | None = None) -> Celery:
+    app = Celery("bench", broker=broker, set_as_current=False)
+    app.conf.update(
+        result_expires=None,
+        orchestra_remote_control=False,
+        broker_connection_retry_on_startup=False,
+        beat_schedule={f"job-{i:06d}": {"task": TASK, "schedule": every} for i in range(jobs)},
+    )
+    if db_url is not None:
+        app.conf.orchestra_database_url = db_url
+    return app
+
+
+# ---- measurements ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    transport: str = ""
+    our_tick_poll_us: float = 0.0
+    our_tick_peek_us: float = 0.0
+    stock_tick_us: float = 0.0
+    stock_first_tick_s: float = 0.0
+    stock_setup_s: float = 0.0
+    burst_ours_s: float = 0.0
+    burst_send_task_s: float = 0.0
+    stock_burst_s: float = 0.0
+    stock_burst_ours_s: float = 0.0
+    stock_burst_send_task_s: float = 0.0
+    startup_cold_s: float = 0.0
+    startup_warm_s: float = 0.0
+    bytes_per_job: float = 0.0
+    stock_bytes_per_entry: float = 0.0
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    value = action()
+    return time.perf_counter() - start, value
+
+
+def retained_bytes(action: Callable[[], Any]) -> tuple[int, Any]:
+    """Bytes still allocated after ``action`` (and a collection) that were not before; the result is kept alive."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        value = action()
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return after - before, value
+
+
+def startup(folder: Path, sizes: Sizes, results: Results) -> BenchScheduler:
+    """Cold start, warm restart and memory per job; returns a running scheduler for the idle-tick figure."""
+    db_url = f"sqlite:///{folder / 'startup.db'}"
+    app = make_app("memory://", sizes.startup_jobs, db_url=db_url)
+    Offset.seconds = 0.0
+    results.startup_cold_s, cold = timed(lambda: BenchScheduler(app))
+    cold.close()
+    results.startup_warm_s, warm = timed(lambda: BenchScheduler(app))
+    warm.close()
+    del cold, warm
+    retained, value = retained_bytes(lambda: BenchScheduler(app))
+    measured: BenchScheduler = value
+    results.bytes_per_job = retained / sizes.startup_jobs
+    assert len(measured.schedule) == sizes.startup_jobs
+    return measured
+
+
+def idle_tick(scheduler: BenchScheduler, sizes: Sizes, results: Results) -> None:
+    assert scheduler.tick() >= 0
+    poll: list[float] = []
+    peek: list[float] = []
+    before = BenchScheduler.sent
+    gc.disable()
+    try:
+        for _ in range(sizes.our_idle_ticks):
+            scheduler.request_refresh()  # this tick reads the change counter, like every tick after a sleep
+            start = time.perf_counter()
+            scheduler.tick()
+            poll.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            scheduler.tick()  # right after: a peek at the heap, no store access
+            peek.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    assert BenchScheduler.sent == before, "nothing may be due during the idle-tick measurement"
+    results.our_tick_poll_us = statistics.median(poll) * 1e6
+    results.our_tick_peek_us = statistics.median(peek) * 1e6
+
+
+def stock_idle_tick(sizes: Sizes, results: Results) -> None:
+    app = make_app("memory://", sizes.idle_jobs)
+    results.stock_setup_s, scheduler = timed(lambda: StockScheduler(app))
+    retained, _ = retained_bytes(lambda: StockScheduler(app))
+    results.stock_bytes_per_entry = retained / sizes.idle_jobs
+    try:
+        assert len(scheduler.schedule) == sizes.idle_jobs
+        assert all(isinstance(e.schedule, interval_schedule) for e in list(scheduler.schedule.values())[:10])
+        results.stock_first_tick_s, _ = timed(scheduler.tick)  # builds the heap
+        ticks = []
+        for _ in range(sizes.stock_idle_ticks):
+            start = time.perf_counter()
+            scheduler.tick()
+            ticks.append(time.perf_counter() - start)
+        assert StockScheduler.sent == 0
+        results.stock_tick_us = statistics.median(ticks) * 1e6
+    finally:
+        scheduler.close()
+
+
+def send_task_baseline(broker: str, count: int, drain: Callable[[], None]) -> float:
+    """Seconds for ``count`` plain ``app.send_task`` calls (after one warm-up call)."""
+    app = make_app(broker)
+    try:
+        app.send_task(TASK)
+        drain()
+        elapsed, _ = timed(lambda: [app.send_task(TASK) for _ in range(count)])
+        drain()
+        return elapsed
+    finally:
+        app.close()
+
+
+def our_burst(folder: Path, broker: str, count: int, drain: Callable[[], None], name: str) -> float:
+    """Seconds from the tick at the due instant until ``count`` simultaneously due jobs are published."""
+    app = make_app(broker, count, every=timedelta(minutes=1), db_url=f"sqlite:///{folder / f'{name}.db'}")
+    Offset.seconds = 0.0
+    scheduler = BenchScheduler(app)
+    try:
+        scheduler.producer  # connect first, as a running beat is: the burst measures dispatch, not connecting  # noqa: B018
+        due = min(entry.next_fire_at for entry in scheduler.schedule.values())
+        assert all(entry.next_fire_at == due for entry in scheduler.schedule.values())
+        Offset.seconds = due.timestamp() - time.time() + 0.001  # the clocks now read the due instant
+        BenchScheduler.sent = 0
+        gc.collect()
+        start = time.perf_counter()
+        while BenchScheduler.sent < count:
+            scheduler.tick()
+            if time.perf_counter() - start > 600:
+                raise RuntimeError(f"only {BenchScheduler.sent} of {count} sent after 600 s")
+        elapsed = time.perf_counter() - start
+        drain()
+        return elapsed
+    finally:
+        scheduler.close()
+        Offset.seconds = 0.0
+
+
+def stock_burst(broker: str, count: int, drain: Callable[[], None]) -> float:
+    """Seconds until stock beat has published ``count`` entries that all became due at the same moment."""
+    app = make_app(broker, count, every=timedelta(minutes=1))
+    scheduler = StockScheduler(app)
+    try:
+        scheduler.producer  # noqa: B018
+        past = datetime.now(UTC) - timedelta(minutes=1, seconds=1)
+        for entry in scheduler.schedule.values():
+            entry.last_run_at = past  # all due now, as after a minute of sleep
+        StockScheduler.sent = 0
+        gc.collect()
+        start = time.perf_counter()
+        while StockScheduler.sent < count:
+            scheduler.tick()
+            if time.perf_counter() - start > 600:
+                raise RuntimeError(f"stock beat sent only {StockScheduler.sent} of {count} after 600 s")
+        elapsed = time.perf_counter() - start
+        drain()
+        return elapsed
+    finally:
+        scheduler.close()
+
+
+# ---- transport ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def transport(choice: str) -> Iterator[tuple[str, str, Callable[[], None]]]:
+    """(broker URL, description, drain) for redis-server when available (or asked for), else memory://."""
+    binary = find_binary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
+    if choice == "memory" or (choice == "auto" and binary is None):
+        reason = "" if choice == "memory" else " (redis-server not found)"
+        yield "memory://", f"memory:// (in-process kombu transport){reason}", lambda: _drain_memory()
+        return
+    if binary is None:
+        raise SystemExit("--transport redis: redis-server not found on PATH")
+    server: RedisServer = start_redis(binary)
+    try:
+        version = _redis_version(server)
+        url = server.url()
+
+        def drain() -> None:
+            import redis
+
+            client = redis.Redis.from_url(url)
+            try:
+                client.flushdb()
+            finally:
+                client.close()
+
+        yield url, f"redis {version}: throwaway redis-server on {url} (tests/servers.py), no persistence", drain
+    finally:
+        server.stop()
+
+
+def _drain_memory() -> None:
+    from kombu.transport import memory
+
+    memory.Channel.queues.clear()  # keep the in-process broker from growing between runs
+
+
+def _redis_version(server: RedisServer) -> str:
+    import redis
+
+    client = redis.Redis.from_url(server.url())
+    try:
+        return str(client.info("server").get("redis_version", "?"))
+    finally:
+        client.close()
+
+
+# ---- reporting ------------------------------------------------------------------------------------
+
+
+def machine(pinning: str) -> list[str]:
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("celery", "kombu", "sqlalchemy"))
+    import sqlite3
+
+    return [
+        f"CPU: {model}; nproc {os.cpu_count()}; {pinning}",
+        f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
+        f"{versions}, SQLite {sqlite3.sqlite_version}, celery-orchestra {_version('celery-orchestra')}",
+    ]
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+@contextlib.contextmanager
+def one_cpu() -> Iterator[str]:
+    if not hasattr(os, "sched_setaffinity"):
+        yield "single process (no CPU pinning on this OS)"
+        return
+    original = os.sched_getaffinity(0)
+    cpu = max(original)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield f"benchmark pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, original)
+
+
+def times(ratio: float) -> str:
+    return f"{ratio:,.0f}x faster" if ratio >= 10 else f"{ratio:.2f}x faster"
+
+
+def verdict(value: float, target: float) -> str:
+    return "meets target" if value <= target else "MISSES target"
+
+
+def report(sizes: Sizes, results: Results, pinning: str, quick: bool) -> None:
+    r = results
+    print()
+    print("celery-orchestra scheduler benchmark" + ("  [--quick: smoke run, figures not meaningful]" if quick else ""))
+    for line in machine(pinning):
+        print(f"  {line}")
+    print(f"  transport for the bursts: {r.transport}")
+    print()
+    rows: list[tuple[str, str, str, str, str]] = []
+    idle = f"{sizes.idle_jobs:,}"
+    rows.append(
+        (
+            f"idle tick, {idle} jobs, nothing due (median)",
+            f"{r.our_tick_poll_us:,.0f} us",
+            f"{r.stock_tick_us:,.0f} us",
+            times(r.stock_tick_us / r.our_tick_poll_us),
+            f"<= 1,000 us: {verdict(r.our_tick_poll_us, 1000)}",
+        )
+    )
+    rows.append(("  between polls (heap peek only)", f"{r.our_tick_peek_us:,.1f} us", "", "", ""))
+    rows.append(("  stock: first tick (builds its heap)", "", f"{r.stock_first_tick_s:,.2f} s", "", ""))
+    burst = f"{sizes.burst:,}"
+    ratio = r.burst_ours_s / r.burst_send_task_s
+    rows.append(
+        (
+            f"burst: {burst} due at once, until all sent",
+            f"{r.burst_ours_s:,.2f} s",
+            "",
+            f"{ratio:.2f}x send_task",
+            f"<= 1.30x: {verdict(ratio, 1.3)}",
+        )
+    )
+    rows.append((f"  baseline: {burst} x app.send_task", f"{r.burst_send_task_s:,.2f} s", "", "", ""))
+    small = f"{sizes.stock_burst:,}"
+    rows.append(
+        (
+            f"burst: {small} due at once (context)",
+            f"{r.stock_burst_ours_s:,.3f} s",
+            f"{r.stock_burst_s:,.2f} s",
+            times(r.stock_burst_s / r.stock_burst_ours_s),
+            f"send_task x {small}: {r.stock_burst_send_task_s:,.3f} s",
+        )
+    )
+    jobs = f"{sizes.startup_jobs:,}"
+    rows.append(
+        (
+            f"start-up, {jobs} jobs, empty SQLite store",
+            f"{r.startup_cold_s:,.2f} s",
+            f"{r.stock_setup_s:,.2f} s",
+            "",
+            f"<= 10 s: {verdict(r.startup_cold_s, 10)}",
+        )
+    )
+    rows.append((f"  restart, {jobs} jobs, unchanged store", f"{r.startup_warm_s:,.2f} s", "", "", ""))
+    rows.append(
+        (
+            "memory retained per job (tracemalloc)",
+            f"{r.bytes_per_job / 1024:,.2f} KiB",
+            f"{r.stock_bytes_per_entry / 1024:,.2f} KiB",
+            "",
+            "",
+        )
+    )
+    header = ("measurement", "celery-orchestra", "stock beat", "ratio", "target / note")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    line = "  " + "  ".join(f"{{:<{widths[0]}}}" if i == 0 else f"{{:>{widths[i]}}}" for i in range(4)) + "  {}"
+    print(line.format(*header))
+    print("  " + "-" * (sum(widths) + 8))
+    for row in rows:
+        print(line.format(*row))
+    print()
+    print(
+        f"  stock beat: the same entries as schedule(timedelta) in celery.beat.Scheduler; its start-up column is "
+        f"Scheduler(app) with {idle} entries (no store), its memory the same construction"
+    )
+    print(f"  peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds; figures not meaningful)")
+    parser.add_argument(
+        "--transport", choices=("auto", "redis", "memory"), default="auto", help="broker for the bursts"
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    logging.getLogger("celery_orchestra").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    results = Results()
+    # Redis (if any) is started before pinning, so that it does not inherit this process's CPU.
+    with transport(args.transport) as (broker, description, drain), one_cpu() as pinning:
+        results.transport = description
+        with tempfile.TemporaryDirectory(prefix="orchestra-bench-") as folder:
+            work = Path(folder)
+            step("start-up", sizes.startup_jobs)
+            scheduler = startup(work, sizes, results)
+            try:
+                step("our idle tick", sizes.idle_jobs)
+                if sizes.idle_jobs == sizes.startup_jobs:
+                    idle_tick(scheduler, sizes, results)
+                else:
+                    scheduler.close()
+                    scheduler = BenchScheduler(make_app("memory://", sizes.idle_jobs, db_url=f"sqlite:///{work}/i.db"))
+                    idle_tick(scheduler, sizes, results)
+            finally:
+                scheduler.close()
+            del scheduler
+            gc.collect()
+            step("stock idle tick", sizes.idle_jobs)
+            stock_idle_tick(sizes, results)
+            gc.collect()
+            step("send_task baseline", sizes.burst)
+            results.burst_send_task_s = send_task_baseline(broker, sizes.burst, drain)
+            step("our burst", sizes.burst)
+            results.burst_ours_s = our_burst(work, broker, sizes.burst, drain, "burst")
+            step("small bursts", sizes.stock_burst)
+            results.stock_burst_send_task_s = send_task_baseline(broker, sizes.stock_burst, drain)
+            results.stock_burst_ours_s = our_burst(work, broker, sizes.stock_burst, drain, "small-burst")
+            results.stock_burst_s = stock_burst(broker, sizes.stock_burst, drain)
+        report(sizes, results, pinning, args.quick)
+    return 0
+
+
+def step(what: str, size: int) -> None:
+    print(f"... {what} ({size:,})", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

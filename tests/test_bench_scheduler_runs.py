@@ -1,0 +1,52 @@
+"""``benchmarks/bench_scheduler.py --quick`` runs and prints its table (never a statement about speed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_scheduler.py"
+
+#: Every row of the table: a label and at least one measured figure with its unit.
+ROWS = [
+    r"idle tick, 2,000 jobs, nothing due \(median\)\s+[\d,.]+ us\s+[\d,.]+ us\s+[\d,.]+x faster",
+    r"between polls \(heap peek only\)\s+[\d,.]+ us",
+    r"stock: first tick \(builds its heap\)\s+[\d,.]+ s",
+    r"burst: 200 due at once, until all sent\s+[\d,.]+ s\s+[\d.]+x send_task",
+    r"baseline: 200 x app\.send_task\s+[\d,.]+ s",
+    r"burst: 50 due at once \(context\)\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d,.]+x faster\s+send_task x 50: [\d,.]+ s",
+    r"start-up, 2,000 jobs, empty SQLite store\s+[\d,.]+ s\s+[\d,.]+ s",
+    r"restart, 2,000 jobs, unchanged store\s+[\d,.]+ s",
+    r"memory retained per job \(tracemalloc\)\s+[\d,.]+ KiB\s+[\d,.]+ KiB",
+]
+
+
+@pytest.mark.parametrize("transport", ["memory", "auto"])
+def test_quick_benchmark_prints_its_table(transport: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--transport", transport],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert "celery-orchestra scheduler benchmark  [--quick: smoke run, figures not meaningful]" in out
+    assert re.search(r"CPU: .+; nproc \d+; ", out)
+    assert re.search(r"Python \d+\.\d+\.\d+ ", out)
+    assert re.search(r"celery \d+\.\d+\.\d+, kombu \d+\.\d+\.\d+", out)
+    for row in ROWS:
+        assert re.search(row, out), f"no row matching {row!r} in:\n{out}"
+    if transport == "memory":
+        assert "transport for the bursts: memory:// (in-process kombu transport)" in out
+    else:
+        assert re.search(r"transport for the bursts: (redis \d|memory://)", out)
+    assert "Traceback" not in completed.stderr
