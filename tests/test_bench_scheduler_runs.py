@@ -22,6 +22,7 @@ ROWS = [
     r"burst: 50 due at once \(context\)\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d,.]+x faster\s+send_task x 50: [\d,.]+ s",
     r"start-up, 2,000 jobs, empty SQLite store\s+[\d,.]+ s\s+[\d,.]+ s",
     r"restart, 2,000 jobs, unchanged store\s+[\d,.]+ s",
+    r"then beat's first poll \(re-reads its own writes\)\s+[\d,.]+ s",
     r"memory retained per job \(tracemalloc\)\s+[\d,.]+ KiB\s+[\d,.]+ KiB",
 ]
 
