@@ -800,12 +800,6 @@ def test_catch_up_skip_drops_runs_older_than_the_grace(harness: Harness, caplog:
     assert messages_of(caplog, logging.WARNING)[0] == skipped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when 'skip' sends nothing, _dispatch records the FIRST missed instant as last considered "
-    "(max([*fires, next_fire_at])), so the job is due again next tick: one tick, one store write and "
-    "one warning per missed run ('skipped 9', 'skipped 8', ... 'skipped 1')",
-)
 def test_catch_up_skip_skips_all_missed_runs_in_one_go(
     harness: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -848,26 +842,15 @@ def test_catch_up_all_sends_every_missed_run_in_order(harness: Harness) -> None:
     assert harness.outbox.fires("m") == grid(60, 720, 60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catch-up 'all' is not bounded: _plan sends limit+1 runs per tick and the next tick finds the "
-    "rest still due, so all 9 missed runs go out",
-)
 def test_catch_up_all_is_bounded_by_the_limit(harness: Harness) -> None:
     restarted = _down_and_up(harness, {"m": every(60)}, 630, orchestra_catch_up="all", orchestra_catch_up_limit=3)
 
-    harness.run_until(at(659), restarted)
+    harness.run_until(at(720), restarted)
 
-    caught_up = harness.outbox.fires("m")[1:]
-    assert len(caught_up) == 3
-    assert set(caught_up) <= set(grid(120, 600, 60))
+    # 9 runs missed (120..600 s): the latest 3 are sent, then the grid goes on.
+    assert harness.outbox.fires("m") == [at(60), at(480), at(540), at(600), at(660), at(720)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catch-up 'once' after more missed runs than orchestra_catch_up_limit sends one run per tick "
-    "(fires_between stops at the limit, missed[-1] is not the latest, the job is still due next tick)",
-)
 def test_catch_up_once_after_more_missed_runs_than_the_limit_still_sends_one(harness: Harness) -> None:
     restarted = _down_and_up(harness, {"s": every(1)}, 1000.5, orchestra_catch_up_limit=100)
 
@@ -879,12 +862,6 @@ def test_catch_up_once_after_more_missed_runs_than_the_limit_still_sends_one(har
     assert harness.outbox.fires("s")[61:] == [at(1000), at(1001)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings say a fire time late by <= orchestra_misfire_grace is on time, not missed; _plan "
-    "treats any backlog of more than one instant as missed, so a 3 s stall of beat collapses three "
-    "on-time runs of an every-second job into one ('missed 3 run(s)')",
-)
 def test_runs_late_by_less_than_the_grace_are_all_sent(harness: Harness, clock: FakeClock) -> None:
     scheduler = harness.start({"s": every(1)})
     harness.run_until(at(10), scheduler)
@@ -972,11 +949,6 @@ def test_unreachable_broker_is_survived_and_retried(harness: Harness, clock: Fak
     assert harness.outbox.fires("a") == [at(30), at(60), at(90)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a StoreError from claim_runs leaves tick() after _pop_due consumed the heap items: the due "
-    "jobs are never pushed back, so they never fire again (until a store change or clock jump)",
-)
 def test_a_store_error_while_claiming_does_not_lose_the_job(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     scheduler = harness.start({"a": every(10)})
     store = scheduler.store
@@ -1051,11 +1023,6 @@ def test_two_schedulers_on_one_database_send_each_fire_instant_once(harness: Har
     assert len(harness.outbox.messages) == len(sent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="save_progress writes absolute counts: the beat that lost a claim stores its own, smaller "
-    "total_run_count over the winner's (lost update; DCB#558-style random counts)",
-)
 def test_two_schedulers_keep_an_exact_run_count(harness: Harness, clock: FakeClock) -> None:
     schedule = {"fast": every(3), "one-off": {"task": "tasks.once", "schedule": "once in 11 seconds"}}
     first = harness.start(schedule, label="first", orchestra_poll_interval=5)
