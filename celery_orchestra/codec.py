@@ -224,7 +224,7 @@ def schedule_from_data(
         return cron
     try:
         return solar(checked["event"], checked["lat"], checked["lon"], nowfun=nowfun, app=app)
-    except ImproperlyConfigured as exc:
+    except (ImproperlyConfigured, ImportError) as exc:  # Celery < 5.5 lets the ImportError through
         raise ScheduleDataError(
             "solar schedules need the 'ephem' package; install it with: pip install 'celery[solar]'"
         ) from exc

@@ -37,7 +37,9 @@ def fire_after(schedule: BaseSchedule, after: datetime) -> datetime | None:
     now = schedule.now()
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    remaining = schedule.remaining_estimate(after)
+    # Celery before 5.5 matches a crontab's fields against `after` in whatever zone it is given
+    # (5.5+ converts to the schedule's zone itself): hand it over in the schedule's zone.
+    remaining = schedule.remaining_estimate(after.astimezone(schedule.tz))
     fire = _round_to_second((now + remaining).astimezone(UTC))
     # Rounding can land on `after` itself; the contract is "strictly after".
     return fire if fire > after else _round_to_second(after) + _SECOND

@@ -277,7 +277,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _entry_from_record(self, record: JobRecord) -> ScheduleEntry:
         zone = resolve_zone(record.timezone) if record.timezone else None
-        schedule = schedule_from_data(record.schedule_data, tz=zone, anchor=record.anchor, app=self.app)
+        # The schedules read the scheduler's clock: Celery's crontab (before 5.5) compares its
+        # last run with "now", and tests drive time through wall_time.
+        schedule = schedule_from_data(
+            record.schedule_data, tz=zone, anchor=record.anchor, app=self.app, nowfun=self._now
+        )
         return ScheduleEntry(
             name=record.name,
             task=record.task,
