@@ -14,12 +14,12 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_schedule
 
 #: Every row of the table: a label and at least one measured figure with its unit.
 ROWS = [
-    r"idle tick, 2,000 jobs, nothing due \(median\)\s+[\d,.]+ us\s+[\d,.]+ us\s+[\d,.]+x faster",
+    r"idle tick, 2,000 jobs, nothing due \(median\)\s+[\d,.]+ us\s+[\d,.]+ us\s+[\d,.]+x (faster|slower)",
     r"between polls \(heap peek only\)\s+[\d,.]+ us",
     r"stock: first tick \(builds its heap\)\s+[\d,.]+ s",
-    r"burst: 200 due at once, until all sent\s+[\d,.]+ s\s+[\d.]+x send_task",
-    r"baseline: 200 x app\.send_task\s+[\d,.]+ s",
-    r"burst: 50 due at once \(context\)\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d,.]+x faster\s+send_task x 50: [\d,.]+ s",
+    r"burst: 200 due at once, until all sent \(1 round\)\s+[\d,.]+ s\s+[\d.]+x send_task",
+    r"baseline: 200 x app\.send_task\s+[\d,.]+ s\s+ratio per round: [\d.]+x",
+    r"burst: 50 due at once \(context\)\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d,.]+x (faster|slower)\s+send_task x 50: [\d,.]+ s",
     r"start-up, 2,000 jobs, empty SQLite store\s+[\d,.]+ s\s+[\d,.]+ s",
     r"restart, 2,000 jobs, unchanged store\s+[\d,.]+ s",
     r"then beat's first poll \(re-reads its own writes\)\s+[\d,.]+ s",
