@@ -45,7 +45,7 @@ from .remote import OrchestraNode
 from .schedule import NEVER_SECONDS, Timing
 from .settings import OrchestraSettings, SettingsError, read_settings
 from .states import STATE_RUNNING, has_finished, job_state
-from .store import JobRecord, JobStore, RunRecord, StoreError
+from .store import CLAIM_TIMEOUT, JobRecord, JobStore, RunRecord, StoreError
 from .zones import resolve_zone
 
 __all__ = ["ScheduleEntry", "Scheduler", "run_task_id"]
@@ -541,6 +541,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
         try:
             claimed = {(r.job_name, r.fire_time) for r in self.store.claim_runs(records)} if records else set()
+            unclaimed = [r for r in records if (r.job_name, r.fire_time) not in claimed]
+            # Claimed by someone but not confirmed yet: being sent right now, or its sender died.
+            # Look again once such a claim may be taken over; never call it "already sent".
+            unconfirmed = (
+                {(r.job_name, r.fire_time) for r in self.store.unconfirmed_runs(unclaimed)} if unclaimed else set()
+            )
         except Exception as error:  # the database is unreachable: keep every due job, try again soon
             logger.error(
                 "celery-orchestra: cannot record runs in the store (%s); %d job(s) will be retried", error, len(due)
@@ -549,7 +555,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                 self._retry_later(entry, now)
             return
         sent: Counter[str] = Counter()
+        published: list[RunRecord] = []
         failed: list[RunRecord] = []
+        waiting: set[str] = set()
         producer = None
         try:
             producer = self.producer
@@ -560,7 +568,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         for entry, fires, _ in plans:
             for fire in fires:
                 record = RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None)
-                if (entry.name, fire) not in claimed:
+                key = (entry.name, fire)
+                if key in unconfirmed:
+                    waiting.add(entry.name)
+                elif key not in claimed:
                     logger.info(
                         "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
                         entry.name,
@@ -568,6 +579,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                     )
                 elif producer is not None and self._send(entry, record, producer):
                     sent[entry.name] += 1
+                    published.append(record)
                 else:
                     failed.append(record)
 
@@ -576,9 +588,18 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         for entry, _fires, last_considered in plans:
             runs = sent[entry.name]
             entry.total_run_count += runs
-            if entry.name in failed_jobs:
+            if entry.name in failed_jobs or entry.name in waiting:
                 # What was sent is counted; the rest stays due (the ledger skips the sent ones).
-                self._retry_later(entry, now)
+                if entry.name in failed_jobs:
+                    self._retry_later(entry, now)
+                else:
+                    logger.info(
+                        "celery-orchestra: a run of %s is claimed by another scheduler but not confirmed; "
+                        "looking again in %d s",
+                        entry.name,
+                        CLAIM_TIMEOUT.total_seconds(),
+                    )
+                    self._requeue(entry, now + CLAIM_TIMEOUT + timedelta(seconds=1))
                 if runs:
                     progress[entry.name] = (entry.last_fire_at, runs, entry.next_fire_at)
                 continue
@@ -590,11 +611,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             if failed:
                 self.store.release_runs(failed)
-            if progress:
-                self.store.save_progress(progress)
+            if progress or published:
+                self.store.save_progress(progress, published=published)
         except Exception as error:
-            # The runs were sent and their ledger rows stand, so nothing is sent twice; the job
-            # rows catch up with the next successful write.
+            # The runs were sent and their claims stand, so no other scheduler sends them before
+            # the claims may be taken over; the job rows catch up with the next successful write.
             logger.error("celery-orchestra: cannot save run progress in the store (%s)", error)
 
     def _retry_later(self, entry: ScheduleEntry, now: datetime) -> None:

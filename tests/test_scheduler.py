@@ -810,9 +810,9 @@ def test_catch_up_skip_skips_all_missed_runs_in_one_go(
     saves: list[int] = []
     real_save = store.save_progress
 
-    def counting_save(progress: Any) -> list[str]:
+    def counting_save(progress: Any, **options: Any) -> list[str]:
         saves.append(len(progress))
-        return list(real_save(progress))
+        return list(real_save(progress, **options))
 
     monkeypatch.setattr(store, "save_progress", counting_save)
 
@@ -1132,12 +1132,6 @@ class Crash(BaseException):
     """The process dies here (kill -9, OOM, power): nothing after this point runs."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runs are claimed in the ledger (committed) before they are published; a crash between the "
-    "two leaves a claim that every later beat reads as 'already sent (run ledger)', so that run, here "
-    "a one-off, is never published: at-most-once, the one-off is lost",
-)
 def test_a_one_off_is_not_lost_when_beat_dies_between_claiming_and_publishing(
     harness: Harness, clock: FakeClock
 ) -> None:

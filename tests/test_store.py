@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from celery_orchestra.definitions import JobDefinition
 from celery_orchestra.store import (
+    CLAIM_TIMEOUT,
     InvalidJobError,
     JobNotFound,
     JobRecord,
@@ -583,11 +584,14 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     assert stored(store, "a").total_run_count == 0
 
     store.release_runs([runs[1], run("a", T0, task_id="not-mine")])
-    assert [entry.task_id for entry in store.history("a")] == [runs[0].task_id]
-    assert store.history("b") == []
+    assert store.history("a") == []  # claimed, not yet confirmed as sent
+    assert store.unconfirmed_runs(runs) == [runs[0]]  # b's claim was released
     assert store.claim_runs(runs) == [runs[1]]
 
-    assert sorted(store.save_progress({"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)})) == ["a", "b"]
+    progress = {"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)}
+    assert sorted(store.save_progress(progress, published=runs)) == ["a", "b"]
+    assert [entry.task_id for entry in store.history("a")] == [runs[0].task_id]
+    assert store.unconfirmed_runs(runs) == []
     a = stored(store, "a")
     assert (a.last_run_at, a.total_run_count, a.next_run_at) == (T0, 1, T0 + timedelta(minutes=1))
     assert store.save_progress({"a": (T0, 0, T0 + timedelta(minutes=1))}) == []
@@ -598,6 +602,23 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     with pytest.raises(JobNotFound):
         store.save_progress({"a": (T0, 5, None), "zz": (None, 0, None)})
     assert stored(store, "a").total_run_count == 3
+
+
+def test_an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    claim = run("a", T0)
+    assert store.claim_runs([claim]) == [claim]  # then its claimer dies before publishing
+
+    soon = RunRecord("a", T0, T0 + timedelta(seconds=5), "second-claimer", None)
+    assert store.claim_runs([soon]) == []  # perhaps still publishing: not taken over
+    assert store.unconfirmed_runs([soon]) == [soon]
+
+    later = RunRecord("a", T0, T0 + CLAIM_TIMEOUT + timedelta(seconds=1), "third-claimer", None)
+    assert store.claim_runs([later]) == [later]  # abandoned: taken over with this run's task id
+    store.save_progress({}, published=[later])
+    assert [(e.task_id, e.sent_at) for e in store.history("a")] == [("third-claimer", later.sent_at)]
+    assert store.claim_runs([later]) == []  # published now: nobody takes it over again
+    assert store.unconfirmed_runs([later]) == []
 
 
 def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:

@@ -16,10 +16,11 @@ Typical use::
 from __future__ import annotations
 
 from .errors import InvalidJobError, JobNotFound, StoreError
-from .jobstore import JobStore
+from .jobstore import CLAIM_TIMEOUT, JobStore
 from .records import JobRecord, LedgerEntry, ReconcileReport, RunRecord
 
 __all__ = [
+    "CLAIM_TIMEOUT",
     "InvalidJobError",
     "JobNotFound",
     "JobRecord",

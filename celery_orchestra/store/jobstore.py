@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Row, and_, bindparam, case, delete, insert, select, update
@@ -70,6 +70,10 @@ from .tables import JOBS, META, META_ROW_ID, NAME_LENGTH, RUNS
 __all__ = ["JobStore"]
 
 log = logging.getLogger(__name__)
+
+#: How long a claimed run may stay unconfirmed before another scheduler may take it over: far
+#: longer than a publish takes, short enough that a run claimed by a beat that died is sent soon.
+CLAIM_TIMEOUT: Final = timedelta(seconds=30)
 
 _T = TypeVar("_T")
 
@@ -350,7 +354,7 @@ class JobStore:
             raise ValueError(f"limit must be >= 1, got {limit}")
         query = (
             select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id)
-            .where(RUNS.c.job_name == job_name)
+            .where(and_(RUNS.c.job_name == job_name, RUNS.c.published.is_(True)))
             .order_by(RUNS.c.fire_time.desc())
             .limit(limit)
         )
@@ -415,28 +419,83 @@ class JobStore:
 
         return self._run(f"record {len(batch)} runs", work, write=True)
 
-    def claim_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
-        """Insert ledger rows only; return the runs that were not claimed before.
+    def claim_runs(self, runs: Sequence[RunRecord], *, abandoned_after: timedelta = CLAIM_TIMEOUT) -> list[RunRecord]:
+        """Claim runs in the ledger before publishing them; return the runs this caller now owns.
 
-        The two-step alternative to :meth:`record_runs`, for a scheduler that wants to undo a claim
-        whose publish failed: claim, publish what this returns, :meth:`release_runs` the failures,
-        then store the jobs' bookkeeping with :meth:`save_progress`. Jobs' rows are not written here
-        (no revision is stamped). Runs of jobs not in the store are skipped with a warning.
+        A run is owned when its (job, fire time) was not in the ledger, or when it was claimed but
+        never confirmed as published for longer than ``abandoned_after`` (its claimer died between
+        claiming and publishing): such a claim is taken over with this run's ``sent_at`` and task
+        id. Publish what this returns, :meth:`release_runs` the failures, then confirm the rest
+        with :meth:`save_progress`. Jobs' rows are not written here. Runs of jobs not in the store
+        are skipped with a warning.
         """
         batch = _run_batch(runs)
         if not batch:
             return []
         insert_statement = _claim_statement(self._target.backend)
+        take_over = (
+            update(RUNS)
+            .where(
+                and_(
+                    RUNS.c.job_name == bindparam("b_job_name"),
+                    RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+                    RUNS.c.published.is_(False),
+                    RUNS.c.sent_at < bindparam("b_abandoned_before", type_=RUNS.c.sent_at.type),
+                )
+            )
+            .values(sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type), task_id=bindparam("b_task_id"))
+        )
 
         def work(connection: Connection) -> tuple[list[RunRecord], bool]:
             _lock_writers(connection)
-            rows = _ledger_rows(connection, batch, self.safe_url)
+            rows = _ledger_rows(connection, batch, self.safe_url, published=False)
             if not rows:
                 return [], False
-            inserted = {(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
-            return [run for key, run in batch.items() if key in inserted], bool(inserted)
+            owned = {(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
+            stored_jobs = {row["job_name"] for row in rows}
+            for key, run in batch.items():
+                if key in owned or key[0] not in stored_jobs:
+                    continue
+                taken = connection.execute(
+                    take_over,
+                    {
+                        "b_job_name": key[0],
+                        "b_fire_time": key[1],
+                        "b_abandoned_before": run.sent_at - abandoned_after,
+                        "b_sent_at": run.sent_at,
+                        "b_task_id": run.task_id,
+                    },
+                ).rowcount
+                if taken:
+                    log.warning(
+                        "taking over the run of %s for %s: it was claimed but never confirmed as sent",
+                        key[0],
+                        key[1].isoformat(),
+                    )
+                    owned.add(key)
+            return [run for key, run in batch.items() if key in owned], bool(owned)
 
         return self._run(f"claim {len(batch)} runs", work, write=True)
+
+    def unconfirmed_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
+        """Those of ``runs`` whose fire time is claimed in the ledger but not confirmed as published.
+
+        For a scheduler that could not claim a run: if another claimer is still publishing it (or
+        died doing so), the run is not "already sent" yet and must be looked at again later.
+        """
+        batch = _run_batch(runs)
+        if not batch:
+            return []
+        names = sorted({name for name, _ in batch})
+        query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
+            and_(RUNS.c.job_name.in_(names), RUNS.c.published.is_(False))
+        )
+
+        def work(connection: Connection) -> list[RunRecord]:
+            pending = {(row.job_name, row.fire_time) for row in connection.execute(query)}
+            return [run for key, run in batch.items() if key in pending]
+
+        return self._read(f"read {len(batch)} unconfirmed runs", work)
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
         """Delete the ledger rows of claimed runs that were not sent, so that they can be sent later.
@@ -466,8 +525,16 @@ class JobStore:
 
         self._run(f"release {len(batch)} claimed runs", work, write=True)
 
-    def save_progress(self, progress: Mapping[str, tuple[datetime | None, int, datetime | None]]) -> list[str]:
+    def save_progress(
+        self,
+        progress: Mapping[str, tuple[datetime | None, int, datetime | None]],
+        *,
+        published: Sequence[RunRecord] = (),
+    ) -> list[str]:
         """Store ``name -> (last_run_at, runs_added, next_run_at)``; return the names that changed.
+
+        ``published`` are the claimed runs that were sent: their ledger rows are confirmed (and
+        stamped with their ``sent_at``) in the same transaction.
 
         The bookkeeping step after :meth:`claim_runs` and publishing. ``runs_added`` is *added* to
         the stored count and ``last_run_at`` never moves backwards, inside the transaction: two
@@ -483,14 +550,34 @@ class JobStore:
                 runs_added,
                 None if next_run_at is None else require_aware(next_run_at, f"next run of job {name!r}"),
             )
-        if not wanted:
+        confirmed = _run_batch(published)
+        if not wanted and not confirmed:
             return []
         columns = (JOBS.c.last_run_at, JOBS.c.total_run_count, JOBS.c.next_run_at)
+        confirm = (
+            update(RUNS)
+            .where(
+                and_(
+                    RUNS.c.job_name == bindparam("b_job_name"),
+                    RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+                    RUNS.c.task_id == bindparam("b_task_id"),
+                )
+            )
+            .values(published=True, sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type))
+        )
 
         def work(connection: Connection) -> tuple[list[str], bool]:
             revision = _bump_revision(connection, self.safe_url)
             current = _existing(connection, wanted, columns)
             _require_known(wanted, current)
+            if confirmed:
+                connection.execute(
+                    confirm,
+                    [
+                        {"b_job_name": name, "b_fire_time": fire, "b_task_id": run.task_id, "b_sent_at": run.sent_at}
+                        for (name, fire), run in confirmed.items()
+                    ],
+                )
             rows = []
             for name, (last_run_at, runs_added, next_run_at) in wanted.items():
                 stored_last, stored_count, stored_next = current[name]
@@ -500,7 +587,7 @@ class JobStore:
                 if values != (stored_last, stored_count, stored_next):
                     rows.append((name, values))
             if not rows:
-                return [], False
+                return [], bool(confirmed)
             now = datetime.now(UTC)
             _update_many(
                 connection,
@@ -763,7 +850,11 @@ def _run_batch(runs: Iterable[RunRecord]) -> dict[tuple[str, datetime], RunRecor
 
 
 def _ledger_rows(
-    connection: Connection, batch: Mapping[tuple[str, datetime], RunRecord], shown_url: str
+    connection: Connection,
+    batch: Mapping[tuple[str, datetime], RunRecord],
+    shown_url: str,
+    *,
+    published: bool = True,
 ) -> list[dict[str, Any]]:
     """Ledger rows for the runs of stored jobs; the others are logged and dropped."""
     names = {name for name, _ in batch}
@@ -772,7 +863,13 @@ def _ledger_rows(
     if unknown:
         log.warning("not recording runs of jobs missing from %s: %s", shown_url, ", ".join(unknown))
     return [
-        {"job_name": name, "fire_time": fire_time, "sent_at": run.sent_at, "task_id": run.task_id}
+        {
+            "job_name": name,
+            "fire_time": fire_time,
+            "sent_at": run.sent_at,
+            "task_id": run.task_id,
+            "published": published,
+        }
         for (name, fire_time), run in batch.items()
         if name in known
     ]

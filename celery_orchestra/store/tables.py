@@ -123,8 +123,12 @@ class RunRow(Base):
         ForeignKey("orchestra_jobs.name", ondelete="CASCADE", onupdate="CASCADE"),
     )
     fire_time: Mapped[datetime]
+    #: When the run was claimed, then (once ``published``) when it was sent.
     sent_at: Mapped[datetime]
     task_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    #: False from the claim until the publish is confirmed: an old unconfirmed claim belongs to a
+    #: scheduler that died in between, and may be taken over (see ``JobStore.claim_runs``).
+    published: Mapped[bool] = mapped_column(server_default=true())
 
 
 class MetaRow(Base):
