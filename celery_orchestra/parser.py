@@ -386,9 +386,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 def parse_expression_uncached(text: str) -> TimingSpec:
     """Parse ``text`` into a timing model object, without the cache (benchmarks use this)."""
     if not isinstance(text, str):
-        raise TimingError(
-            f"a timing expression must be a string, not {type(text).__name__}", expression=str(text)
-        )
+        raise TimingError(f"a timing expression must be a string, not {type(text).__name__}", expression=str(text))
     if not text.strip():
         raise TimingError("the expression is empty", expression=text, expected=["'every'", "'once'"])
     try:
