@@ -1,0 +1,50 @@
+"""What README.md shows about the timing language is what the code does."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from celery_orchestra import TimeZoneError, TimingError, timing
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_timing_example() -> None:
+    registered = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)
+    t = timing("every Monday at 03:15:00", tz="Europe/Berlin", anchor=registered)
+    assert t.kind == "weekly"
+    assert t.max_runs is None
+    assert t.next_fire_after(registered) == datetime(2024, 3, 4, 3, 15, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert str(t) == "every Monday at 03:15:00"
+    assert "t.next_fire_after(registered)   # datetime(2024, 3, 4, 3, 15, tzinfo=ZoneInfo('Europe/Berlin'))" in README
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone"),
+    [("every day at 25:00", None), ("every Monday at 3:15 tomorrow", None), ("every day at 9:00", "Europe/Berln")],
+)
+def test_the_error_examples_are_verbatim(expression: str, zone: str | None) -> None:
+    with pytest.raises((TimingError, TimeZoneError)) as info:
+        timing(expression, tz=zone)
+    shown = f"{type(info.value).__name__}: {info.value}"
+    assert shown in README
+
+
+def test_every_example_in_the_forms_table_parses_to_its_kind() -> None:
+    table = README.split("### Forms", 1)[1].split("### Grammar", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| kind")]
+    checked = 0
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if set(cells[0]) <= {"-"}:
+            continue
+        kind = cells[0].split(",")[0]
+        for example in re.findall(r"`([^`]+)`", cells[1]):
+            assert timing(example).kind == kind, example
+            checked += 1
+    assert checked >= 35  # every example in every row (39 when this was written)
