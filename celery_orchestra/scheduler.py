@@ -195,6 +195,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         #: missed (catch-up policy), those after it at worst delayed.
         self._online_since = datetime.max.replace(tzinfo=UTC)
         self._send_failures: dict[str, int] = {}
+        #: Runs claimed but never confirmed by another beat, and when to look at them again.
+        self._orphans: dict[tuple[str, datetime], datetime] = {}
+        #: Progress and confirmations whose store write failed, retried on the next tick.
+        self._unsaved: tuple[dict[str, tuple[datetime | None, int, datetime | None]], list[RunRecord]] = ({}, [])
         self._node: OrchestraNode | None = None
         self._closed = False
         super().__init__(
@@ -405,6 +409,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             self._check_clock(now)
             if self.monotonic() >= self._next_poll:
                 self._poll_changes(now)
+            if self._unsaved != ({}, []):
+                self._settle(failed=[], progress={}, published=[])
+            if self._orphans:
+                self._retry_orphans(now)
             due = self._pop_due(now)
             if due:
                 self._dispatch(due, now)
@@ -531,19 +539,27 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         return fires, latest
 
     def _dispatch(self, due: list[ScheduleEntry], now: datetime) -> None:
+        """Send every due run in one batch: claim in the ledger, publish, then confirm.
+
+        Delivery across a crash: a repeating job's run is sent *at least* once (a claim left
+        unconfirmed by a beat that died is taken over after ``CLAIM_TIMEOUT`` and sent with the
+        same task id), a one-off's *at most* once (its claim is never taken over: a one-off never
+        runs twice). A graceful stop (SIGTERM) in the middle of a batch settles the batch first.
+        """
         assert self.store is not None
         plans: list[tuple[ScheduleEntry, list[datetime], datetime]] = []
-        records: list[RunRecord] = []
+        repeating: list[RunRecord] = []
+        one_offs: list[RunRecord] = []
         for entry in due:
             fires, last_considered = self._plan(entry, now)
             plans.append((entry, fires, last_considered))
-            records.extend(RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None) for fire in fires)
+            batch = one_offs if entry.max_runs is not None else repeating
+            batch.extend(RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None) for fire in fires)
 
         try:
-            claimed = {(r.job_name, r.fire_time) for r in self.store.claim_runs(records)} if records else set()
+            claimed = self._claim(repeating, take_over=True) | self._claim(one_offs, take_over=False)
+            records = repeating + one_offs
             unclaimed = [r for r in records if (r.job_name, r.fire_time) not in claimed]
-            # Claimed by someone but not confirmed yet: being sent right now, or its sender died.
-            # Look again once such a claim may be taken over; never call it "already sent".
             unconfirmed = (
                 {(r.job_name, r.fire_time) for r in self.store.unconfirmed_runs(unclaimed)} if unclaimed else set()
             )
@@ -554,52 +570,48 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             for entry in due:
                 self._retry_later(entry, now)
             return
+
         sent: Counter[str] = Counter()
         published: list[RunRecord] = []
         failed: list[RunRecord] = []
-        waiting: set[str] = set()
-        producer = None
         try:
-            producer = self.producer
-        except Exception as error:
-            logger.error(
-                "celery-orchestra: cannot reach the broker (%s); %d run(s) will be retried", error, len(claimed)
-            )
-        for entry, fires, _ in plans:
-            for fire in fires:
-                record = RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None)
-                key = (entry.name, fire)
-                if key in unconfirmed:
-                    waiting.add(entry.name)
-                elif key not in claimed:
-                    logger.info(
-                        "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
-                        entry.name,
-                        fire.isoformat(),
-                    )
-                elif producer is not None and self._send(entry, record, producer):
-                    sent[entry.name] += 1
-                    published.append(record)
-                else:
-                    failed.append(record)
+            producer = self._producer_or_none(len(claimed))
+            for entry, fires, _ in plans:
+                for fire in fires:
+                    record = RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None)
+                    key = (entry.name, fire)
+                    if key in claimed:
+                        if producer is not None and self._send(entry, record, producer):
+                            sent[entry.name] += 1
+                            published.append(record)
+                        else:
+                            failed.append(record)
+                    elif key in unconfirmed and entry.max_runs is None:
+                        # Being sent by another beat right now, or by one that died: look again
+                        # later, without holding back this job's newer runs.
+                        self._orphans.setdefault(key, now + CLAIM_TIMEOUT + timedelta(seconds=1))
+                    else:
+                        logger.info(
+                            "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
+                            entry.name,
+                            fire.isoformat(),
+                        )
+        except BaseException:
+            # Interrupted mid-batch (SIGTERM, KeyboardInterrupt): release what was not sent and
+            # confirm what was, so a restart neither loses nor repeats these runs.
+            sent_keys = {(r.job_name, r.fire_time) for r in published}
+            unsent = [r for r in repeating + one_offs if (r.job_name, r.fire_time) in claimed - sent_keys]
+            self._settle(failed=unsent, progress={}, published=published)
+            raise
 
         failed_jobs = {r.job_name for r in failed}
         progress: dict[str, tuple[datetime | None, int, datetime | None]] = {}
         for entry, _fires, last_considered in plans:
             runs = sent[entry.name]
             entry.total_run_count += runs
-            if entry.name in failed_jobs or entry.name in waiting:
+            if entry.name in failed_jobs:
                 # What was sent is counted; the rest stays due (the ledger skips the sent ones).
-                if entry.name in failed_jobs:
-                    self._retry_later(entry, now)
-                else:
-                    logger.info(
-                        "celery-orchestra: a run of %s is claimed by another scheduler but not confirmed; "
-                        "looking again in %d s",
-                        entry.name,
-                        CLAIM_TIMEOUT.total_seconds(),
-                    )
-                    self._requeue(entry, now + CLAIM_TIMEOUT + timedelta(seconds=1))
+                self._retry_later(entry, now)
                 if runs:
                     progress[entry.name] = (entry.last_fire_at, runs, entry.next_fire_at)
                 continue
@@ -608,15 +620,92 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             entry.last_run_at = last_considered
             self._reschedule(entry, now)
             progress[entry.name] = (entry.last_fire_at, runs, entry.next_fire_at)
+        self._settle(failed=failed, progress=progress, published=published)
+
+    def _claim(self, records: list[RunRecord], *, take_over: bool) -> set[tuple[str, datetime]]:
+        if not records:
+            return set()
+        assert self.store is not None
+        abandoned_after = CLAIM_TIMEOUT if take_over else None
+        return {(r.job_name, r.fire_time) for r in self.store.claim_runs(records, abandoned_after=abandoned_after)}
+
+    def _producer_or_none(self, runs: int) -> Any:
+        try:
+            return self.producer
+        except Exception as error:
+            logger.error("celery-orchestra: cannot reach the broker (%s); %d run(s) will be retried", error, runs)
+            return None
+
+    def _settle(
+        self,
+        *,
+        failed: list[RunRecord],
+        progress: dict[str, tuple[datetime | None, int, datetime | None]],
+        published: list[RunRecord],
+    ) -> None:
+        """Release the claims of unsent runs and confirm the sent ones with the jobs' progress.
+
+        A write that fails is kept and retried on the next tick: an unconfirmed claim would
+        otherwise be taken over, and its run sent again, by the next beat.
+        """
+        assert self.store is not None
+        pending_progress, pending_published = self._unsaved
+        for name, (last, runs, next_fire) in progress.items():
+            previous = pending_progress.get(name)
+            if previous is not None:
+                last = max((t for t in (previous[0], last) if t is not None), default=None)
+                runs += previous[1]
+            pending_progress[name] = (last, runs, next_fire)
+        pending_published.extend(published)
         try:
             if failed:
                 self.store.release_runs(failed)
-            if progress or published:
-                self.store.save_progress(progress, published=published)
+            if pending_progress or pending_published:
+                self.store.save_progress(pending_progress, published=pending_published)
         except Exception as error:
-            # The runs were sent and their claims stand, so no other scheduler sends them before
-            # the claims may be taken over; the job rows catch up with the next successful write.
-            logger.error("celery-orchestra: cannot save run progress in the store (%s)", error)
+            logger.error("celery-orchestra: cannot save run progress in the store (%s); retrying next tick", error)
+            return
+        self._unsaved = ({}, [])
+
+    def _retry_orphans(self, now: datetime) -> None:
+        """Take over runs whose claim stayed unconfirmed (their beat died) and send them late."""
+        assert self.store is not None
+        ready = [key for key, when in self._orphans.items() if when <= now]
+        if not ready:
+            return
+        records = [RunRecord(name, fire, now, run_task_id(name, fire), None) for name, fire in ready]
+        claimed = self._claim(records, take_over=True)
+        still_unconfirmed = {(r.job_name, r.fire_time) for r in self.store.unconfirmed_runs(records)}
+        producer = self._producer_or_none(len(claimed)) if claimed else None
+        published: list[RunRecord] = []
+        failed: list[RunRecord] = []
+        for record in records:
+            key = (record.job_name, record.fire_time)
+            entry = self.data.get(record.job_name)
+            if key in claimed:
+                if entry is None or producer is None:
+                    failed.append(record)  # job gone, or broker down: release, look again later
+                else:
+                    logger.warning(
+                        "celery-orchestra: sending the run of %s for %s, claimed by a beat that stopped before "
+                        "sending it",
+                        record.job_name,
+                        record.fire_time.isoformat(),
+                    )
+                    (published if self._send(entry, record, producer) else failed).append(record)
+            if (key in claimed and record in published) or entry is None:
+                del self._orphans[key]
+            elif key in claimed or key in still_unconfirmed:
+                self._orphans[key] = now + timedelta(seconds=SEND_RETRY_DELAYS[2])
+            else:
+                del self._orphans[key]  # its first claimer confirmed it after all
+        progress: dict[str, tuple[datetime | None, int, datetime | None]] = {}
+        for record in published:
+            entry = self.data[record.job_name]
+            entry.total_run_count += 1
+            runs = progress.get(entry.name, (None, 0, None))[1] + 1
+            progress[entry.name] = (None, runs, entry.next_fire_at)
+        self._settle(failed=failed, progress=progress, published=published)
 
     def _retry_later(self, entry: ScheduleEntry, now: datetime) -> None:
         attempts = self._send_failures.get(entry.name, 0)

@@ -580,9 +580,9 @@ def test_all_jobs_due_at_one_instant_are_claimed_and_sent_in_one_tick(
     claims: list[int] = []
     real_claim = store.claim_runs
 
-    def counting_claim(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    def counting_claim(runs: Sequence[RunRecord], **options: Any) -> list[RunRecord]:
         claims.append(len(runs))
-        return list(real_claim(runs))
+        return list(real_claim(runs, **options))
 
     monkeypatch.setattr(store, "claim_runs", counting_claim)
     harness.run_until(at(59), scheduler)
@@ -956,10 +956,10 @@ def test_a_store_error_while_claiming_does_not_lose_the_job(harness: Harness, mo
     real_claim = store.claim_runs
     failures = [StoreError("cannot claim 1 runs in 'sqlite://': database is locked", harness.db_url)]
 
-    def flaky_claim(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    def flaky_claim(runs: Sequence[RunRecord], **options: Any) -> list[RunRecord]:
         if failures:
             raise failures.pop()
-        return list(real_claim(runs))
+        return list(real_claim(runs, **options))
 
     monkeypatch.setattr(store, "claim_runs", flaky_claim)
     harness.run_until(at(60), scheduler)
@@ -1159,12 +1159,6 @@ def test_a_one_off_is_not_lost_when_beat_dies_between_claiming_and_publishing(
     assert [m.task_id for m in harness.outbox.messages] == [run_task_id("once", at(30))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since 666dbb9 a claim is confirmed only in save_progress, after the whole batch is published; "
-    "a beat killed in between leaves unconfirmed claims that the next beat takes over after CLAIM_TIMEOUT "
-    "and publishes again (same task id): 'a restart never repeats a one-off' no longer holds in that window",
-)
 def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confirming(
     harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1190,11 +1184,6 @@ def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confir
     assert [m.task_id for m in harness.outbox.messages] == [run_task_id("once", at(30))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed save_progress (confirmation) is only logged, never retried: the published run's claim "
-    "stays unconfirmed, and the other beat, which met that claim, takes it over 31 s later and publishes it again",
-)
 def test_two_beats_do_not_resend_runs_whose_confirmation_write_failed(
     harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1222,12 +1211,6 @@ def test_two_beats_do_not_resend_runs_whose_confirmation_write_failed(
     assert sorted(harness.outbox.fires("fast")) == grid(3, 119.5, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unconfirmed claim on one instant requeues the whole job for CLAIM_TIMEOUT + 1 s "
-    "(_dispatch 'waiting'): the restarted beat sends none of the newer instants 12..40 s, then catch-up "
-    "'once' sends only 42 s (logged as 'missed 17 run(s)')",
-)
 def test_an_unconfirmed_claim_does_not_stall_the_newer_runs_of_its_job(
     harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -419,15 +419,18 @@ class JobStore:
 
         return self._run(f"record {len(batch)} runs", work, write=True)
 
-    def claim_runs(self, runs: Sequence[RunRecord], *, abandoned_after: timedelta = CLAIM_TIMEOUT) -> list[RunRecord]:
+    def claim_runs(
+        self, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None = CLAIM_TIMEOUT
+    ) -> list[RunRecord]:
         """Claim runs in the ledger before publishing them; return the runs this caller now owns.
 
         A run is owned when its (job, fire time) was not in the ledger, or when it was claimed but
         never confirmed as published for longer than ``abandoned_after`` (its claimer died between
         claiming and publishing): such a claim is taken over with this run's ``sent_at`` and task
-        id. Publish what this returns, :meth:`release_runs` the failures, then confirm the rest
-        with :meth:`save_progress`. Jobs' rows are not written here. Runs of jobs not in the store
-        are skipped with a warning.
+        id; ``abandoned_after=None`` never takes a claim over (at most once, for one-offs).
+        Publish what this returns, :meth:`release_runs` the failures, then confirm the rest with
+        :meth:`save_progress`. Jobs' rows are not written here. Runs of jobs not in the store are
+        skipped with a warning.
         """
         batch = _run_batch(runs)
         if not batch:
@@ -452,9 +455,9 @@ class JobStore:
             if not rows:
                 return [], False
             owned = {(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
-            stored_jobs = {row["job_name"] for row in rows}
+            stored_jobs = {row["job_name"] for row in rows} if abandoned_after is not None else set()
             for key, run in batch.items():
-                if key in owned or key[0] not in stored_jobs:
+                if key in owned or key[0] not in stored_jobs or abandoned_after is None:
                     continue
                 taken = connection.execute(
                     take_over,
