@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from celery import beat
@@ -200,6 +200,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         #: Progress and confirmations whose store write failed, retried on the next tick.
         self._unsaved: tuple[dict[str, tuple[datetime | None, int, datetime | None]], list[RunRecord]] = ({}, [])
         self._node: OrchestraNode | None = None
+        self._app_zone: tzinfo = UTC
         self._closed = False
         super().__init__(
             app,
@@ -229,10 +230,14 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _setup(self) -> None:
         self.settings = read_settings(self.app.conf)
+        # Jobs without a zone of their own follow the app's; resolved once, not once per job.
+        configured_zone = self.app.conf.timezone
+        self._app_zone = resolve_zone(configured_zone) if configured_zone else UTC
+        # Configuration first: a mistake in it must not leave a new, empty store behind.
+        definitions = self._definitions()
         store = JobStore(self.settings.store_url(self.schedule_filename))
         self.store = store
         store.migrate()
-        definitions = self._definitions()
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
         self._online_since = now
@@ -240,9 +245,14 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._revision = store.current_revision()
         self.data: dict[str, ScheduleEntry] = {}
         self._queue = []
+        announce = logger.isEnabledFor(logging.INFO)
         for record in store.all_jobs():
-            self._install(record, now, announce=True)
+            self._install(record, now, announce=announce)
+        before = store.current_revision()
         self._persist_next_fires(self.data.values())
+        if before == self._revision and store.current_revision() == before + 1:
+            # Nobody else wrote in between: our own write need not come back through the poll.
+            self._revision = before + 1
         self._clock = (self.wall_time(), self.monotonic())
         self._next_poll = self.monotonic() + self.settings.poll_interval
         if self.settings.remote_control:
@@ -280,7 +290,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     # ------------------------------------------------------------------ entries
 
     def _entry_from_record(self, record: JobRecord) -> ScheduleEntry:
-        zone = resolve_zone(record.timezone) if record.timezone else None
+        zone = resolve_zone(record.timezone) if record.timezone else self._app_zone
         # The schedules read the scheduler's clock: Celery's crontab (before 5.5) compares its
         # last run with "now", and tests drive time through wall_time.
         schedule = schedule_from_data(
@@ -555,11 +565,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             plans.append((entry, fires, last_considered))
             batch = one_offs if entry.max_runs is not None else repeating
             batch.extend(RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None) for fire in fires)
+        records = {(r.job_name, r.fire_time): r for r in repeating + one_offs}
 
         try:
             claimed = self._claim(repeating, take_over=True) | self._claim(one_offs, take_over=False)
-            records = repeating + one_offs
-            unclaimed = [r for r in records if (r.job_name, r.fire_time) not in claimed]
+            unclaimed = [r for key, r in records.items() if key not in claimed]
             unconfirmed = (
                 {(r.job_name, r.fire_time) for r in self.store.unconfirmed_runs(unclaimed)} if unclaimed else set()
             )
@@ -578,8 +588,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             producer = self._producer_or_none(len(claimed))
             for entry, fires, _ in plans:
                 for fire in fires:
-                    record = RunRecord(entry.name, fire, now, run_task_id(entry.name, fire), None)
                     key = (entry.name, fire)
+                    record = records[key]
                     if key in claimed:
                         if producer is not None and self._send(entry, record, producer):
                             sent[entry.name] += 1
@@ -600,7 +610,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             # Interrupted mid-batch (SIGTERM, KeyboardInterrupt): release what was not sent and
             # confirm what was, so a restart neither loses nor repeats these runs.
             sent_keys = {(r.job_name, r.fire_time) for r in published}
-            unsent = [r for r in repeating + one_offs if (r.job_name, r.fire_time) in claimed - sent_keys]
+            unsent = [r for key, r in records.items() if key in claimed and key not in sent_keys]
             self._settle(failed=unsent, progress={}, published=published)
             raise
 

@@ -395,7 +395,8 @@ def test_duplicate_name_in_beat_schedule_and_yaml_stops_start_up_naming_both_pla
         "(job names must be unique)",
         "celery-orchestra: 1 problem(s) in the schedule; beat will not start",
     ]
-    assert harness.other_store().all_jobs() == []  # nothing half-loaded reached the store
+    # The configuration is checked before the store is even opened: no half-loaded store.
+    assert not Path(harness.db_url.removeprefix("sqlite:///")).exists()
 
 
 def test_every_configuration_error_is_reported_at_once_with_file_and_line(
@@ -441,7 +442,7 @@ def test_every_configuration_error_is_reported_at_once_with_file_and_line(
     ]
     # The offending line and a caret under the bad word come with the message.
     assert critical[1].splitlines()[1:] == ['            timing: "every 10 secnds"', " " * 30 + "^"]
-    assert harness.other_store().all_jobs() == []
+    assert not Path(harness.db_url.removeprefix("sqlite:///")).exists()
 
 
 def test_every_schedule_type_fires_at_its_exact_instants(harness: Harness) -> None:

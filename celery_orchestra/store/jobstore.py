@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -1036,8 +1037,31 @@ def _record(row: Row[Any]) -> JobRecord:
     )
 
 
+class _NotPlainJSON(Exception):
+    """A value the fast path does not handle; the JSON round trip decides."""
+
+
+def _plain_json(value: object) -> Any:
+    """``value`` as JSON would read it back, for plain values only (no encode/decode: start-up speed)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotPlainJSON
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain_json(item) for key, item in value.items()}
+    raise _NotPlainJSON
+
+
 def _json(value: object, what: str, definition: JobDefinition) -> Any:
     """``value`` as it will read back from a JSON column; a clear error if it is not JSON."""
+    try:
+        return _plain_json(value)
+    except _NotPlainJSON:
+        pass
     try:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:
