@@ -55,6 +55,9 @@ logger = logging.getLogger("celery_orchestra.scheduler")
 #: Namespace of the deterministic task ids (``uuid5(namespace, "job\\0fire-instant")``).
 TASK_ID_NAMESPACE = uuid.UUID("6f1b0c1e-5a0e-4a4f-9c53-0c4e6b1d7a10")
 
+#: How many next fire times one tick writes to the store at most (see _persist_next_fires).
+NEXT_FIRE_WRITE_CHUNK = 5_000
+
 #: A wall-clock jump larger than this (seconds, against monotonic time) re-evaluates the schedule.
 CLOCK_JUMP_THRESHOLD = 5.0
 
@@ -201,6 +204,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._unsaved: tuple[dict[str, tuple[datetime | None, int, datetime | None]], list[RunRecord]] = ({}, [])
         self._node: OrchestraNode | None = None
         self._app_zone: tzinfo = UTC
+        self._unsaved_next_fires: dict[str, datetime | None] = {}
         self._closed = False
         super().__init__(
             app,
@@ -241,18 +245,14 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
         self._online_since = now
-        store.reconcile(definitions, now=now, kind_of=_kind_of, max_runs_of=_max_runs_of)
+        report = store.reconcile(definitions, now=now, kind_of=_kind_of, max_runs_of=_max_runs_of)
         self._revision = store.current_revision()
         self.data: dict[str, ScheduleEntry] = {}
         self._queue = []
         announce = logger.isEnabledFor(logging.INFO)
-        for record in store.all_jobs():
+        for record in report.jobs:
             self._install(record, now, announce=announce)
-        before = store.current_revision()
         self._persist_next_fires(self.data.values())
-        if before == self._revision and store.current_revision() == before + 1:
-            # Nobody else wrote in between: our own write need not come back through the poll.
-            self._revision = before + 1
         self._clock = (self.wall_time(), self.monotonic())
         self._next_poll = self.monotonic() + self.settings.poll_interval
         if self.settings.remote_control:
@@ -401,9 +401,26 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._next_poll = 0.0
 
     def _persist_next_fires(self, entries: Iterable[ScheduleEntry]) -> None:
-        if self.store is None:
+        """Queue next fire times for the store (status tables read them); written by ``tick``.
+
+        Written a chunk per tick rather than here, so that start-up and dispatch never wait for
+        100,000 row updates that nothing in scheduling depends on.
+        """
+        for entry in entries:
+            self._unsaved_next_fires[entry.name] = entry.next_fire_at
+
+    def _flush_next_fires(self, limit: int = NEXT_FIRE_WRITE_CHUNK) -> None:
+        if not self._unsaved_next_fires or self.store is None:
             return
-        self.store.set_next_run({e.name: e.next_fire_at for e in entries})
+        chunk = dict(itertools.islice(self._unsaved_next_fires.items(), limit))
+        before = self.store.current_revision()
+        self.store.set_next_run(chunk)
+        for name in chunk:
+            if self._unsaved_next_fires.get(name) == chunk[name]:
+                del self._unsaved_next_fires[name]
+        if before == self._revision and self.store.current_revision() == before + 1:
+            # Nobody else wrote in between: our own write need not come back through the poll.
+            self._revision = before + 1
 
     # ------------------------------------------------------------------ the tick
 
@@ -426,6 +443,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             due = self._pop_due(now)
             if due:
                 self._dispatch(due, now)
+            self._flush_next_fires()
         except Exception:
             logger.exception("celery-orchestra: tick failed; trying again shortly")
             return 1.0
@@ -777,18 +795,24 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     schedule = property(get_schedule, set_schedule)
 
     def sync(self) -> None:
-        """Nothing to flush: every run is written when it is sent."""
+        """Write the queued next fire times; every run itself is written when it is sent."""
+        if self.store is None or self._closed:
+            return
+        try:
+            self._flush_next_fires(limit=max(len(self._unsaved_next_fires), 1))
+        except Exception as error:
+            logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
 
     def close(self) -> None:
         """Release the broker connection and the database; safe to call twice (beat does on SIGTERM)."""
         if self._closed:
             return
-        self._closed = True
         try:
             if self._node is not None:
                 self._node.stop()
-            super().close()
+            super().close()  # calls sync(): the queued next fire times are written
         finally:
+            self._closed = True
             if self.store is not None:
                 self.store.close()
 

@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Row, and_, bindparam, case, delete, insert, select, update
@@ -267,6 +268,14 @@ class JobStore:
                 connection.execute(insert(JOBS), inserts)
             _update_many(connection, updates)
             wrote = bool(inserts or updates)
+            # Every job as it now stands, from what was read and written: the scheduler starts
+            # from these instead of reading 100,000 rows back.
+            current: dict[str, dict[str, Any]] = {name: dict(row._mapping) for name, row in stored.items()}
+            for values in updates:
+                current[values["name"]].update(values)
+            for values in inserts:
+                current[values["name"]] = {"resumed_at": None, **values}
+            jobs = tuple(_record(SimpleNamespace(**current[name])) for name in sorted(current))  # type: ignore[arg-type]
             report = ReconcileReport(
                 added=tuple(sorted(added)),
                 restored=tuple(sorted(restored)),
@@ -276,6 +285,7 @@ class JobStore:
                 removed=tuple(sorted(removed)),
                 already_removed=tuple(sorted(already_removed)),
                 revision=revision if wrote else None,
+                jobs=jobs,
             )
             return report, wrote
 
@@ -1043,6 +1053,8 @@ class _NotPlainJSON(Exception):
 
 def _plain_json(value: object) -> Any:
     """``value`` as JSON would read it back, for plain values only (no encode/decode: start-up speed)."""
+    if not value and isinstance(value, list | tuple | dict):
+        return [] if not isinstance(value, dict) else {}
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):

@@ -7,7 +7,7 @@ ends. Every datetime here is timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +109,8 @@ class ReconcileReport:
         stored as removed and still not configured.
 
     ``revision`` is the change counter value stamped on the written rows, or ``None`` when nothing
-    was written.
+    was written. ``jobs`` holds every stored job (removed ones too) as it stands after the
+    reconcile, by name.
     """
 
     added: tuple[str, ...] = ()
@@ -120,6 +121,7 @@ class ReconcileReport:
     removed: tuple[str, ...] = ()
     already_removed: tuple[str, ...] = ()
     revision: int | None = None
+    jobs: tuple[JobRecord, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def wrote_anything(self) -> bool:
