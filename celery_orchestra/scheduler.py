@@ -9,9 +9,12 @@ How a tick works, and why:
   generation, and stale items are dropped when they surface (lazy deletion, no O(n) removal).
 * All jobs due at once are dispatched in one tick through one producer (stock beat sends one per
   tick). Each run is first *claimed* in the run ledger, whose key is (job, nominal fire instant),
-  in one transaction for the whole batch; only claimed runs are sent. So one fire instant is sent
-  at most once, even by two beats on one database, and a restart never repeats a one-off. A send
-  that fails is released again and retried later: it does not count as a run.
+  in one transaction for the whole batch; only claimed runs are sent, and the sent ones are then
+  confirmed together with the jobs' progress. So two beats on one database never both send a fire
+  instant. A send that fails is released again and retried later: it does not count as a run. A
+  beat killed between claiming and confirming leaves unconfirmed claims: a repeating job's is
+  taken over after ``CLAIM_TIMEOUT`` and sent (at least once), a one-off's never is (at most once:
+  a one-off never runs twice).
 * Task ids are ``uuid5(job, fire instant)``: a duplicate is recognisable downstream.
 * Every ``orchestra_poll_interval`` the store's revision counter is read (one tiny query) and only
   rows changed since are loaded: pause, resume and edits by other processes arrive within about a
