@@ -32,9 +32,8 @@ import argparse
 import contextlib
 import gc
 import logging
-import os
-import platform
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,6 @@ import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +52,10 @@ from celery_orchestra.scheduler import Scheduler
 from celery_orchestra.store import RunRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from servers import RedisServer, find_binary, start_redis
+
+from benchmarks.machine import machine, one_cpu
 
 
 @dataclass(frozen=True)
@@ -364,44 +365,6 @@ def _redis_version(server: RedisServer) -> str:
 # ---- reporting ------------------------------------------------------------------------------------
 
 
-def machine(pinning: str) -> list[str]:
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    versions = ", ".join(f"{name} {_version(name)}" for name in ("celery", "kombu", "sqlalchemy"))
-    import sqlite3
-
-    return [
-        f"CPU: {model}; nproc {os.cpu_count()}; {pinning}",
-        f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
-        f"{versions}, SQLite {sqlite3.sqlite_version}, celery-orchestra {_version('celery-orchestra')}",
-    ]
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-@contextlib.contextmanager
-def one_cpu() -> Iterator[str]:
-    if not hasattr(os, "sched_setaffinity"):
-        yield "single process (no CPU pinning on this OS)"
-        return
-    original = os.sched_getaffinity(0)
-    cpu = max(original)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield f"benchmark pinned to CPU {cpu}"
-    finally:
-        os.sched_setaffinity(0, original)
-
-
 def times(ratio: float) -> str:
     """``stock / ours`` as words: "12x faster", "1.35x faster", "1.10x slower"."""
     if ratio < 1:
@@ -417,7 +380,7 @@ def report(sizes: Sizes, results: Results, pinning: str, quick: bool) -> None:
     r = results
     print()
     print("celery-orchestra scheduler benchmark" + ("  [--quick: smoke run, figures not meaningful]" if quick else ""))
-    for line in machine(pinning):
+    for line in machine(pinning, ("celery", "kombu", "sqlalchemy"), f", SQLite {sqlite3.sqlite_version}"):
         print(f"  {line}")
     print(f"  transport for the bursts: {r.transport}")
     print()
@@ -514,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     results = Results()
     # Redis (if any) is started before pinning, so that it does not inherit this process's CPU.
-    with transport(args.transport) as (broker, description, drain), one_cpu() as pinning:
+    with transport(args.transport) as (broker, description, drain), one_cpu(last=True) as pinning:
         results.transport = description
         with tempfile.TemporaryDirectory(prefix="orchestra-bench-") as folder:
             work = Path(folder)

@@ -21,17 +21,14 @@ median of several rounds (``time.perf_counter``, garbage collector off while tim
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
+from pathlib import Path
 
 from celery import Celery
 from celery.schedules import crontab
@@ -39,40 +36,14 @@ from celery.schedules import crontab
 from celery_orchestra import timing
 from celery_orchestra.parser import parse_expression_uncached
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import machine, one_cpu
+from tests.expressions import EXTENSION_EXAMPLES, PREDECESSOR_EXPRESSIONS
+
 ZONE = "Europe/Berlin"
 ANCHOR = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)
 
-EXPRESSIONS = [
-    # the predecessor's 23
-    "every 00:00:01",
-    "every 48:00:00",
-    "every 31 minutes and 12 seconds",
-    "every Monday at 03:15:00",
-    "next Tuesday at 13:11:00",
-    "once, Wednesday at 01:15:00",
-    "once on Thursday, 00:31:41",
-    "every day at 09:15:14",
-    "every minute at 15 seconds",
-    "every hour at 05:00",
-    "every day on 9:03",
-    "every day at 9:15",
-    "every day at 13 hours",
-    "once in 13:11:52",
-    "11:23:00",
-    "9:13",
-    "2023-04-01 09:13",
-    "2023-04-01 09:13:11",
-    "next 23:00:00",
-    "once in 5 hours 2 minutes and 15 seconds",
-    "once in 1 hour and 10 minutes",
-    "once in 2 minutes and 10 seconds",
-    "once in 17 seconds",
-    # extensions
-    "every 15 minutes",
-    "every 2 days at 10:00",
-    "every weekday at 08:00",
-    "every Monday and Thursday at 9:00",
-]
+EXPRESSIONS = [*PREDECESSOR_EXPRESSIONS, *EXTENSION_EXAMPLES]
 
 # Roughly the crontab a Celery user would write for each of the expressions above (crontab has no
 # seconds and no "once"; the point is constructing comparable schedule objects).
@@ -230,46 +201,6 @@ def crontab_estimate_runner(fields: dict[str, str], app: Celery, now: datetime) 
 # ---- reporting -------------------------------------------------------------------------------------
 
 
-def machine(pinning: str) -> list[str]:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(f"{name} {_version(name)}" for name in ("celery", "kombu", "lark"))
-    return [
-        f"CPU: {model}; {os.cpu_count()} logical CPUs; {pinning}",
-        f"Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
-        f"{versions}, celery-orchestra {_version('celery-orchestra')}",
-    ]
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-@contextlib.contextmanager
-def one_cpu() -> Iterator[str]:
-    """Pin this process to one CPU for the duration (restored afterwards); yields a description."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield "single process (no CPU pinning on this OS)"
-        return
-    original = os.sched_getaffinity(0)
-    cpu = min(original)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield f"single process pinned to CPU {cpu}"
-    finally:
-        os.sched_setaffinity(0, original)
-
-
 def fmt_rate(rate: float) -> str:
     return f"{rate:,.0f}"
 
@@ -292,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_all(settings: Settings, pinning: str, *, quick: bool) -> None:
     print("celery-orchestra timing benchmark")
-    for line in machine(pinning):
+    for line in machine(pinning, ("celery", "kombu", "lark")):
         print(f"  {line}")
     print(
         f"  median of {settings.rounds} rounds, each >= {settings.min_time:g} s (time.perf_counter, gc off)"

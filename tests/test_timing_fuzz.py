@@ -20,38 +20,14 @@ from hypothesis import strategies as st
 
 from celery_orchestra import TimingError, timing
 from celery_orchestra.schedule import NEVER_SECONDS
+from tests.expressions import EXTENSION_EXAMPLES, PREDECESSOR_EXPRESSIONS
 
 ANCHOR = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)
 NOW = ANCHOR + timedelta(days=3, hours=5)
 
 SEEDS = [
-    "every 00:00:01",
-    "every 48:00:00",
-    "every 31 minutes and 12 seconds",
-    "every Monday at 03:15:00",
-    "next Tuesday at 13:11:00",
-    "once, Wednesday at 01:15:00",
-    "once on Thursday, 00:31:41",
-    "every day at 09:15:14",
-    "every minute at 15 seconds",
-    "every hour at 05:00",
-    "every day on 9:03",
-    "every day at 9:15",
-    "every day at 13 hours",
-    "once in 13:11:52",
-    "11:23:00",
-    "9:13",
-    "2023-04-01 09:13",
-    "2023-04-01 09:13:11",
-    "next 23:00:00",
-    "once in 5 hours 2 minutes and 15 seconds",
-    "once in 1 hour and 10 minutes",
-    "once in 2 minutes and 10 seconds",
-    "once in 17 seconds",
-    "every 15 minutes",
-    "every 2 days at 10:00",
-    "every weekday at 08:00",
-    "every Monday and Thursday at 9:00",
+    *PREDECESSOR_EXPRESSIONS,
+    *EXTENSION_EXAMPLES,
     "every weekend at 9pm",
     "2024-05-01T09:30",
     "every hour at 30 minutes and 15 seconds",
