@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from celery import beat
-from celery.schedules import BaseSchedule, schedstate
+from celery.schedules import schedstate
 from celery.utils.time import humanize_seconds
 
 from .codec import kind_of_data, max_runs_of_data, schedule_from_data
@@ -348,7 +348,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _mark_expired_if_so(self, entry: ScheduleEntry) -> None:
         schedule = entry.schedule
-        if isinstance(schedule, Timing) and not entry.expired and entry.total_run_count == 0 and schedule.is_expired:
+        ran_since_anchor = entry.last_fire_at is not None and entry.last_fire_at >= entry.anchor
+        if isinstance(schedule, Timing) and not entry.expired and not ran_since_anchor and schedule.is_expired:
             entry.expired = True
             logger.warning(
                 "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
@@ -368,15 +369,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # last run can be "later" than now); the ledger keeps a repeated instant from being resent.
         return fire_after(entry.schedule, min(reference, now))
 
-    def _reschedule(self, entry: ScheduleEntry, now: datetime, *, not_before: datetime | None = None) -> None:
+    def _reschedule(self, entry: ScheduleEntry, now: datetime) -> None:
         entry.next_fire_at = self._next_fire(entry, now)
         if entry.next_fire_at is None:
             self._unschedule(entry.name)
             return
-        when = entry.next_fire_at if not_before is None else max(entry.next_fire_at, not_before)
-        generation = self._generation.get(entry.name, 0) + 1
-        self._generation[entry.name] = generation
-        heapq.heappush(self._queue, (when.timestamp(), next(self._tiebreak), entry.name, generation))
+        self._requeue(entry, entry.next_fire_at)
 
     def _unschedule(self, name: str) -> None:
         # Bumping the generation turns any heap item of this job stale.
@@ -386,7 +384,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         if entry.next_fire_at is None:
             logger.info("celery-orchestra: job %s (%s) is %s; it will not be sent", entry.name, entry.task, entry.state)
             return
-        local = entry.next_fire_at.astimezone(entry.schedule.tz if isinstance(entry.schedule, BaseSchedule) else UTC)
+        local = entry.next_fire_at.astimezone(entry.schedule.tz)
         wait = max((entry.next_fire_at - now).total_seconds(), 0.0)
         logger.info(
             "celery-orchestra: job %s (%s) scheduled to run at %s (%s)",

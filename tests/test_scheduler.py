@@ -1287,6 +1287,21 @@ def test_changed_timing_gets_a_new_anchor_unchanged_job_keeps_its_state(harness:
     assert harness.outbox.fires("b") == grid(15, 120, 15)
 
 
+def test_a_one_off_that_ran_and_is_moved_to_a_past_date_is_expired_not_left_hanging(harness: Harness) -> None:
+    scheduler = harness.start({"o": {"task": "tasks.o", "schedule": "once in 30 seconds"}})
+    harness.run_until(at(40), scheduler)
+    scheduler.close()
+    assert harness.job("o").total_run_count == 1
+
+    # The one-off gets a new timing that had already passed when it was registered.
+    restarted = harness.start({"o": {"task": "tasks.o", "schedule": "2020-01-01 10:00"}})
+    harness.run_until(at(100), restarted)
+
+    assert restarted.schedule["o"].state == "Expired"
+    assert harness.job("o").expired is True
+    assert harness.outbox.fires("o") == [at(30)]
+
+
 def test_a_job_removed_from_the_configuration_is_marked_removed_and_never_sent(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
