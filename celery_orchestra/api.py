@@ -246,6 +246,8 @@ class RunInfo:
     fire_time: datetime
     sent_at: datetime
     task_id: str
+    #: False: claimed and most likely sent by a beat that died before confirming it.
+    confirmed: bool = True
 
     @property
     def delay(self) -> timedelta:
@@ -258,6 +260,7 @@ class RunInfo:
             "fire_time": self.fire_time.isoformat(),
             "sent_at": self.sent_at.isoformat(),
             "task_id": self.task_id,
+            "confirmed": self.confirmed,
         }
 
 
@@ -587,6 +590,12 @@ def job_history(
             raise _no_such_job(store, missing.names) from None
     job_zone = _record_zone(record, zone)
     return [
-        RunInfo(entry.job_name, entry.fire_time.astimezone(job_zone), entry.sent_at.astimezone(job_zone), entry.task_id)
+        RunInfo(
+            entry.job_name,
+            entry.fire_time.astimezone(job_zone),
+            entry.sent_at.astimezone(job_zone),
+            entry.task_id,
+            entry.confirmed,
+        )
         for entry in entries
     ]

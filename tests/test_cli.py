@@ -488,6 +488,7 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "fire_time": "2026-11-22T03:00:00+01:00",
             "sent_at": "2026-11-22T03:00:02+01:00",
             "task_id": "nightly-report-2",
+            "confirmed": True,
         }
     ]
 

@@ -584,13 +584,14 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     assert stored(store, "a").total_run_count == 0
 
     store.release_runs([runs[1], run("a", T0, task_id="not-mine")])
-    assert store.history("a") == []  # claimed, not yet confirmed as sent
+    # Claimed, not yet confirmed as sent: in the ledger, marked unconfirmed.
+    assert [(e.task_id, e.confirmed) for e in store.history("a")] == [(runs[0].task_id, False)]
     assert store.unconfirmed_runs(runs) == [runs[0]]  # b's claim was released
     assert store.claim_runs(runs) == [runs[1]]
 
     progress = {"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)}
     assert sorted(store.save_progress(progress, published=runs)) == ["a", "b"]
-    assert [entry.task_id for entry in store.history("a")] == [runs[0].task_id]
+    assert [(e.task_id, e.confirmed) for e in store.history("a")] == [(runs[0].task_id, True)]
     assert store.unconfirmed_runs(runs) == []
     a = stored(store, "a")
     assert (a.last_run_at, a.total_run_count, a.next_run_at) == (T0, 1, T0 + timedelta(minutes=1))
@@ -616,7 +617,7 @@ def test_an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not(store: JobStore
     later = RunRecord("a", T0, T0 + CLAIM_TIMEOUT + timedelta(seconds=1), "third-claimer", None)
     assert store.claim_runs([later]) == [later]  # abandoned: taken over with this run's task id
     store.save_progress({}, published=[later])
-    assert [(e.task_id, e.sent_at) for e in store.history("a")] == [("third-claimer", later.sent_at)]
+    assert [(e.task_id, e.sent_at, e.confirmed) for e in store.history("a")] == [("third-claimer", later.sent_at, True)]
     assert store.claim_runs([later]) == []  # published now: nobody takes it over again
     assert store.unconfirmed_runs([later]) == []
 

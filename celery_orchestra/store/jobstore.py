@@ -364,8 +364,8 @@ class JobStore:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         query = (
-            select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id)
-            .where(and_(RUNS.c.job_name == job_name, RUNS.c.published.is_(True)))
+            select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published)
+            .where(RUNS.c.job_name == job_name)
             .order_by(RUNS.c.fire_time.desc())
             .limit(limit)
         )
@@ -374,7 +374,8 @@ class JobStore:
             if not _existing(connection, [job_name], ()):
                 raise JobNotFound([job_name])
             return [
-                LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id) for row in connection.execute(query)
+                LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published)
+                for row in connection.execute(query)
             ]
 
         return self._read(f"read the run history of {job_name!r}", work)

@@ -79,12 +79,17 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One row of the run ledger ``orchestra_runs``, as returned by ``history``."""
+    """One row of the run ledger ``orchestra_runs``, as returned by ``history``.
+
+    ``confirmed`` is false for a run that was claimed and (most likely) sent, but whose beat died
+    before confirming it; ``sent_at`` is then the claim time.
+    """
 
     job_name: str
     fire_time: datetime
     sent_at: datetime
     task_id: str
+    confirmed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
