@@ -24,16 +24,22 @@ __all__ = [
     "STATE_RUNNING",
     "has_finished",
     "job_state",
+    "ran_since_anchor",
 ]
 
 
-def has_finished(max_runs: int | None, last_run_at: datetime | None, anchor: datetime) -> bool:
-    """Whether a job with a run limit (a one-off) has run for its current timing.
+def ran_since_anchor(last_run_at: datetime | None, anchor: datetime) -> bool:
+    """Whether the job has run for its current timing.
 
     Runs are counted since the anchor, not in total: the count is history and survives a change
     of timing, but a one-off moved to a new time must fire again.
     """
-    return max_runs is not None and last_run_at is not None and last_run_at >= anchor
+    return last_run_at is not None and last_run_at >= anchor
+
+
+def has_finished(max_runs: int | None, last_run_at: datetime | None, anchor: datetime) -> bool:
+    """Whether a job with a run limit (a one-off) has run for its current timing."""
+    return max_runs is not None and ran_since_anchor(last_run_at, anchor)
 
 
 def job_state(*, removed: bool, enabled: bool, paused: bool, expired: bool, finished: bool) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from servers import PostgresServer, RedisServer, postgres_server, redis_server, unique_database_name
 
+from celery_orchestra.store import JobStore
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
@@ -51,3 +53,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         return f"sqlite:///{tmp_path_factory.mktemp('store') / 'orchestra.db'}"
     url: str = request.getfixturevalue("fresh_postgres_url")
     return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[JobStore]:
+    """A migrated, empty store on each backend of ``store_url``, closed after the test."""
+    job_store = JobStore(store_url)
+    job_store.migrate()
+    try:
+        yield job_store
+    finally:
+        job_store.close()

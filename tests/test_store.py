@@ -6,7 +6,7 @@ import logging
 import pickle
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -66,16 +66,6 @@ def stored(store: JobStore, name: str) -> JobRecord:
     record = store.get_job(name)
     assert record is not None, f"job {name!r} is not stored"
     return record
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[JobStore]:
-    job_store = JobStore(store_url)
-    job_store.migrate()
-    try:
-        yield job_store
-    finally:
-        job_store.close()
 
 
 # -- reconcile -----------------------------------------------------------------------------------
@@ -603,6 +593,15 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     with pytest.raises(JobNotFound):
         store.save_progress({"a": (T0, 5, None), "zz": (None, 0, None)})
     assert stored(store, "a").total_run_count == 3
+
+
+def test_a_run_confirmed_by_two_schedulers_is_counted_once(store: JobStore) -> None:
+    reconcile(store, [job("a")])
+    claim = run("a", T0)
+    assert store.claim_runs([claim]) == [claim]
+    store.save_progress({"a": (T0, 1, None)}, published=[claim])  # the claimer confirms it
+    store.save_progress({"a": (T0, 1, None)}, published=[claim])  # a second beat adopts it too
+    assert stored(store, "a").total_run_count == 1
 
 
 def test_an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not(store: JobStore) -> None:

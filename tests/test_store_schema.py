@@ -37,16 +37,6 @@ def add_jobs(store: JobStore, *names: str) -> None:
     )
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[JobStore]:
-    job_store = JobStore(store_url)
-    job_store.migrate()
-    try:
-        yield job_store
-    finally:
-        job_store.close()
-
-
 # -- migrations ----------------------------------------------------------------------------------
 
 
