@@ -47,7 +47,7 @@ from .firing import fire_after, missed_fires
 from .remote import OrchestraNode
 from .schedule import NEVER_SECONDS, Timing
 from .settings import OrchestraSettings, SettingsError, read_settings
-from .states import STATE_RUNNING, has_finished, job_state
+from .states import STATE_RUNNING, has_finished, job_state, ran_since_anchor
 from .store import CLAIM_TIMEOUT, JobRecord, JobStore, RunRecord, StoreError
 from .zones import resolve_zone
 
@@ -348,8 +348,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _mark_expired_if_so(self, entry: ScheduleEntry) -> None:
         schedule = entry.schedule
-        ran_since_anchor = entry.last_fire_at is not None and entry.last_fire_at >= entry.anchor
-        if isinstance(schedule, Timing) and not entry.expired and not ran_since_anchor and schedule.is_expired:
+        if (
+            isinstance(schedule, Timing)
+            and not entry.expired
+            and not ran_since_anchor(entry.last_fire_at, entry.anchor)
+            and schedule.is_expired
+        ):
             entry.expired = True
             logger.warning(
                 "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
@@ -619,6 +623,18 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                         # Being sent by another beat right now, or by one that died: look again
                         # later, without holding back this job's newer runs.
                         self._orphans.setdefault(key, now + CLAIM_TIMEOUT + timedelta(seconds=1))
+                    elif key in unconfirmed:
+                        # A one-off whose claimer stopped before confirming: it most likely went
+                        # out, and a one-off is never sent twice. Confirm and count it (once: the
+                        # store counts only confirmations that were still missing).
+                        logger.warning(
+                            "celery-orchestra: one-off %s for %s was claimed but never confirmed; "
+                            "counting it as sent, not sending it again",
+                            entry.name,
+                            fire.isoformat(),
+                        )
+                        sent[entry.name] += 1
+                        published.append(record)
                     else:
                         logger.info(
                             "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",

@@ -1183,6 +1183,13 @@ def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confir
     harness.run_until(at(120), restarted)
 
     assert [m.task_id for m in harness.outbox.messages] == [run_task_id("once", at(30))]
+    # The run most likely went out, so it is counted (once) and its claim confirmed.
+    record = harness.job("once")
+    assert (record.total_run_count, record.last_run_at) == (1, at(30))
+    assert restarted.schedule["once"].state == "Done"
+    assert [(e.task_id, e.confirmed) for e in restarted.store.history("once")] == [  # type: ignore[union-attr]
+        (run_task_id("once", at(30)), True)
+    ]
 
 
 def test_two_beats_do_not_resend_runs_whose_confirmation_write_failed(

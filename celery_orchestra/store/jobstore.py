@@ -502,12 +502,14 @@ class JobStore:
         if not batch:
             return []
         names = sorted({name for name, _ in batch})
-        query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
-            and_(RUNS.c.job_name.in_(names), RUNS.c.published.is_(False))
-        )
 
         def work(connection: Connection) -> list[RunRecord]:
-            pending = {(row.job_name, row.fire_time) for row in connection.execute(query)}
+            pending: set[tuple[str, datetime]] = set()
+            for chunk in _chunks(names):
+                query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
+                    and_(RUNS.c.job_name.in_(chunk), RUNS.c.published.is_(False))
+                )
+                pending.update((row.job_name, row.fire_time) for row in connection.execute(query))
             return [run for key, run in batch.items() if key in pending]
 
         return self._read(f"read {len(batch)} unconfirmed runs", work)
@@ -554,7 +556,9 @@ class JobStore:
         The bookkeeping step after :meth:`claim_runs` and publishing. ``runs_added`` is *added* to
         the stored count and ``last_run_at`` never moves backwards, inside the transaction: two
         beats that each sent some runs of one job end with the exact total, not whichever wrote
-        last. Raises :class:`JobNotFound`, changing nothing, when a name is unknown.
+        last. A run in ``published`` that someone else already confirmed is taken off
+        ``runs_added``: a run is counted by whoever confirms it first, and only once. Raises
+        :class:`JobNotFound`, changing nothing, when a name is unknown.
         """
         wanted: dict[str, tuple[datetime | None, int, datetime | None]] = {}
         for name, (last_run_at, runs_added, next_run_at) in progress.items():
@@ -586,6 +590,11 @@ class JobStore:
             current = _existing(connection, wanted, columns)
             _require_known(wanted, current)
             if confirmed:
+                already = _confirmed_runs(connection, confirmed)
+                for name, _fire in already:
+                    if name in wanted:
+                        last, runs_added, next_run = wanted[name]
+                        wanted[name] = (last, max(runs_added - 1, 0), next_run)
                 connection.execute(
                     confirm,
                     [
@@ -862,6 +871,21 @@ def _run_batch(runs: Iterable[RunRecord]) -> dict[tuple[str, datetime], RunRecor
             raise ValueError(f"task id of run of job {run.job_name!r} is longer than {NAME_LENGTH} characters")
         batch.setdefault((run.job_name, fire_time), run)
     return dict(sorted(batch.items(), key=lambda item: item[0]))
+
+
+def _confirmed_runs(
+    connection: Connection, batch: Mapping[tuple[str, datetime], RunRecord]
+) -> set[tuple[str, datetime]]:
+    """Those of ``batch`` whose ledger rows are already confirmed as published."""
+    names = sorted({name for name, _ in batch})
+    earliest = min(fire for _, fire in batch)
+    found: set[tuple[str, datetime]] = set()
+    for chunk in _chunks(names):
+        query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
+            and_(RUNS.c.job_name.in_(chunk), RUNS.c.published.is_(True), RUNS.c.fire_time >= earliest)
+        )
+        found.update((row.job_name, row.fire_time) for row in connection.execute(query))
+    return found & set(batch)
 
 
 def _ledger_rows(
