@@ -48,7 +48,7 @@ from typing import Any
 from celery import Celery, beat
 from celery.schedules import schedule as interval_schedule
 
-from celery_orchestra.scheduler import Scheduler
+from celery_orchestra import Scheduler
 from celery_orchestra.store import RunRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -113,8 +113,8 @@ class BenchScheduler(Scheduler):
     def monotonic() -> float:
         return time.monotonic() + Offset.seconds
 
-    def _send(self, entry: Any, record: RunRecord, producer: Any) -> bool:
-        ok = bool(super()._send(entry, record, producer))
+    def send_run(self, entry: Any, record: RunRecord, producer: Any) -> bool:
+        ok = bool(super().send_run(entry, record, producer))
         BenchScheduler.sent += ok
         return ok
 

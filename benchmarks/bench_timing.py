@@ -34,7 +34,7 @@ from celery import Celery
 from celery.schedules import crontab
 
 from celery_orchestra import timing
-from celery_orchestra.parser import parse_expression_uncached
+from celery_orchestra.timing.parser import parse_expression_uncached
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine, one_cpu

@@ -2,24 +2,42 @@
 
 The public API is re-exported here. Importing the package stays cheap (no SQLAlchemy, no
 database, no broker): ``celery`` imports it for its CLI plugin in every process, so the
-scheduler, the store and the operator API are loaded on first use.
+scheduler, the store and the operator API are loaded on first use (:data:`_LAZY`).
+``tests/test_exported_members.py`` checks that ``__all__`` is exactly what is public here.
 """
 
-from __future__ import annotations
-
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
-from .errors import OrchestraError, TimeZoneError, TimingError
-from .model import Kind, TimingSpec
-from .schedule import Timing, timing
+from .errors import (
+    CommandError,
+    ConfigError,
+    ConfigProblem,
+    ControlError,
+    InvalidJobError,
+    JobNotFound,
+    NoMatchingJobsError,
+    NoSuchJobError,
+    OrchestraError,
+    ScheduleDataError,
+    ScheduleTypeError,
+    SettingsError,
+    StoreError,
+    StoreNotFoundError,
+    TimeZoneError,
+    TimingError,
+)
+from .timing.model import Kind, TimingSpec
+from .timing.schedule import Timing, timing
 
-if TYPE_CHECKING:
-    from .api import (
+if typing.TYPE_CHECKING:
+    from .beat.dispatch import run_task_id
+    from .beat.entry import ScheduleEntry
+    from .beat.scheduler import Scheduler
+    from .ops.api import (
         ChangeResult,
         JobStatus,
-        NoMatchingJobsError,
-        NoSuchJobError,
+        RunInfo,
         job_history,
         list_jobs,
         open_store,
@@ -30,40 +48,47 @@ if TYPE_CHECKING:
         resume_jobs,
         resume_jobs_with_tags,
     )
-    from .config import ConfigError, ConfigProblem
-    from .scheduler import ScheduleEntry, Scheduler
 
-_LAZY = {
-    "Scheduler": "scheduler",
-    "ScheduleEntry": "scheduler",
-    "ConfigError": "config",
-    "ConfigProblem": "config",
-    "pause_job": "api",
-    "resume_job": "api",
-    "pause_jobs": "api",
-    "resume_jobs": "api",
-    "pause_jobs_with_tags": "api",
-    "resume_jobs_with_tags": "api",
-    "list_jobs": "api",
-    "job_history": "api",
-    "open_store": "api",
-    "ChangeResult": "api",
-    "JobStatus": "api",
-    "NoSuchJobError": "api",
-    "NoMatchingJobsError": "api",
+#: Public names loaded on first use, and the module each lives in.
+_LAZY: dict[str, str] = {
+    "Scheduler": "beat.scheduler",
+    "ScheduleEntry": "beat.entry",
+    "run_task_id": "beat.dispatch",
+    "ChangeResult": "ops.api",
+    "JobStatus": "ops.api",
+    "RunInfo": "ops.api",
+    "job_history": "ops.api",
+    "list_jobs": "ops.api",
+    "open_store": "ops.api",
+    "pause_job": "ops.api",
+    "pause_jobs": "ops.api",
+    "pause_jobs_with_tags": "ops.api",
+    "resume_job": "ops.api",
+    "resume_jobs": "ops.api",
+    "resume_jobs_with_tags": "ops.api",
 }
 
 __all__ = [
     "ChangeResult",
+    "CommandError",
     "ConfigError",
     "ConfigProblem",
+    "ControlError",
+    "InvalidJobError",
+    "JobNotFound",
     "JobStatus",
     "Kind",
     "NoMatchingJobsError",
     "NoSuchJobError",
     "OrchestraError",
+    "RunInfo",
+    "ScheduleDataError",
     "ScheduleEntry",
+    "ScheduleTypeError",
     "Scheduler",
+    "SettingsError",
+    "StoreError",
+    "StoreNotFoundError",
     "TimeZoneError",
     "Timing",
     "TimingError",
@@ -77,16 +102,34 @@ __all__ = [
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
+    "run_task_id",
     "timing",
 ]
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
+def _public(value: typing.Any) -> typing.Any:
+    """Name ``value`` by its public path (as httpx does): beat's banner shows ``celery_orchestra.Scheduler``,
+    tracebacks and reprs show the name a user imports, and internal module moves stay internal."""
+    if isinstance(value, type) or callable(value):
+        value.__module__ = __name__
+    return value
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _public(globals()[_name])
+
+
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'celery_orchestra' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = _public(getattr(importlib.import_module(f".{module}", __name__), name))
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

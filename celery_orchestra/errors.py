@@ -1,16 +1,63 @@
-"""Errors a user can cause with their input.
+"""Every exception celery-orchestra raises on purpose, in one place.
 
-Every error that comes from configuration says *what* is wrong and *where*, so that it can be
-shown as-is to the person who wrote the schedule. Nothing here depends on Celery.
+Each message says *what* is wrong and *where* (the expression with a caret, the file, line and
+column, the job's name, the database with its password masked), so that it can be shown as-is to
+the person who wrote the schedule or typed the command. Catch :class:`OrchestraError` to catch
+them all; each class also derives from the builtin a caller would naturally expect.
+
+The hierarchy::
+
+    OrchestraError
+    ├── TimingError            (ValueError)   a timing expression that cannot be understood
+    ├── TimeZoneError          (ValueError)   an unknown or unusable time zone
+    ├── ScheduleTypeError      (TypeError)    a value that cannot be a schedule at all
+    ├── ScheduleDataError      (ValueError)   a schedule that could never fire, or malformed stored data
+    ├── ConfigError            (ValueError)   every problem found in beat_schedule and the YAML files
+    ├── SettingsError          (ValueError)   a bad orchestra_* setting
+    ├── InvalidJobError        (ValueError)   a job definition the store cannot keep
+    ├── StoreError             (RuntimeError) the database could not be used
+    ├── StoreNotFoundError     (FileNotFoundError) no SQLite store at that path (beat never ran)
+    ├── JobNotFound            (KeyError)     job names that are not in the store
+    │   └── NoSuchJobError                    ... with "did you mean" suggestions (operator API)
+    ├── ControlError           (ValueError)   operator input that cannot be acted on
+    │   └── NoMatchingJobsError (LookupError) tags that no job carries
+    └── CommandError           (ValueError)   a remote-control command with arguments it cannot take
+
+:class:`ConfigProblem` is not an exception: it is one located entry of :class:`ConfigError`.
+Nothing here depends on Celery, SQLAlchemy or any other module of the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CommandError",
+    "ConfigError",
+    "ConfigProblem",
+    "ControlError",
+    "InvalidJobError",
+    "JobNotFound",
+    "NoMatchingJobsError",
+    "NoSuchJobError",
+    "OrchestraError",
+    "ScheduleDataError",
+    "ScheduleTypeError",
+    "SettingsError",
+    "StoreError",
+    "StoreNotFoundError",
+    "TimeZoneError",
+    "TimingError",
+]
 
 
 class OrchestraError(Exception):
     """Base class of every error celery-orchestra raises on purpose."""
+
+
+# ---------------------------------------------------------------------------- timings
 
 
 class TimingError(OrchestraError, ValueError):
@@ -63,3 +110,187 @@ def _rebuild_timing_error(
 
 class TimeZoneError(OrchestraError, ValueError):
     """An unknown or unusable time zone name."""
+
+
+class ScheduleTypeError(OrchestraError, TypeError):
+    """A value of a type that cannot be a schedule (it names the type it got)."""
+
+
+class ScheduleDataError(OrchestraError, ValueError):
+    """A schedule of the right type with an unusable value, or stored data that is malformed."""
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with the configuration, and where it is.
+
+    ``line`` and ``column`` are 1-based positions in ``source`` (a file path, or
+    ``"beat_schedule"``), ``None`` when the source has no lines. ``excerpt`` is the offending text
+    (the file's line, or a timing expression) to print under the message with a caret at
+    ``excerpt_column`` (default: ``column``).
+    """
+
+    source: str | None
+    line: int | None
+    column: int | None
+    job: str | None
+    message: str
+    excerpt: str | None = None
+    excerpt_column: int | None = None
+
+    @property
+    def location(self) -> str:
+        """``path:line:column`` with whatever parts are known."""
+        if self.source is None:
+            return ""
+        if self.line is None:
+            return self.source
+        if self.column is None:
+            return f"{self.source}:{self.line}"
+        return f"{self.source}:{self.line}:{self.column}"
+
+    def format(self) -> str:
+        """The message as a compiler would print it, with the offending line and a caret."""
+        parts = [self.location, f"job {self.job!r}" if self.job is not None else "", self.message]
+        text = ": ".join(part for part in parts if part)
+        if self.excerpt is None:
+            return text
+        text += f"\n    {self.excerpt}"
+        caret_column = self.excerpt_column if self.excerpt_column is not None else self.column
+        if caret_column is not None and caret_column > 0:
+            # Keep tabs so the caret lines up with what a terminal shows.
+            lead = "".join("\t" if char == "\t" else " " for char in self.excerpt[: caret_column - 1])
+            text += f"\n    {lead}^"
+        return text
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class ConfigError(OrchestraError, ValueError):
+    """The configuration has problems; ``problems`` lists every one of them, in source order."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = "1 problem" if count == 1 else f"{count} problems"
+        body = "\n".join(problem.format() for problem in self.problems)
+        super().__init__(f"{head} in the schedule configuration:\n{body}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConfigError, (self.problems,))
+
+
+class SettingsError(OrchestraError, ValueError):
+    """A bad ``orchestra_*`` setting; the message names the setting and the value."""
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class InvalidJobError(OrchestraError, ValueError):
+    """A job definition the store cannot keep: a duplicate name, data that is not JSON, and so on.
+
+    The message names the job and where it was defined (its ``source``).
+    """
+
+
+class StoreError(OrchestraError, RuntimeError):
+    """The database could not be used: bad URL, unreachable server, missing schema, lock timeout.
+
+    ``url`` is the database URL with its password masked (``None`` when the URL itself could not
+    be read). The driver's exception stays available as ``__cause__`` for debugging.
+    """
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.url))
+
+
+class StoreNotFoundError(OrchestraError, FileNotFoundError):
+    """The SQLite store file does not exist: beat never ran with this schedule file or URL.
+
+    Raised instead of letting SQLite create an empty database at a mistyped path, which would then
+    report "no jobs" and hide the real mistake.
+    """
+
+
+class JobNotFound(OrchestraError, KeyError):
+    """One or more job names are not in the store; the operation changed nothing.
+
+    A ``KeyError`` so that ``except KeyError`` keeps working for callers that treat the store like
+    a mapping, but with a readable message (``KeyError`` would otherwise print the repr).
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        super().__init__(self.names)
+
+    def __str__(self) -> str:
+        listed = ", ".join(repr(name) for name in self.names)
+        noun = "job" if len(self.names) == 1 else "jobs"
+        return f"unknown {noun}: {listed}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.names,))
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+class NoSuchJobError(JobNotFound):
+    """Job names that are not in the store; nothing was changed.
+
+    A :class:`JobNotFound` (and so a ``KeyError``) whose message lists the missing names and, when
+    a stored name is close, suggests it: a typo in a job name is the common case, and the operator
+    should not have to list every job to spot it.
+    """
+
+    def __init__(self, names: Iterable[str], suggestions: dict[str, str] | None = None) -> None:
+        super().__init__(names)
+        self.suggestions = dict(suggestions or {})
+
+    def __str__(self) -> str:
+        noun = "job" if len(self.names) == 1 else "jobs"
+        listed = ", ".join(
+            f"{name} (did you mean {self.suggestions[name]}?)" if name in self.suggestions else name
+            for name in self.names
+        )
+        return f"no such {noun}: {listed}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.names, self.suggestions))
+
+
+class ControlError(OrchestraError, ValueError):
+    """Operator input that cannot be acted on (no names, empty tags, an unknown state...)."""
+
+
+class NoMatchingJobsError(ControlError, LookupError):
+    """Tags that no (not removed) job carries; nothing was changed."""
+
+    def __init__(self, tags: Sequence[str], any_tag: bool) -> None:
+        self.tags = tuple(tags)
+        self.any_tag = any_tag
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        listed = ", ".join(self.tags)
+        if len(self.tags) == 1:
+            return f"no job has tag {listed}"
+        if self.any_tag:
+            return f"no job has tag(s) {listed}"
+        return f"no job has all of the tags {listed}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.tags, self.any_tag))
+
+
+class CommandError(OrchestraError, ValueError):
+    """A remote-control command with arguments it cannot take; the message says what it expects."""

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from .errors import OrchestraError
+from .errors import SettingsError
 
 CatchUp = Literal["once", "skip", "all"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("once", "skip", "all")
 
 #: Suffix of the SQLite store created beside stock beat's schedule file (``beat -s``).
 DEFAULT_DB_SUFFIX = ".orchestra.db"
-
-
-class SettingsError(OrchestraError, ValueError):
-    """A bad ``orchestra_*`` setting; the message names the setting and the value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +47,53 @@ class OrchestraSettings:
         return f"sqlite:///{base}{DEFAULT_DB_SUFFIX}"
 
 
+#: The setting that lists YAML schedule files.
+SCHEDULE_FILES_SETTING = "orchestra_schedule_files"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiles:
+    """The ``orchestra_schedule_files`` setting read: the paths (``~`` expanded), and what is wrong with it."""
+
+    paths: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+
+
+def read_schedule_files(setting: object) -> ScheduleFiles:
+    """One path or a list of paths; each problem is a message to show after the setting's name."""
+    if setting is None:
+        return ScheduleFiles(())
+    if isinstance(setting, str | os.PathLike):
+        items: list[object] = [setting]
+    elif isinstance(setting, list | tuple):
+        items = list(setting)
+    else:
+        return ScheduleFiles((), (f"must be a path or a list of paths, got {python_value(setting)}",))
+    paths: list[str] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for item in items:
+        if not isinstance(item, str | os.PathLike) or not os.fspath(item):
+            problems.append(f"each entry must be a file path, got {python_value(item)}")
+            continue
+        path = os.path.expanduser(os.fspath(item))
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            problems.append(f"{path!r} is listed more than once")
+            continue
+        seen.add(resolved)
+        paths.append(path)
+    return ScheduleFiles(tuple(paths), tuple(problems))
+
+
+def python_value(value: object) -> str:
+    """``str ('cpu')``: the type first, because that is usually what is wrong."""
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{type(value).__name__} ({shown})"
+
+
 def _number(conf: Any, name: str, default: float, *, minimum: float) -> float:
     value = conf.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
@@ -63,11 +107,9 @@ def read_settings(conf: Any) -> OrchestraSettings:
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise SettingsError(f"setting orchestra_database_url must be a database URL string, got {url!r}")
 
-    files = conf.get("orchestra_schedule_files") or ()
-    if isinstance(files, str | os.PathLike):
-        files = (files,)
-    if not isinstance(files, list | tuple) or not all(isinstance(f, str | os.PathLike) for f in files):
-        raise SettingsError(f"setting orchestra_schedule_files must be a list of file paths, got {files!r}")
+    files = read_schedule_files(conf.get(SCHEDULE_FILES_SETTING))
+    if files.problems:
+        raise SettingsError(f"setting {SCHEDULE_FILES_SETTING} {files.problems[0]}")
 
     catch_up = conf.get("orchestra_catch_up", "once")
     if catch_up not in CATCH_UP_POLICIES:
@@ -84,7 +126,7 @@ def read_settings(conf: Any) -> OrchestraSettings:
 
     return OrchestraSettings(
         database_url=url,
-        schedule_files=tuple(os.fspath(f) for f in files),
+        schedule_files=files.paths,
         catch_up=catch_up,
         catch_up_limit=limit,
         misfire_grace=_number(conf, "orchestra_misfire_grace", 60.0, minimum=0.0),

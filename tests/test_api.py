@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery import Celery
 
-from celery_orchestra import api
-from celery_orchestra.codec import kind_of_data, max_runs_of_data
-from celery_orchestra.config import definitions_from_beat_schedule
-from celery_orchestra.definitions import JobDefinition
+from celery_orchestra.jobs.beat_schedule import definitions_from_beat_schedule
+from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.ops import api
 from celery_orchestra.store import JobNotFound, JobStore, RunRecord
+from tests.ledger import record_runs
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -45,8 +45,6 @@ def seed(store: JobStore, entries: Mapping[str, Mapping[str, Any]] = JOBS, *, no
     store.reconcile(
         definitions(entries),
         now=now or datetime.now(UTC),
-        kind_of=lambda definition: kind_of_data(definition.schedule_data),
-        max_runs_of=lambda definition: max_runs_of_data(definition.schedule_data),
     )
 
 
@@ -278,7 +276,7 @@ def test_disabled_and_done_states(tmp_path: Path) -> None:
     one_off = store.get_job("one-off")
     assert one_off is not None
     fire = one_off.anchor + timedelta(hours=1)
-    store.record_runs([RunRecord("one-off", fire, fire, "task-1", None)])
+    record_runs(store, [RunRecord("one-off", fire, fire, "task-1", None)])
     jobs = {job.name: job for job in api.list_jobs(store)}
     assert jobs["off"].state == "Disabled"
     assert jobs["off"].due_at is None
@@ -322,7 +320,7 @@ def test_job_history_is_newest_first_in_the_jobs_zone(store: JobStore) -> None:
         RunRecord("berlin-lunch", lunch + timedelta(days=day), lunch + timedelta(days=day, seconds=1), f"t{day}", None)
         for day in range(3)
     ]
-    store.record_runs(runs)
+    record_runs(store, runs)
     history = api.job_history(store, "berlin-lunch", limit=2)
     assert [run.task_id for run in history] == ["t2", "t1"]
     assert history[0].fire_time == datetime(2026, 3, 4, 12, 0, tzinfo=BERLIN)

@@ -19,11 +19,11 @@ import pytest
 from celery.bin.celery import celery as celery_group
 from click.testing import CliRunner, Result
 
-from celery_orchestra import api
 from celery_orchestra.cli import orchestra
-from celery_orchestra.codec import kind_of_data, max_runs_of_data
-from celery_orchestra.config import load_definitions
+from celery_orchestra.jobs.config import load_definitions
+from celery_orchestra.ops import api
 from celery_orchestra.store import JobStore, RunRecord
+from tests import ledger
 
 APP_TEMPLATE = """
 from celery import Celery
@@ -79,8 +79,6 @@ def seed_like_beat(module: str, store_path: Path) -> None:
     store.reconcile(
         load_definitions(app),
         now=datetime.now(UTC),
-        kind_of=lambda definition: kind_of_data(definition.schedule_data),
-        max_runs_of=lambda definition: max_runs_of_data(definition.schedule_data),
     )
     store.close()
 
@@ -245,7 +243,7 @@ def test_watch_redraws_until_interrupted(cli: click.Group, project: Project, mon
             return
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("celery_orchestra.cli.time.sleep", nap)
+    monkeypatch.setattr("celery_orchestra.ops.cli.time.sleep", nap)
     result = run(cli, project, "status", "--watch", "--interval", "0.5", "--tag", "fast")
     assert result.exit_code == 0, result.output
     assert naps == [0.5, 0.5]
@@ -464,7 +462,8 @@ def test_next_with_a_bad_zone_or_start_is_one_line(cli: click.Group, project: Pr
 
 def record_runs(project: Project, name: str, first: datetime, count: int) -> None:
     store = project.store()
-    store.record_runs(
+    ledger.record_runs(
+        store,
         [
             RunRecord(name, first + timedelta(days=day), first + timedelta(days=day, seconds=2), f"{name}-{day}", None)
             for day in range(count)

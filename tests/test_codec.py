@@ -14,19 +14,17 @@ from celery.schedules import crontab, schedule, solar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from celery_orchestra.codec import (
+from celery_orchestra.errors import ScheduleDataError, ScheduleTypeError, TimingError
+from celery_orchestra.jobs.codec import (
     IntervalTiming,
-    ScheduleDataError,
-    ScheduleTypeError,
     describe_data,
     kind_of_data,
     max_runs_of_data,
     schedule_from_data,
     schedule_to_data,
 )
-from celery_orchestra.errors import TimingError
-from celery_orchestra.model import Interval
-from celery_orchestra.schedule import Timing, timing
+from celery_orchestra.timing.model import Interval
+from celery_orchestra.timing.schedule import Timing, timing
 
 ANCHOR = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")

@@ -15,17 +15,13 @@ from celery.schedules import crontab, schedule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from celery_orchestra.codec import kind_of_data, schedule_to_data
-from celery_orchestra.config import (
-    ConfigError,
-    ConfigProblem,
-    definitions_from_beat_schedule,
-    definitions_from_yaml,
-    definitions_from_yaml_text,
-    load_definitions,
-)
-from celery_orchestra.definitions import JobDefinition
-from celery_orchestra.schedule import timing
+from celery_orchestra.errors import ConfigError, ConfigProblem
+from celery_orchestra.jobs.beat_schedule import definitions_from_beat_schedule
+from celery_orchestra.jobs.codec import kind_of_data, schedule_to_data
+from celery_orchestra.jobs.config import load_definitions
+from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.jobs.yaml_files import definitions_from_yaml, definitions_from_yaml_text
+from celery_orchestra.timing.schedule import timing
 from tests.expressions import PREDECESSOR_EXPRESSIONS
 
 DATA = Path(__file__).parent / "data" / "config"

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from kombu import Connection
 from test_api import paused_names, seed
 
-from celery_orchestra import control
-from celery_orchestra.remote import OrchestraNode
+from celery_orchestra.ops import control
+from celery_orchestra.ops.remote import OrchestraNode
 from celery_orchestra.store import JobStore
 
 REPLY_TIMEOUT = 3.0

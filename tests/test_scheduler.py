@@ -3,7 +3,7 @@
 Everything runs in this process on a ``memory://`` app and an SQLite store in ``tmp_path``. Time is
 driven by a :class:`FakeClock` plugged into the scheduler's ``wall_time``/``monotonic`` attributes,
 so hours of schedule take milliseconds and every fire instant can be asserted exactly. Sends are
-captured one layer below the scheduler's own ``_send``: ``app.send_task`` is replaced by an
+captured one layer below the scheduler's own ``send_run``: ``app.send_task`` is replaced by an
 :class:`Outbox` (which can also play a broker that is down), so the scheduler's real send path,
 its task ids, headers and error handling are what is tested.
 
@@ -29,8 +29,7 @@ from celery import Celery
 from celery.schedules import crontab, solar
 from kombu.exceptions import OperationalError
 
-from celery_orchestra import Scheduler, timing
-from celery_orchestra.scheduler import ScheduleEntry, run_task_id
+from celery_orchestra import ScheduleEntry, Scheduler, run_task_id, timing
 from celery_orchestra.store import JobRecord, JobStore, RunRecord, StoreError
 
 #: A Monday, 09:00:00 UTC: the fake clock's "now" at the start of every test.
@@ -133,7 +132,7 @@ class Outbox:
 
 
 class RecordingScheduler(Scheduler):
-    """The real Scheduler on a fake clock; a successful ``_send`` is also noted in the outbox."""
+    """The real Scheduler on a fake clock; a successful ``send_run`` is also noted in the outbox."""
 
     def __init__(self, app: Celery, *, clock: FakeClock, outbox: Outbox, label: str = "beat", **kwargs: Any) -> None:
         # Before super().__init__: setup_schedule() already reads the clocks.
@@ -143,8 +142,8 @@ class RecordingScheduler(Scheduler):
         self.label = label
         super().__init__(app, **kwargs)
 
-    def _send(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
-        ok = bool(super()._send(entry, record, producer))
+    def send_run(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
+        ok = bool(super().send_run(entry, record, producer))
         if ok:
             self.outbox.sent.append(Sent(entry.name, record.fire_time, record.task_id, self.label))
         return ok
@@ -1139,7 +1138,7 @@ def test_a_one_off_is_not_lost_when_beat_dies_between_claiming_and_publishing(
     schedule = {"once": {"task": "tasks.once", "schedule": "once in 30 seconds"}}
 
     class DiesWhilePublishing(RecordingScheduler):
-        def _send(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
+        def send_run(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
             raise Crash
 
     dying = DiesWhilePublishing(

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from celery_orchestra.scheduler import run_task_id
+from celery_orchestra import run_task_id
 from celery_orchestra.store import JobRecord, JobStore, LedgerEntry
 
 pytestmark = pytest.mark.slow
@@ -275,7 +275,7 @@ def test_scheduler_alias_orchestra_works(make_project: Callable[[dict[str, dict[
     project.wait_for("two runs of tick", lambda: project.count("tasks.tick") >= 2)
     assert project.stop(process) == 0
 
-    assert "scheduler -> celery_orchestra.scheduler.Scheduler" in project.log_text()
+    assert "scheduler -> celery_orchestra.Scheduler" in project.log_text()
     assert f". store -> {project.db_url}" in project.log_text()
     record, runs = project.ledger("tick")
     assert {p.task_id for p in project.published()} <= {r.task_id for r in runs}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_scheduler import T0, FakeClock, Harness, at, checked_delay, every, grid
 
-from celery_orchestra.scheduler import run_task_id
+from celery_orchestra import run_task_id
 
 pytestmark = pytest.mark.postgres
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from celery_orchestra.definitions import JobDefinition
+from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import (
     CLAIM_TIMEOUT,
     InvalidJobError,
@@ -25,31 +25,22 @@ from celery_orchestra.store import (
     RunRecord,
     StoreError,
 )
+from tests.ledger import record_runs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def kind_of(definition: JobDefinition) -> str:
-    return "once" if definition.schedule_data["type"] == "timing" else "interval"
-
-
-def max_runs_of(definition: JobDefinition) -> int | None:
-    return 1 if kind_of(definition) == "once" else None
-
-
 def job(name: str, seconds: float = 60, **fields: Any) -> JobDefinition:
     fields.setdefault("task", f"tasks.{name}")
-    return JobDefinition(name=name, schedule_data={"type": "interval", "seconds": seconds}, **fields)
+    return JobDefinition(name=name, schedule_data={"type": "interval", "seconds": seconds, "relative": False}, **fields)
 
 
 def one_off(name: str, expression: str) -> JobDefinition:
     return JobDefinition(name=name, task=f"tasks.{name}", schedule_data={"type": "timing", "expression": expression})
 
 
-def reconcile(
-    store: JobStore, definitions: Sequence[JobDefinition], now: datetime = T0, **hooks: Any
-) -> ReconcileReport:
-    return store.reconcile(definitions, now=now, kind_of=kind_of, max_runs_of=max_runs_of, **hooks)
+def reconcile(store: JobStore, definitions: Sequence[JobDefinition], now: datetime = T0) -> ReconcileReport:
+    return store.reconcile(definitions, now=now)
 
 
 def run(name: str, fire_time: datetime, next_run_at: datetime | None = None, task_id: str | None = None) -> RunRecord:
@@ -82,8 +73,8 @@ def test_new_jobs_are_inserted_with_their_configuration_and_anchor_now(store: Jo
     assert report.revision == store.current_revision() > 0
     record = stored(store, "report")
     assert record.task == "tasks.report"
-    assert record.schedule_data == {"type": "interval", "seconds": 300}
-    assert record.kind == "interval"
+    assert record.schedule_data == {"type": "interval", "seconds": 300, "relative": False}
+    assert record.kind == "cyclic"
     assert record.args == (1, "x")
     assert record.kwargs == {"k": [1, 2]}
     assert record.options == {"queue": "q"}
@@ -100,7 +91,7 @@ def test_new_jobs_are_inserted_with_their_configuration_and_anchor_now(store: Jo
 def test_an_unchanged_job_keeps_anchor_last_run_and_counts_and_nothing_is_written(store: JobStore) -> None:
     definitions = [job("a"), job("b")]
     reconcile(store, definitions)
-    store.record_runs([run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+    record_runs(store, [run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
     before = stored(store, "a")
     revision = store.current_revision()
 
@@ -124,7 +115,7 @@ def test_a_changed_timing_moves_the_anchor_and_clears_next_run_but_keeps_history
     store: JobStore, retimed: JobDefinition
 ) -> None:
     reconcile(store, [job("a"), job("b")])
-    store.record_runs([run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+    record_runs(store, [run("a", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
     later = T0 + timedelta(hours=3)
 
     report = reconcile(store, [retimed, job("b")], now=later)
@@ -174,7 +165,7 @@ def test_other_changes_are_applied_in_place_without_retiming(store: JobStore) ->
 
 def test_a_job_gone_from_the_configuration_is_kept_as_removed_and_restored_when_it_returns(store: JobStore) -> None:
     reconcile(store, [job("a"), job("b")])
-    store.record_runs([run("b", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
+    record_runs(store, [run("b", T0 + timedelta(minutes=1), next_run_at=T0 + timedelta(minutes=2))])
 
     gone = reconcile(store, [job("a")], now=T0 + timedelta(hours=1))
     assert gone.removed == ("b",)
@@ -230,24 +221,18 @@ def test_enabled_follows_the_configuration_only_when_the_configured_value_change
     assert not stored(store, "a").enabled  # the configuration changed: it wins
 
 
-def test_expired_is_decided_at_registration_and_cleared_by_a_new_timing(store: JobStore) -> None:
-    calls: list[str] = []
+def test_expired_survives_a_reconcile_and_is_cleared_by_a_new_timing(store: JobStore) -> None:
+    # Whether a one-off had already passed when it was registered is the scheduler's call
+    # (set_expired); the store keeps the flag until the job's timing changes.
+    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")])
+    assert not stored(store, "late").expired
+    assert store.set_expired(["late"]) == ["late"]
 
-    def expired_of(definition: JobDefinition, now: datetime) -> bool:
-        calls.append(definition.name)
-        return "2020" in definition.schedule_data.get("expression", "")
-
-    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")], expired_of=expired_of)
+    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")])
     assert stored(store, "late").expired
     assert not stored(store, "tick").expired
-    assert sorted(calls) == ["late", "tick"]
 
-    calls.clear()
-    reconcile(store, [one_off("late", "once at 2020-01-01 00:00"), job("tick")], expired_of=expired_of)
-    assert calls == []  # unchanged jobs are not re-judged
-
-    reconcile(store, [one_off("late", "once at 2027-01-01 00:00"), job("tick")], expired_of=expired_of)
-    assert calls == ["late"]
+    reconcile(store, [one_off("late", "once at 2027-01-01 00:00"), job("tick")])
     assert not stored(store, "late").expired
 
 
@@ -285,23 +270,19 @@ def test_unstorable_definitions_are_refused_naming_the_job(
     assert stored(store, "a").schedule_data["seconds"] == 60
 
 
-def test_a_failing_kind_of_leaves_the_store_untouched(store: JobStore) -> None:
+def test_an_unusable_schedule_leaves_the_store_untouched(store: JobStore) -> None:
     reconcile(store, [job("a")])
+    broken = JobDefinition(name="z", task="tasks.z", schedule_data={"type": "hourglass"})
 
-    def broken_kind_of(definition: JobDefinition) -> str:
-        if definition.name == "z":
-            raise ValueError("cannot classify z")
-        return "interval"
-
-    with pytest.raises(ValueError, match="cannot classify z"):
-        store.reconcile([job("a", 5), job("z")], now=T0, kind_of=broken_kind_of, max_runs_of=max_runs_of)
+    with pytest.raises(InvalidJobError, match=r"job 'z' \(beat_schedule\): unusable schedule .*'hourglass'"):
+        store.reconcile([job("a", 5), broken], now=T0)
     assert [record.name for record in store.all_jobs()] == ["a"]
     assert stored(store, "a").schedule_data["seconds"] == 60
 
 
 def test_reconcile_refuses_a_naive_now(store: JobStore) -> None:
     with pytest.raises(ValueError, match=r"reconcile\(now=...\) is a naive datetime"):
-        store.reconcile([job("a")], now=datetime(2026, 1, 1), kind_of=kind_of, max_runs_of=max_runs_of)
+        store.reconcile([job("a")], now=datetime(2026, 1, 1))
 
 
 # -- change detection ----------------------------------------------------------------------------
@@ -320,7 +301,7 @@ def test_every_write_bumps_the_counter_and_stamps_only_the_rows_it_wrote(store: 
 
     assert changed_by(lambda: store.set_paused(["a"], True)) == ["a"]
     assert changed_by(lambda: store.set_enabled(["b"], False)) == ["b"]
-    assert changed_by(lambda: store.record_runs([run("c", T0)])) == ["c"]
+    assert changed_by(lambda: record_runs(store, [run("c", T0)])) == ["c"]
     assert changed_by(lambda: store.set_next_run({"d": T0})) == ["d"]
     assert changed_by(lambda: store.set_expired(["e"])) == ["e"]
     assert changed_by(lambda: store.save_progress({"f": (T0, 3, T0 + timedelta(minutes=1))})) == ["f"]
@@ -331,14 +312,14 @@ def test_every_write_bumps_the_counter_and_stamps_only_the_rows_it_wrote(store: 
 def test_writes_that_change_nothing_do_not_move_the_counter(store: JobStore) -> None:
     reconcile(store, [job("a"), job("b")])
     store.set_paused(["a"], True)
-    store.record_runs([run("b", T0, next_run_at=T0)])
+    record_runs(store, [run("b", T0, next_run_at=T0)])
     revision = store.current_revision()
 
     assert store.set_paused(["a"], True) == []
     assert store.set_paused(["b"], False) == []
     assert store.set_enabled(["a", "b"], True) == []
     assert store.set_next_run({"b": T0}) == []
-    assert store.record_runs([run("b", T0)]) == []
+    assert record_runs(store, [run("b", T0)]) == []
     assert store.current_revision() == revision
     assert store.save_progress({"b": (T0, 0, None)}) == ["b"]  # next_run_at differs (None)
     revision = store.current_revision()
@@ -354,7 +335,7 @@ def test_changes_since_reads_only_rows_newer_than_the_given_revision(store: JobS
     store.set_paused(["job-0007", "job-1499"], True)
     store.set_next_run({"job-0100": T0})
 
-    engine = store._get_engine()
+    engine = store.engine
     statements: list[str] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
@@ -375,7 +356,7 @@ def test_changes_since_reads_only_rows_newer_than_the_given_revision(store: JobS
 
 
 def test_the_revision_query_can_use_its_index(store: JobStore) -> None:
-    engine = store._get_engine()
+    engine = store.engine
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             plan = " ".join(
@@ -396,7 +377,7 @@ def test_the_revision_query_can_use_its_index(store: JobStore) -> None:
 def test_external_edits_become_visible_through_touch_or_the_documented_sql(store: JobStore) -> None:
     reconcile(store, [job("a"), job("b")])
     seen = store.current_revision()
-    engine = store._get_engine()
+    engine = store.engine
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE orchestra_jobs SET task = 'tasks.edited' WHERE name = 'a'")
     assert store.changes_since(seen) == (seen, [])  # not bumped: invisible
@@ -433,7 +414,7 @@ def test_record_runs_counts_new_runs_and_moves_last_and_next_run_to_the_newest(s
     later, earlier = run("a", T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)), run("a", T0 + timedelta(minutes=1))
     paris = timezone(timedelta(hours=1))
 
-    new = store.record_runs([later, earlier, run("b", (T0 + timedelta(minutes=1)).astimezone(paris), T0)])
+    new = record_runs(store, [later, earlier, run("b", (T0 + timedelta(minutes=1)).astimezone(paris), T0)])
 
     assert [record.job_name for record in new] == ["a", "a", "b"]
     a = stored(store, "a")
@@ -451,11 +432,11 @@ def test_record_runs_counts_new_runs_and_moves_last_and_next_run_to_the_newest(s
 def test_a_fire_time_already_in_the_ledger_is_skipped_and_not_counted(store: JobStore) -> None:
     reconcile(store, [job("a")])
     first = run("a", T0, T0 + timedelta(minutes=1))
-    assert store.record_runs([first]) == [first]
+    assert record_runs(store, [first]) == [first]
 
     again = run("a", T0, T0 + timedelta(minutes=9), task_id="another-process")
     newer = run("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))
-    assert store.record_runs([again, newer, newer]) == [newer]
+    assert record_runs(store, [again, newer, newer]) == [newer]
 
     record = stored(store, "a")
     assert record.total_run_count == 2
@@ -465,8 +446,8 @@ def test_a_fire_time_already_in_the_ledger_is_skipped_and_not_counted(store: Job
 
 def test_a_late_recorded_older_run_is_counted_but_does_not_move_last_run_back(store: JobStore) -> None:
     reconcile(store, [job("a")])
-    store.record_runs([run("a", T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))])
-    store.record_runs([run("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))])
+    record_runs(store, [run("a", T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))])
+    record_runs(store, [run("a", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))])
     record = stored(store, "a")
     assert record.total_run_count == 2
     assert record.last_run_at == T0 + timedelta(minutes=5)
@@ -489,7 +470,7 @@ def test_two_stores_on_one_database_never_record_the_same_fire_time_twice(store_
             start.wait()
             sent: list[RunRecord] = []
             for offset in range(0, len(batch), 25):
-                sent.extend(job_store.record_runs(batch[offset : offset + 25]))
+                sent.extend(record_runs(job_store, batch[offset : offset + 25]))
             results[label] = sent
 
         threads = [
@@ -517,9 +498,9 @@ def test_ten_thousand_runs_are_recorded_in_one_batch_without_per_row_round_trips
     reconcile(store, [job(name) for name in names])
     fire_times = [T0 + timedelta(minutes=minute) for minute in range(20)]
     runs = [run(name, fire, fire + timedelta(minutes=1)) for name in names for fire in fire_times]
-    store.record_runs(runs[::10])  # 1,000 already in the ledger
+    record_runs(store, runs[::10])  # 1,000 already in the ledger
 
-    engine = store._get_engine()
+    engine = store.engine
     round_trips = 0
 
     def count(*_: Any) -> None:
@@ -529,7 +510,7 @@ def test_ten_thousand_runs_are_recorded_in_one_batch_without_per_row_round_trips
     sa.event.listen(engine, "before_cursor_execute", count)
     started = time.perf_counter()
     try:
-        new = store.record_runs(runs)
+        new = record_runs(store, runs)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     elapsed = time.perf_counter() - started
@@ -547,7 +528,7 @@ def test_ten_thousand_runs_are_recorded_in_one_batch_without_per_row_round_trips
 def test_runs_of_unknown_jobs_are_skipped_with_a_warning(store: JobStore, caplog: pytest.LogCaptureFixture) -> None:
     reconcile(store, [job("a")])
     with caplog.at_level(logging.WARNING, logger="celery_orchestra.store"):
-        new = store.record_runs([run("ghost", T0), run("a", T0)])
+        new = record_runs(store, [run("ghost", T0), run("a", T0)])
     assert [record.job_name for record in new] == ["a"]
     assert "not recording runs of jobs missing from" in caplog.text
     assert "ghost" in caplog.text
@@ -558,7 +539,7 @@ def test_record_runs_refuses_naive_datetimes_before_writing(store: JobStore) -> 
     revision = store.current_revision()
     naive = RunRecord("a", datetime(2026, 1, 1, 9), T0, "t", None)
     with pytest.raises(ValueError, match=r"fire_time of run of job 'a' is a naive datetime"):
-        store.record_runs([run("a", T0), naive])
+        record_runs(store, [run("a", T0), naive])
     assert store.current_revision() == revision
     assert store.history("a") == []
 
@@ -623,7 +604,7 @@ def test_an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not(store: JobStore
 
 def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:
     reconcile(store, [job("a")])
-    store.record_runs([run("a", T0 + timedelta(minutes=minute)) for minute in range(5)])
+    record_runs(store, [run("a", T0 + timedelta(minutes=minute)) for minute in range(5)])
     assert store.prune_runs(T0 + timedelta(minutes=3)) == 3
     assert [entry.fire_time for entry in store.history("a")] == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=3)]
     assert store.prune_runs(T0) == 0
@@ -688,7 +669,7 @@ def test_history_of_an_unknown_job_is_an_error(store: JobStore) -> None:
 
 def test_a_one_off_moved_to_a_new_time_has_not_run_for_its_new_timing(store: JobStore) -> None:
     reconcile(store, [one_off("launch", "once at 2026-01-05 09:30")])
-    store.record_runs([run("launch", T0 + timedelta(minutes=30))])
+    record_runs(store, [run("launch", T0 + timedelta(minutes=30))])
     assert stored(store, "launch").has_run_since_anchor
     reconcile(store, [one_off("launch", "once at 2026-01-06 09:30")], now=T0 + timedelta(hours=1))
     record = stored(store, "launch")

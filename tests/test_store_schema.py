@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import PostgresServer, free_port
 
-from celery_orchestra.definitions import JobDefinition
+from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import JobStore, RunRecord, StoreError
 from celery_orchestra.store.columns import UTCDateTime
 from celery_orchestra.store.schema import VERSION_TABLE, alembic_config, head_schema_revision
 from celery_orchestra.store.tables import METADATA
+from tests.ledger import record_runs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 STORE_TABLES = {"orchestra_jobs", "orchestra_runs", "orchestra_meta"}
@@ -30,10 +31,11 @@ STORE_TABLES = {"orchestra_jobs", "orchestra_runs", "orchestra_meta"}
 
 def add_jobs(store: JobStore, *names: str) -> None:
     store.reconcile(
-        [JobDefinition(name, f"tasks.{name}", {"type": "interval", "seconds": 60}) for name in names],
+        [
+            JobDefinition(name, f"tasks.{name}", {"type": "interval", "seconds": 60, "relative": False})
+            for name in names
+        ],
         now=T0,
-        kind_of=lambda definition: "interval",
-        max_runs_of=lambda definition: None,
     )
 
 
@@ -284,7 +286,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[tuple[JobStore, Path]]:
 
 def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(sqlite_store: tuple[JobStore, Path]) -> None:
     store, _ = sqlite_store
-    with store._get_engine().connect() as connection:
+    with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -372,7 +374,7 @@ instants = st.datetimes(
 def test_datetimes_round_trip_as_the_same_instant_in_utc(store: JobStore, when: datetime) -> None:
     add_jobs(store, "a")
     store.set_next_run({"a": when})
-    store.record_runs([RunRecord("a", when, when, "t", when)])
+    record_runs(store, [RunRecord("a", when, when, "t", when)])
     record = store.get_job("a")
     assert record is not None
     assert record.next_run_at == when

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from celery_orchestra import TimingError, timing
-from celery_orchestra.schedule import NEVER_SECONDS
+from celery_orchestra.timing.schedule import NEVER_SECONDS
 from tests.expressions import EXTENSION_EXAMPLES, PREDECESSOR_EXPRESSIONS
 
 ANCHOR = datetime(2024, 3, 3, 7, 36, 47, tzinfo=UTC)

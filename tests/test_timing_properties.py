@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from celery_orchestra import Timing, timing
-from celery_orchestra.schedule import NEVER_SECONDS
+from celery_orchestra.timing.schedule import NEVER_SECONDS
 
 ZONES = [
     "Europe/Berlin",

@@ -1,23 +1,23 @@
 """The persistent store: jobs, operator state (pause, enable) and the run ledger, in SQL.
 
 SQLite (the default, a file next to the app) and PostgreSQL (production) are supported through
-SQLAlchemy 2. Data flows one way: the store receives plain :class:`~celery_orchestra.definitions.JobDefinition`
-values and hands out frozen records; it never imports the scheduler or the timing layer (what it
-needs from them, such as a job's kind, is passed in as functions).
+SQLAlchemy 2. Data flows one way: the store receives plain
+:class:`~celery_orchestra.jobs.definitions.JobDefinition` values and hands out frozen records; it
+never imports the scheduler or the operations.
 
 Typical use::
 
     store = JobStore("sqlite:////var/lib/orchestra/orchestra.db")   # no I/O yet
     store.migrate()                                                  # create/upgrade tables
-    report = store.reconcile(definitions, now=datetime.now(UTC), kind_of=..., max_runs_of=...)
+    report = store.reconcile(definitions, now=datetime.now(UTC))
     revision, changed = store.changes_since(seen_revision)
 """
 
 from __future__ import annotations
 
-from .errors import InvalidJobError, JobNotFound, StoreError
+from ..errors import InvalidJobError, JobNotFound, StoreError
 from .jobstore import CLAIM_TIMEOUT, JobStore
-from .records import JobRecord, LedgerEntry, ReconcileReport, RunRecord
+from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord
 
 __all__ = [
     "CLAIM_TIMEOUT",
@@ -26,7 +26,9 @@ __all__ = [
     "JobRecord",
     "JobStore",
     "LedgerEntry",
+    "Progress",
     "ReconcileReport",
+    "RunKey",
     "RunRecord",
     "StoreError",
 ]

@@ -15,23 +15,9 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "require_aware"]
+from ..timing.zones import require_aware
 
-
-def require_aware(value: datetime, what: str) -> datetime:
-    """Return ``value`` converted to UTC; refuse naive datetimes with a message naming ``what``.
-
-    A naive datetime is ambiguous (local time? UTC?) and guessing wrong moves a job by hours, so the
-    store never guesses.
-    """
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{what} is a naive datetime ({value.isoformat()}); the store only accepts "
-            "timezone-aware datetimes, e.g. datetime.now(UTC)"
-        )
-    return value.astimezone(UTC)
+__all__ = ["UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

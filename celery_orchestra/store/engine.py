@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from .errors import StoreError
+from ..errors import StoreError
 
 __all__ = [
     "SUPPORTED_BACKENDS",

@@ -7,11 +7,16 @@ ends. Every datetime here is timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-__all__ = ["JobRecord", "LedgerEntry", "ReconcileReport", "RunRecord"]
+from sqlalchemy.engine import RowMapping
+
+from ..jobs.states import ran_since_anchor
+
+__all__ = ["JobRecord", "LedgerEntry", "Progress", "ReconcileReport", "RunKey", "RunRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +56,46 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any] | RowMapping) -> JobRecord:
+        """The record of a row of ``orchestra_jobs`` (or of its column values): the one field mapping."""
+        values = {name: row[name] for name in _JOB_FIELDS}
+        values["args"] = tuple(values["args"])
+        values["tags"] = tuple(values["tags"])
+        values["revision"] = int(values["revision"])
+        return cls(**values)
+
     @property
     def has_run_since_anchor(self) -> bool:
-        """Whether a run was recorded for the current timing.
+        """Whether a run was recorded for the current timing (see ``jobs.states.ran_since_anchor``)."""
+        return ran_since_anchor(self.last_run_at, self.anchor)
 
-        This, not ``total_run_count >= max_runs``, is what tells that a one-off is done: the count
-        survives a change of timing (it is history), but a one-off moved to a new time must fire
-        again.
-        """
-        return self.last_run_at is not None and self.last_run_at >= self.anchor
+
+_JOB_FIELDS: Final = tuple(f.name for f in fields(JobRecord))
+
+
+class RunKey(NamedTuple):
+    """What identifies a run in the ledger: the job and the nominal instant it was meant for."""
+
+    job_name: str
+    fire_time: datetime
+
+
+class Progress(NamedTuple):
+    """What a dispatch did to one job, as :meth:`~celery_orchestra.store.JobStore.save_progress` takes it.
+
+    ``runs_added`` is *added* to the stored run count; ``last_run_at`` (the newest nominal fire
+    instant sent) never moves the stored one backwards; ``next_run_at`` is stored as given.
+    """
+
+    last_run_at: datetime | None
+    runs_added: int
+    next_run_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One dispatch, as handed to :meth:`~celery_orchestra.store.JobStore.record_runs`.
+    """One run, as claimed, released and confirmed in the ledger (:meth:`~celery_orchestra.store.JobStore.claim_runs`).
 
     ``fire_time`` is the instant the run was *scheduled* for (the ledger's key, together with
     ``job_name``); ``next_run_at`` is the job's next fire time computed after this run.
@@ -75,6 +106,10 @@ class RunRecord:
     sent_at: datetime
     task_id: str
     next_run_at: datetime | None
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.job_name, self.fire_time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from .errors import StoreError
+from ..errors import StoreError
 from .tables import META, META_ROW_ID
 
 if TYPE_CHECKING:

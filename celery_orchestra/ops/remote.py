@@ -4,7 +4,7 @@ Celery's own ``BeatPidbox`` (5.7+) answers only ``ping`` and has no hook for mor
 beat process runs this node itself: a kombu pidbox ``Node`` consumed in its own thread over its own
 broker connection (a connection is not thread-safe, and beat's main thread owns its own), like the
 worker's ``gPidbox`` loop. It answers the ``orchestra_*`` commands by applying them to the store
-through :mod:`celery_orchestra.api` and then calls ``on_change`` so that the scheduler re-reads
+through :mod:`celery_orchestra.ops.api` and then calls ``on_change`` so that the scheduler re-reads
 the store on its next tick instead of at its next poll.
 
 What it deliberately does not do:
@@ -27,8 +27,8 @@ from typing import Any, Final
 
 from celery.utils.nodenames import host_format
 
+from ..store import JobStore
 from .control import CHANGE_COMMANDS, COMMANDS, execute
-from .store import JobStore
 
 __all__ = ["DEFAULT_NODENAME", "EXPIRY_GRACE_SECONDS", "OrchestraNode"]
 

@@ -1,8 +1,8 @@
 """The operator API: pause, resume, list and inspect jobs.
 
 One implementation behind three faces: Python (these functions), remote control
-(:mod:`celery_orchestra.control`, answered by the beat process and by workers) and the
-``celery orchestra`` CLI (:mod:`celery_orchestra.cli`). All three act on the store, never on a
+(:mod:`celery_orchestra.ops.control`, answered by the beat process and by workers) and the
+``celery orchestra`` CLI (:mod:`celery_orchestra.ops.cli`). All three act on the store, never on a
 running scheduler: the store is the truth, so a pause works with every broker (even one without
 fanout), survives restarts, and reaches every beat process reading that database within its poll
 interval.
@@ -28,11 +28,10 @@ from typing import Any, Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .codec import describe_data, schedule_from_data
-from .errors import OrchestraError
-from .firing import fire_after
-from .settings import read_settings
-from .states import (
+from ..errors import ControlError, NoMatchingJobsError, NoSuchJobError, OrchestraError, StoreNotFoundError
+from ..jobs.codec import describe_data, schedule_from_data
+from ..jobs.fields import is_tag, unique_tags
+from ..jobs.states import (
     STATE_DISABLED,
     STATE_DONE,
     STATE_EXPIRED,
@@ -42,18 +41,16 @@ from .states import (
     has_finished,
     job_state,
 )
-from .store import JobNotFound, JobRecord, JobStore, LedgerEntry
-from .zones import resolve_zone, zone_name
+from ..settings import read_settings
+from ..store import JobNotFound, JobRecord, JobStore, LedgerEntry
+from ..timing.firing import next_fire
+from ..timing.zones import app_zone, resolve_zone, zone_name
 
 __all__ = [
     "STATES",
     "ChangeResult",
-    "ControlError",
     "JobStatus",
-    "NoMatchingJobsError",
-    "NoSuchJobError",
     "RunInfo",
-    "StoreNotFoundError",
     "Target",
     "job_history",
     "list_jobs",
@@ -84,62 +81,6 @@ Action = Literal["pause", "resume"]
 
 
 # ---------------------------------------------------------------------------- errors
-
-
-class ControlError(OrchestraError, ValueError):
-    """Operator input that cannot be acted on (no names, empty tags, an unknown state...)."""
-
-
-class NoSuchJobError(JobNotFound):
-    """Job names that are not in the store; nothing was changed.
-
-    A :class:`~celery_orchestra.store.JobNotFound` (and so a ``KeyError``) whose message lists the
-    missing names and, when a stored name is close, suggests it: a typo in a job name is the common
-    case, and the operator should not have to list every job to spot it.
-    """
-
-    def __init__(self, names: Iterable[str], suggestions: dict[str, str] | None = None) -> None:
-        super().__init__(names)
-        self.suggestions = dict(suggestions or {})
-
-    def __str__(self) -> str:
-        noun = "job" if len(self.names) == 1 else "jobs"
-        listed = ", ".join(
-            f"{name} (did you mean {self.suggestions[name]}?)" if name in self.suggestions else name
-            for name in self.names
-        )
-        return f"no such {noun}: {listed}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.names, self.suggestions))
-
-
-class NoMatchingJobsError(ControlError, LookupError):
-    """Tags that no (not removed) job carries; nothing was changed."""
-
-    def __init__(self, tags: Sequence[str], any_tag: bool) -> None:
-        self.tags = tuple(tags)
-        self.any_tag = any_tag
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        listed = ", ".join(self.tags)
-        if len(self.tags) == 1:
-            return f"no job has tag {listed}"
-        if self.any_tag:
-            return f"no job has tag(s) {listed}"
-        return f"no job has all of the tags {listed}"
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.tags, self.any_tag))
-
-
-class StoreNotFoundError(OrchestraError, FileNotFoundError):
-    """The SQLite store file does not exist: beat never ran with this schedule file or URL.
-
-    Raised instead of letting SQLite create an empty database at a mistyped path, which would then
-    report "no jobs" and hide the real mistake.
-    """
 
 
 # ---------------------------------------------------------------------------- results
@@ -330,12 +271,10 @@ def _store_for(target: Target) -> Iterator[JobStore]:
 
 
 def _default_zone(target: Target, default_timezone: str | tzinfo | None) -> tzinfo:
-    """The zone of jobs that name none: the given one, else the app's ``timezone``, else UTC."""
+    """The zone of jobs that name none: the given one, else the app's (see ``timing.zones.app_zone``)."""
     if default_timezone is not None:
         return resolve_zone(default_timezone)
-    conf = getattr(target, "conf", None)
-    configured = conf.get("timezone") if conf is not None else None
-    return resolve_zone(configured) if configured else UTC
+    return app_zone(target if hasattr(target, "conf") else None)
 
 
 # ---------------------------------------------------------------------------- input
@@ -352,7 +291,7 @@ def parse_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise ControlError(f"tags must be strings, got {type(item).__name__} ({item!r})")
         found.extend(part.strip() for part in item.split(","))
-    unique = tuple(dict.fromkeys(tag for tag in found if tag))
+    unique = unique_tags(tag for tag in found if is_tag(tag))
     if not unique:
         raise ControlError("no tags given (expected tags like 'cpu' or 'cpu,nightly')")
     return unique
@@ -560,11 +499,7 @@ def _due_at(record: JobRecord, zone: tzinfo, app: Any, now: datetime) -> datetim
         schedule = schedule_from_data(record.schedule_data, tz=zone, anchor=record.anchor, app=app)
     except (OrchestraError, ValueError):
         return stored
-    reference = record.last_run_at or record.anchor
-    if resumed is not None and resumed > reference:
-        reference = resumed
-    # As beat does: never look for fires after a reference in the future (after a clock step back).
-    return fire_after(schedule, min(reference, now))
+    return next_fire(schedule, last_fire_at=record.last_run_at, anchor=record.anchor, resumed_at=resumed, now=now)
 
 
 # ---------------------------------------------------------------------------- history

@@ -3,7 +3,7 @@
 Each class is one shape of schedule and holds only what that shape needs, already validated by
 the parser. ``str()`` of any of them is the normalised expression, which parses back to an equal
 value, so the model can be stored as text. Evaluation (when does it fire?) lives in
-:mod:`celery_orchestra.evaluate`; nothing here knows about Celery, time zones or the clock.
+:mod:`celery_orchestra.timing.evaluate`; nothing here knows about Celery, time zones or the clock.
 """
 
 from __future__ import annotations

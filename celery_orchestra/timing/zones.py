@@ -1,7 +1,7 @@
 """Time zone lookup, forgiving in spelling and strict in meaning.
 
 We evaluate every schedule with :mod:`zoneinfo` (PEP 495 ``fold`` semantics are what make the DST
-rules in :mod:`celery_orchestra.evaluate` exact). Users coming from pytz-era configuration write
+rules in :mod:`celery_orchestra.timing.evaluate` exact). Users coming from pytz-era configuration write
 ``utc`` or ``europe/paris``; pytz accepted those, so we accept them too and normalise to the
 canonical IANA key. Anything else is a :class:`TimeZoneError` that suggests the closest names.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import functools
 import zoneinfo
-from datetime import UTC, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 
-from .errors import TimeZoneError
+from ..errors import TimeZoneError
 
-__all__ = ["TimeZoneError", "resolve_zone", "zone_name"]
+__all__ = ["app_zone", "require_aware", "resolve_zone", "zone_name"]
 
 
 @functools.cache
@@ -73,3 +74,30 @@ def zone_name(zone: tzinfo) -> str:
             return "UTC"
         return str(zone)
     return str(zone)
+
+
+def app_zone(app: Any) -> tzinfo:
+    """The zone of jobs that name none: the app's ``timezone`` setting, else UTC (also without an app).
+
+    Deliberately not Celery's ``app.timezone``, which follows ``enable_utc`` and the local zone:
+    a schedule must not move because of where beat happens to run.
+    """
+    conf = getattr(app, "conf", None)
+    configured = conf.get("timezone") if conf is not None else None
+    return resolve_zone(configured) if configured else UTC
+
+
+def require_aware(value: datetime, what: str) -> datetime:
+    """Return ``value`` converted to UTC; refuse naive datetimes with a message naming ``what``.
+
+    A naive datetime is ambiguous (local time? UTC?) and guessing wrong moves a job by hours, so
+    nothing in celery-orchestra guesses.
+    """
+    if not isinstance(value, datetime):
+        raise TypeError(f"{what} must be a datetime, got {type(value).__name__} {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{what} is a naive datetime ({value.isoformat()}); only timezone-aware datetimes are accepted, "
+            "e.g. datetime.now(UTC)"
+        )
+    return value.astimezone(UTC)

@@ -1,7 +1,7 @@
 """The Celery face of a timing: :class:`Timing`, a ``celery.schedules.BaseSchedule``.
 
-A thin adapter: parsing is :mod:`celery_orchestra.parser`, fire times are
-:mod:`celery_orchestra.evaluate`. What this layer adds is Celery's protocol (``is_due``,
+A thin adapter: parsing is :mod:`celery_orchestra.timing.parser`, fire times are
+:mod:`celery_orchestra.timing.evaluate`. What this layer adds is Celery's protocol (``is_due``,
 ``remaining_estimate``), value equality (so beat notices edits), compact pickling (so stock
 ``celery beat``'s shelve file stays small and readable by the next version), and the rule for the
 zone: an explicit ``tz``, else the app's ``timezone`` setting, else UTC.
@@ -15,11 +15,11 @@ from typing import Any
 
 from celery.schedules import BaseSchedule, schedstate
 
-from .errors import TimingError
+from ..errors import TimingError
 from .evaluate import first_fire, next_fire_after
 from .model import Kind, TimingSpec
 from .parser import parse_expression
-from .zones import resolve_zone, zone_name
+from .zones import app_zone, require_aware, resolve_zone, zone_name
 
 __all__ = ["NEVER_SECONDS", "Timing", "timing"]
 
@@ -51,22 +51,8 @@ class Timing(BaseSchedule):  # type: ignore[misc]
         self._zone = None if tz is None else resolve_zone(tz)
         if anchor is None:
             anchor = nowfun() if nowfun is not None else datetime.now(UTC)
-        if anchor.tzinfo is None or anchor.utcoffset() is None:
-            raise ValueError(f"anchor must be a timezone-aware datetime, got naive {anchor.isoformat()}")
-        self.anchor: datetime = anchor.astimezone(UTC)
+        self.anchor: datetime = require_aware(anchor, "anchor")
         self._app_zone: tuple[object, tzinfo] | None = None
-
-    @classmethod
-    def from_spec(
-        cls,
-        spec: TimingSpec,
-        tz: str | tzinfo | None = None,
-        *,
-        anchor: datetime | None = None,
-        nowfun: Now | None = None,
-        app: Any = None,
-    ) -> Timing:
-        return cls(spec, tz, anchor=anchor, nowfun=nowfun, app=app)
 
     # ---- what it is
 
@@ -96,8 +82,7 @@ class Timing(BaseSchedule):  # type: ignore[misc]
         cached = self._app_zone
         if cached is not None and cached[0] is app:
             return cached[1]
-        configured = getattr(getattr(app, "conf", None), "timezone", None) if app is not None else None
-        zone = resolve_zone(configured) if configured else UTC
+        zone = app_zone(app)
         self._app_zone = (app, zone)
         return zone
 

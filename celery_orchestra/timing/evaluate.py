@@ -33,6 +33,7 @@ from .model import (
     OnceAtDate,
     TimingSpec,
 )
+from .zones import require_aware
 
 __all__ = ["first_fire", "next_fire_after", "wall_clock_instant"]
 
@@ -48,16 +49,10 @@ def wall_clock_instant(day: date, at: time, zone: tzinfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).replace(fold=0).astimezone(UTC)
 
 
-def _require_aware(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
 def next_fire_after(spec: TimingSpec, after: datetime, *, anchor: datetime, zone: tzinfo) -> datetime | None:
     """The first fire instant strictly after ``after`` (aware, in ``zone``), or ``None`` if none is left."""
-    after_utc = _require_aware(after, "after")
-    anchor_utc = _require_aware(anchor, "anchor")
+    after_utc = require_aware(after, "after")
+    anchor_utc = require_aware(anchor, "anchor")
     try:
         fire = _next_utc(spec, max(after_utc, anchor_utc), anchor_utc, zone)
         return None if fire is None else fire.astimezone(zone)

@@ -16,7 +16,7 @@ Commands (arguments as ``celery control`` maps them):
 ``orchestra_jobs`` (an inspect command)
     every job with its state, next fire time, runs and tags.
 
-Who answers: the beat process's node ``orchestra@<host>`` (:mod:`celery_orchestra.remote`) applies
+Who answers: the beat process's node ``orchestra@<host>`` (:mod:`celery_orchestra.ops.remote`) applies
 the commands to its store. Registering them here also makes every *worker* of a ``celery`` process
 that imported this module answer them: a worker whose app has an explicit
 ``orchestra_database_url`` applies the command to that store too (the same store beat uses, so the
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from celery.worker.control import control_command, inspect_command
 
-from .errors import OrchestraError
-from .settings import read_settings
+from ..errors import CommandError, ControlError, OrchestraError
+from ..settings import read_settings
 
 if TYPE_CHECKING:
-    from .store import JobStore
+    from ..store import JobStore
 
 __all__ = [
     "CHANGE_COMMANDS",
@@ -48,7 +48,6 @@ __all__ = [
     "RESUME",
     "RESUME_TAGS",
     "Command",
-    "CommandError",
     "answer_in_worker",
     "execute",
     "parse_command",
@@ -77,10 +76,6 @@ _SIGNATURES: Final = {
 _MATCHES: Final = ("any", "all")
 
 Reply = dict[str, Any]
-
-
-class CommandError(OrchestraError, ValueError):
-    """Arguments a command cannot take; the message says what it expects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +125,7 @@ def _only(method: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None
 
 
 def _tags(method: str, value: object) -> tuple[str, ...]:
-    from .api import ControlError, parse_tags
+    from .api import parse_tags
 
     if not isinstance(value, str | list | tuple):
         raise CommandError(f"{method} needs tags ({method} {_SIGNATURES[method]}), got {value!r}")
@@ -144,7 +139,7 @@ def _tags(method: str, value: object) -> tuple[str, ...]:
 
 
 def run_command(store: JobStore, command: Command, *, default_timezone: str | None = None) -> Reply:
-    """Apply a checked command to ``store`` through :mod:`celery_orchestra.api`; raises its errors."""
+    """Apply a checked command to ``store`` through :mod:`celery_orchestra.ops.api`; raises its errors."""
     from . import api
 
     if command.method == PAUSE:
@@ -213,7 +208,7 @@ def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> R
             "ok": f"{doing} by this worker: the beat process (node orchestra@<its host>) answers {method}; "
             "set orchestra_database_url to let workers apply orchestra commands too"
         }
-    from .store import JobStore
+    from ..store import JobStore
 
     store = JobStore(url)
     try:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: ``schedule_data["type"]`` values understood by :mod:`celery_orchestra.codec`.
-SCHEDULE_TYPES = ("timing", "interval", "crontab", "solar")
+from .codec import kind_of_data, max_runs_of_data
 
 
 @dataclass(frozen=True, slots=True)
 class JobDefinition:
     """One configured periodic job, as plain data.
 
-    ``schedule_data`` is the schedule as JSON-able data (see :mod:`celery_orchestra.codec`), never a
+    ``schedule_data`` is the schedule as JSON-able data (see :mod:`celery_orchestra.jobs.codec`), never a
     pickled object, so that a store written by one version can be read by the next and inspected
     with plain SQL.
     """
@@ -42,3 +41,13 @@ class JobDefinition:
     @property
     def schedule_type(self) -> str:
         return str(self.schedule_data["type"])
+
+    @property
+    def kind(self) -> str:
+        """The job's kind (``cyclic``, ``daily``..., ``once``, ``crontab``, ``solar``), from its schedule."""
+        return kind_of_data(self.schedule_data)
+
+    @property
+    def max_runs(self) -> int | None:
+        """1 for a one-off, ``None`` (unlimited) for everything else."""
+        return max_runs_of_data(self.schedule_data)

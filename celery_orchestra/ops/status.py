@@ -1,6 +1,6 @@
 """How jobs and runs look to a person (a Rich table) and to a script (JSON).
 
-Kept apart from :mod:`celery_orchestra.cli` so that the table can be rendered for ``--watch``
+Kept apart from :mod:`celery_orchestra.ops.cli` so that the table can be rendered for ``--watch``
 refreshes, tests and other front ends without going through click. The columns are the
 predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
 Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is

@@ -19,7 +19,7 @@ from celery.schedules import BaseSchedule
 from .model import Interval
 from .schedule import Timing
 
-__all__ = ["MissedFires", "fire_after", "missed_fires"]
+__all__ = ["MissedFires", "fire_after", "missed_fires", "next_fire"]
 
 _SECOND = timedelta(seconds=1)
 
@@ -43,6 +43,27 @@ def fire_after(schedule: BaseSchedule, after: datetime) -> datetime | None:
     fire = _round_to_second((now + remaining).astimezone(UTC))
     # Rounding can land on `after` itself; the contract is "strictly after".
     return fire if fire > after else _round_to_second(after) + _SECOND
+
+
+def next_fire(
+    schedule: BaseSchedule,
+    *,
+    last_fire_at: datetime | None,
+    anchor: datetime,
+    resumed_at: datetime | None,
+    now: datetime,
+) -> datetime | None:
+    """A job's next nominal fire instant (UTC): the first after its last run, anchor or resume.
+
+    The one rule for "where the next fire is counted from", shared by beat and the status table:
+    from the last run (else the anchor), or from the latest resume when that is later (runs missed
+    while paused are not replayed). Never after ``now``: after a clock step backwards the last run
+    can be "later" than now, and the ledger keeps a repeated instant from being sent twice.
+    """
+    reference = last_fire_at or anchor
+    if resumed_at is not None and resumed_at > reference:
+        reference = resumed_at
+    return fire_after(schedule, min(reference, now))
 
 
 #: Fire instants walked one by one at most when counting missed runs; beyond it the count is a

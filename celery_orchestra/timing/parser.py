@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from .errors import TimingError
+from ..errors import TimingError
 from .model import (
     WEEKEND,
     WORKDAYS,

@@ -1,0 +1,78 @@
+"""Which nominal instants of a due job to send now: pure planning, no I/O, no clock of its own.
+
+A backlog that built up while beat was running, none of it older than ``orchestra_misfire_grace``,
+is sent in full: beat was merely busy. Anything else (beat was down, the clock jumped, or a run is
+later than the grace) follows ``orchestra_catch_up``: ``once`` sends the latest instant, ``skip``
+sends it only if it is within the grace, ``all`` sends the latest ``orchestra_catch_up_limit`` of
+them. Every run not sent is explained in :attr:`CatchUpPlan.notice`, for the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery.schedules import BaseSchedule
+
+from ..settings import OrchestraSettings
+from ..timing.firing import missed_fires
+
+__all__ = ["CatchUpPlan", "plan_catch_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpPlan:
+    """The instants to send (oldest first), the latest instant dealt with, and what to log."""
+
+    fires: list[datetime]
+    #: The newest nominal instant up to now: the job's next fire is counted from it.
+    latest: datetime
+    #: A warning about runs not sent, or ``None`` when nothing was missed.
+    notice: str | None = None
+
+
+def plan_catch_up(
+    name: str,
+    schedule: BaseSchedule,
+    first: datetime,
+    now: datetime,
+    *,
+    max_runs: int | None,
+    online_since: datetime,
+    settings: OrchestraSettings,
+) -> CatchUpPlan:
+    """Plan the runs of job ``name``, due since its nominal instant ``first`` (see the module docstring).
+
+    ``online_since`` is since when beat has been running without a clock jump: instants before it
+    were missed, instants after it merely delayed.
+    """
+    limit = settings.catch_up_limit if max_runs is None else max_runs
+    backlog = missed_fires(schedule, first, now, limit)
+    latest = backlog.latest[-1] if backlog.latest else first
+    grace = timedelta(seconds=settings.misfire_grace)
+    if first >= online_since and now - first <= grace:
+        notice = None
+        if backlog.count > len(backlog.latest):
+            notice = (
+                f"celery-orchestra: job {name} fell behind by {backlog.count} run(s); "
+                f"sending the latest {len(backlog.latest)}"
+            )
+        return CatchUpPlan(backlog.latest, latest, notice)
+
+    if settings.catch_up == "all":
+        fires = backlog.latest
+    elif settings.catch_up == "skip":
+        fires = [latest] if now - latest <= grace else []
+    else:
+        fires = [latest]
+    if backlog.count == 1 and fires:
+        return CatchUpPlan(fires, latest)  # a single run, late but sent: nothing was missed
+    how_many = f"{'at least ' if backlog.at_least else ''}{backlog.count}"
+    if fires:
+        notice = (
+            f"celery-orchestra: job {name} missed {how_many} run(s); catch-up {settings.catch_up!r}: "
+            f"sending {len(fires)}, the last for {fires[-1].isoformat()}"
+        )
+    else:
+        notice = f"celery-orchestra: job {name}: skipped {how_many} missed run(s) (catch-up 'skip')"
+    return CatchUpPlan(fires, latest, notice)

@@ -1,0 +1,129 @@
+"""Every configured job, from Celery's ``beat_schedule`` and the YAML schedule files, merged by name.
+
+Everything is checked before anything is stored: every problem in every source is collected and
+raised together as one :class:`~celery_orchestra.errors.ConfigError`, each with the file, line,
+column and job it belongs to, because fixing a schedule one error per restart is miserable and a
+half-loaded configuration must never reach the store. The readers are :mod:`.beat_schedule` and
+:mod:`.yaml_files`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from celery.schedules import crontab
+
+from ..errors import ConfigError, ConfigProblem
+from ..settings import SCHEDULE_FILES_SETTING, read_schedule_files
+from .beat_schedule import definitions_from_beat_schedule
+from .codec import schedule_to_data
+from .definitions import JobDefinition
+from .yaml_files import definitions_from_yaml
+
+__all__ = ["celery_default_definitions", "collect_definitions", "load_definitions"]
+
+
+def load_definitions(app: Any) -> list[JobDefinition]:
+    """Every job configured for ``app``: its ``beat_schedule`` plus its YAML schedule files.
+
+    Raises :class:`~celery_orchestra.errors.ConfigError` listing every problem found in any
+    source; on success the list holds each job once, ``beat_schedule`` jobs first, then each
+    file's jobs in file order.
+    """
+    conf = app.conf
+    definitions, problems = collect_definitions(conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING))
+    if problems:
+        raise ConfigError(problems)
+    return definitions
+
+
+def celery_default_definitions(app: Any, configured: Sequence[JobDefinition]) -> list[JobDefinition]:
+    """Celery's own housekeeping job, as stock beat installs it, unless configured already.
+
+    ``celery.backend_cleanup`` runs daily at 04:00 when results expire and the result backend does
+    not expire them itself (stock beat's ``install_default_entries``); it is stored like any job.
+    """
+    if not app.conf.result_expires or app.backend.supports_autoexpire:
+        return []
+    if any(definition.name == "celery.backend_cleanup" for definition in configured):
+        return []
+    return [
+        JobDefinition(
+            name="celery.backend_cleanup",
+            task="celery.backend_cleanup",
+            schedule_data=schedule_to_data(crontab(minute="0", hour="4")),
+            options={"expires": 12 * 3600},
+            source="celery default",
+        )
+    ]
+
+
+def collect_definitions(
+    beat_schedule: object, schedule_files: object, *, extra_files: Sequence[str] = ()
+) -> tuple[list[JobDefinition], list[ConfigProblem]]:
+    """The jobs and every problem in ``beat_schedule``, the ``orchestra_schedule_files`` setting's
+    files and ``extra_files`` (read once each, after the listed ones: what ``celery orchestra check``
+    is given)."""
+    groups: list[list[JobDefinition]] = []
+    problems: list[ConfigProblem] = []
+    if beat_schedule is not None:
+        # Any value is accepted here: definitions_from_beat_schedule reports a non-mapping itself.
+        found, found_problems = definitions_from_beat_schedule(cast("Mapping[str, Any]", beat_schedule))
+        groups.append(found)
+        problems.extend(found_problems)
+    files = read_schedule_files(schedule_files)
+    problems.extend(ConfigProblem(SCHEDULE_FILES_SETTING, None, None, None, message) for message in files.problems)
+    for path in _once_each([*files.paths, *extra_files]):
+        found, found_problems = definitions_from_yaml(path)
+        groups.append(found)
+        problems.extend(found_problems)
+    merged, duplicate_problems = _merge_by_name(groups)
+    return merged, problems + duplicate_problems
+
+
+def _once_each(paths: Sequence[str]) -> list[str]:
+    """``paths`` without a second mention of a file (by its resolved path, ``~`` expanded)."""
+    seen: set[Path] = set()
+    unique: list[str] = []
+    for path in paths:
+        resolved = Path(os.path.expanduser(path)).resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(path)
+    return unique
+
+
+def _merge_by_name(groups: Iterable[list[JobDefinition]]) -> tuple[list[JobDefinition], list[ConfigProblem]]:
+    """Concatenate the groups, reporting each name that appears again at its second place."""
+    merged: list[JobDefinition] = []
+    first_source: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    for group in groups:
+        for definition in group:
+            first = first_source.get(definition.name)
+            if first is None:
+                first_source[definition.name] = definition.source
+                merged.append(definition)
+                continue
+            source, line = _split_source(definition.source)
+            problems.append(
+                ConfigProblem(
+                    source,
+                    line,
+                    None,
+                    definition.name,
+                    f"job name defined twice: here and at {first} (job names must be unique)",
+                )
+            )
+    return merged, problems
+
+
+def _split_source(source: str) -> tuple[str, int | None]:
+    """``"path:12"`` → ``("path", 12)``; ``"beat_schedule"`` → ``("beat_schedule", None)``."""
+    path, _, line = source.rpartition(":")
+    if path and line.isdigit():
+        return path, int(line)
+    return source, None

@@ -1,0 +1,2 @@
+"""Operations on jobs, one implementation behind every face: the Python API, remote control,
+the beat's remote-control node, the status rendering and the ``celery orchestra`` CLI."""

@@ -1,0 +1,505 @@
+"""``celery orchestra``: operate celery-orchestra from the shell.
+
+Exposed through the ``celery.commands`` entry point, so ``celery -A proj orchestra ...`` runs with
+the ``-A`` app (``ctx.obj.app``) like Celery's own commands. Celery imports every such entry point
+when *any* ``celery`` command starts (worker, beat, control...), so this module keeps its imports
+light: the API, the store (SQLAlchemy) and Rich are imported by the subcommand that needs them.
+Importing it also imports :mod:`celery_orchestra.ops.control`, which registers the ``orchestra_*``
+remote-control commands so that ``celery control`` accepts them in this process.
+
+The commands act on the store, not through the broker, so they work with every broker (even
+``sqla+`` ones, which cannot broadcast) and whether beat runs or not; a running beat picks changes
+up within its poll interval (a second by default).
+
+Exit status: 0 on success; 1 when the command could not do its job (unknown job, no store,
+unreachable database, problems found by ``check``); 2 for bad usage (bad option values, a bad
+timing expression or zone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import click
+from celery.bin.base import CeleryCommand, CeleryOption, handle_preload_options
+
+from ..errors import OrchestraError
+from . import control  # registers the orchestra_* remote-control commands in this process
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from ..store import JobStore
+    from .api import ChangeResult
+
+__all__ = ["orchestra"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Registered by the import above; named here so that the import is visibly used.
+REMOTE_COMMANDS = control.COMMANDS
+
+#: Width of the status table when the output is not a terminal (a pipe, a file): wide enough that
+#: rows stay on one line for ``grep``, unless ``COLUMNS`` says otherwise.
+_PIPE_WIDTH = 200
+
+
+class CommandFailed(click.ClickException):
+    """A one-line ``Error: ...`` and exit status 1: the command could not do its job."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class BadUsage(CommandFailed):
+    """A one-line ``Error: ...`` and exit status 2: the command line itself is wrong."""
+
+    exit_code = 2
+
+
+def _one_line_errors(command: _F) -> _F:
+    """Turn every error into a one-line :class:`CommandFailed` or :class:`BadUsage`."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with _store_retries_quiet():
+                return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OrchestraError as error:
+            raise _failure_for(error) from None
+        except Exception as error:
+            # Last resort (a database driver that is not installed, say): an operator at a shell
+            # needs the reason on one line, not a traceback through click and SQLAlchemy.
+            raise CommandFailed(f"{type(error).__name__}: {error}") from None
+
+    return cast("_F", wrapper)
+
+
+@contextlib.contextmanager
+def _store_retries_quiet() -> Iterator[None]:
+    """Hide the store's "retrying" warnings while a command runs (restored afterwards).
+
+    In beat's log they explain a slow tick; at a shell they would be printed before the one-line
+    error, which already says how many attempts were made.
+    """
+    store_logger = logging.getLogger("celery_orchestra.store")
+    level = store_logger.level
+    store_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        store_logger.setLevel(level)
+
+
+def _failure_for(error: OrchestraError) -> CommandFailed:
+    from ..errors import ControlError, NoMatchingJobsError
+
+    if isinstance(error, ControlError) and not isinstance(error, NoMatchingJobsError):
+        return BadUsage(str(error))
+    return CommandFailed(str(error))
+
+
+def _preload(command: _F) -> _F:
+    """Celery's ``handle_preload_options`` (apps may add options to every command), typed."""
+    return cast("_F", handle_preload_options(command))
+
+
+def _store_options(command: _F) -> _F:
+    command = click.option(
+        "--database-url",
+        cls=CeleryOption,
+        metavar="URL",
+        default=None,
+        help_group="Store Options",
+        help="SQLAlchemy URL of the store (overrides the orchestra_database_url setting).",
+    )(command)
+    return click.option(
+        "-s",
+        "--schedule",
+        "schedule_filename",
+        cls=CeleryOption,
+        metavar="FILE",
+        default=None,
+        help_group="Store Options",
+        help="Beat's schedule file, as given to `celery beat -s` (default: the app's "
+        "beat_schedule_filename). Without orchestra_database_url the store is an SQLite file beside it.",
+    )(command)
+
+
+def _open_store(ctx: click.Context, schedule_filename: str | None, database_url: str | None) -> JobStore:
+    from .api import open_store
+
+    return open_store(ctx.obj.app, schedule_filename, database_url=database_url)
+
+
+def _app_timezone(ctx: click.Context) -> str | None:
+    zone = ctx.obj.app.conf.get("timezone")
+    return str(zone) if zone else None
+
+
+def _console(ctx: click.Context) -> Console:
+    from rich.console import Console
+
+    console = Console(no_color=bool(ctx.obj.no_color), highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH
+    return console
+
+
+# ---------------------------------------------------------------------------- the group
+
+
+@click.group(name="orchestra")
+@click.pass_context
+@_preload
+def orchestra(ctx: click.Context, /, **kwargs: Any) -> None:
+    """celery-orchestra: job status, pause and resume, schedule checks and previews.
+
+    Pause and resume write the store, so they work with every broker and whether beat runs or
+    not; a running beat applies them within about a second.
+    """
+
+
+# ---------------------------------------------------------------------------- status
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only jobs with this tag (repeatable, or TAG,TAG: a job with any of them is shown).",
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="Only jobs in this state (repeatable): Running, Paused, Disabled, Done, Expired or Removed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (ISO 8601 datetimes).")
+@click.option("--watch", is_flag=True, help="Keep the table on screen, refreshed (Ctrl+C to leave).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def status(
+    ctx: click.Context,
+    /,
+    tags: Sequence[str],
+    states: Sequence[str],
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    schedule_filename: str | None,
+    database_url: str | None,
+    **kwargs: Any,
+) -> None:
+    """Show every job: state, schedule, task, when it is due, runs and tags."""
+    if watch and as_json:
+        raise BadUsage("--watch and --json cannot be combined")
+    from .api import list_jobs
+    from .status import jobs_json, jobs_table
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        zone = _app_timezone(ctx)
+
+        def jobs_at(now: datetime) -> Any:
+            return list_jobs(store, tags=tags, states=states, default_timezone=zone, now=now)
+
+        if as_json:
+            click.echo(jobs_json(jobs_at(datetime.now(UTC))))
+            return
+
+        def render() -> RenderableType:
+            now = datetime.now(UTC)
+            jobs = jobs_at(now)
+            return jobs_table(
+                jobs, now=now, caption=_status_caption(len(jobs), store, now, filtered=bool(tags or states))
+            )
+
+        console = _console(ctx)
+        first = render()  # errors here (no store, bad filter) end the command with a one-line error
+        if not watch:
+            console.print(first)
+            return
+        _watch(console, first, render, interval)
+    finally:
+        store.close()
+
+
+def _status_caption(count: int, store: JobStore, now: datetime, *, filtered: bool) -> str:
+    noun = "job" if count == 1 else "jobs"
+    matching = " matching" if filtered else ""
+    local = now.astimezone()
+    return f"{count}{matching} {noun} in {store.safe_url} at {local:%Y-%m-%d %H:%M:%S %Z}"
+
+
+def _watch(console: Console, first: RenderableType, render: Callable[[], RenderableType], interval: float) -> None:
+    """Redraw ``render()`` every ``interval`` seconds until Ctrl+C; a failed refresh shows its error."""
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(first, console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                try:
+                    view = render()
+                except OrchestraError as error:
+                    view = Text(f"refresh failed (retrying): {' '.join(str(error).split())}", style="red")
+                live.update(view, refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+# ---------------------------------------------------------------------------- pause / resume
+
+
+def _change_command(action: str) -> Callable[..., None]:
+    def change(
+        ctx: click.Context,
+        /,
+        names: Sequence[str],
+        tags: Sequence[str],
+        match_all: bool,
+        as_json: bool,
+        schedule_filename: str | None,
+        database_url: str | None,
+        **kwargs: Any,
+    ) -> None:
+        if names and tags:
+            raise BadUsage("give job names or --tags, not both")
+        if not names and not tags:
+            raise BadUsage(f"nothing to {action}: give job names, or --tags TAG[,TAG...]")
+        if match_all and not tags:
+            raise BadUsage("--all only applies to --tags")
+        from . import api
+
+        store = _open_store(ctx, schedule_filename, database_url)
+        try:
+            result: ChangeResult
+            if tags:
+                by_tags = api.pause_jobs_with_tags if action == "pause" else api.resume_jobs_with_tags
+                result = by_tags(store, tags, any_tag=not match_all)
+            else:
+                by_names = api.pause_jobs if action == "pause" else api.resume_jobs
+                result = by_names(store, names)
+        finally:
+            store.close()
+        if as_json:
+            import json
+
+            click.echo(json.dumps(result.as_dict()))
+        else:
+            click.echo(result.describe())
+
+    change.__name__ = action
+    return change
+
+
+def _register_change_command(action: str, summary: str) -> None:
+    command: Callable[..., Any] = _one_line_errors(_change_command(action))
+    command = _preload(command)
+    command = click.pass_context(command)
+    command = _store_options(command)
+    command = click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")(command)
+    command = click.option(
+        "--all", "match_all", is_flag=True, help="With --tags: only jobs that have all the tags (default: any)."
+    )(command)
+    command = click.option(
+        "--tags",
+        "tags",
+        multiple=True,
+        metavar="TAG[,TAG...]",
+        help=f"{action.capitalize()} the jobs with any of these tags instead of naming them.",
+    )(command)
+    command = click.argument("names", nargs=-1)(command)
+    command.__doc__ = summary
+    orchestra.command(name=action, cls=CeleryCommand)(command)
+
+
+_register_change_command(
+    "pause",
+    "Pause jobs by NAME (or --tags): beat stops sending them, across restarts, until resumed.",
+)
+_register_change_command(
+    "resume",
+    "Resume jobs by NAME (or --tags): the next run is the first fire time from now; runs missed "
+    "while paused are not replayed.",
+)
+
+
+# ---------------------------------------------------------------------------- check
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.pass_context
+@_preload
+@_one_line_errors
+def check(ctx: click.Context, /, files: Sequence[str], **kwargs: Any) -> None:
+    """Validate the schedule without starting beat: beat_schedule, the orchestra_schedule_files and FILES.
+
+    Prints every problem with its file, line and column; exits 1 if there is any.
+    """
+    from ..errors import ConfigProblem, SettingsError
+    from ..jobs.config import collect_definitions
+    from ..settings import SCHEDULE_FILES_SETTING, read_settings
+
+    conf = ctx.obj.app.conf
+    problems: list[ConfigProblem] = []
+    try:
+        read_settings(conf)
+    except SettingsError as error:
+        problems.append(ConfigProblem("settings", None, None, None, str(error)))
+    definitions, found = collect_definitions(
+        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=files
+    )
+    problems.extend(found)
+    if problems:
+        for problem in problems:
+            click.echo(problem.format())
+        count = len(problems)
+        raise CommandFailed(f"{count} problem{'s' if count != 1 else ''} in the schedule configuration")
+    click.echo(_check_summary([definition.source for definition in definitions]))
+
+
+def _check_summary(sources: Sequence[str]) -> str:
+    if not sources:
+        return "OK: no jobs configured (beat_schedule is empty and no schedule files are set)"
+    counts: dict[str, int] = {}
+    for source in sources:
+        path, _, line = source.rpartition(":")
+        origin = path if path and line.isdigit() else source
+        counts[origin] = counts.get(origin, 0) + 1
+    parts = ", ".join(f"{count} in {origin}" for origin, count in counts.items())
+    total = len(sources)
+    return f"OK: {total} job{'s' if total != 1 else ''} ({parts})"
+
+
+# ---------------------------------------------------------------------------- next
+
+
+@orchestra.command(name="next", cls=CeleryCommand)
+@click.argument("expression", nargs=-1, required=True)
+@click.option("--tz", "zone_name_given", metavar="ZONE", help="Time zone (default: the app's timezone, else UTC).")
+@click.option("-n", "--count", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many fire times.")
+@click.option(
+    "--after",
+    metavar="DATETIME",
+    help="Start after this ISO 8601 date-time instead of now (wall time in the zone unless it has an offset).",
+)
+@click.pass_context
+@_preload
+@_one_line_errors
+def next_fires(
+    ctx: click.Context,
+    /,
+    expression: Sequence[str],
+    zone_name_given: str | None,
+    count: int,
+    after: str | None,
+    **kwargs: Any,
+) -> None:
+    """Preview the next fire times of a timing EXPRESSION, e.g. "every Monday at 03:15"."""
+    from ..errors import TimeZoneError, TimingError
+    from ..timing.schedule import timing
+    from ..timing.zones import resolve_zone, zone_name
+    from .status import humanize_delta
+
+    text = " ".join(expression)
+    try:
+        zone = resolve_zone(zone_name_given or _app_timezone(ctx) or "UTC")
+    except TimeZoneError as error:
+        raise BadUsage(str(error)) from None
+    start = _start_time(after, zone)
+    try:
+        schedule = timing(text, zone, anchor=start)
+    except TimingError as error:
+        click.echo(f"Error: {error}", err=True)
+        ctx.exit(2)
+    fires = schedule.next_fires(count, after=start)
+    click.echo(f"{schedule.expression}  ({schedule.kind}, {zone_name(zone)})")
+    if not fires:
+        click.echo(f"  never fires after {start:%Y-%m-%d %H:%M:%S %Z}")
+        return
+    for fire in fires:
+        click.echo(f"  {fire:%a %Y-%m-%d %H:%M:%S %Z (%z)}  in {humanize_delta(fire - start)}")
+    if len(fires) < count:
+        click.echo("  (no further fire times)")
+
+
+def _start_time(after: str | None, zone: tzinfo) -> datetime:
+    if after is None:
+        return datetime.now(UTC).astimezone(zone)
+    try:
+        moment = datetime.fromisoformat(after)
+    except ValueError:
+        raise BadUsage(f"--after must be an ISO 8601 date-time such as 2026-03-29T01:30, got {after!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(zone)
+
+
+# ---------------------------------------------------------------------------- history
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("name")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs, newest first."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (ISO 8601 datetimes).")
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def history(
+    ctx: click.Context,
+    /,
+    name: str,
+    limit: int,
+    as_json: bool,
+    schedule_filename: str | None,
+    database_url: str | None,
+    **kwargs: Any,
+) -> None:
+    """Recent runs of job NAME from the run ledger: when each was due, when it was sent, its task id."""
+    from ..timing.zones import zone_name
+    from .api import job_history
+    from .status import history_table, runs_json
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        runs = job_history(store, name, limit, default_timezone=_app_timezone(ctx))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(runs_json(runs))
+        return
+    if not runs:
+        click.echo(f"no runs of {name} recorded yet")
+        return
+    zone = runs[0].fire_time.tzinfo
+    where = zone_name(zone) if zone is not None else "UTC"
+    noun = "run" if len(runs) == 1 else "runs"
+    _console(ctx).print(history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}"))

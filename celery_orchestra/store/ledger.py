@@ -1,0 +1,260 @@
+"""The run ledger ``orchestra_runs``: one row per (job, nominal fire time), claimed before publishing.
+
+The protocol, for every batch a beat sends:
+
+1. :func:`claim_runs` inserts the runs with ``ON CONFLICT DO NOTHING`` and returns the ones this
+   caller now owns, so two beats (or a restart right after a send) cannot both send a fire time;
+   a claim left unconfirmed by a beat that died may be taken over after a timeout;
+2. the caller publishes what it owns;
+3. :func:`release_runs` deletes the claims of runs whose send failed (they can be sent later),
+   and :func:`~celery_orchestra.store.progress.save_progress` confirms the sent ones together
+   with the jobs' progress.
+
+A claim is counted as a run by whoever confirms it first, and only once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
+
+from ..errors import JobNotFound
+from ..timing.zones import require_aware
+from .database import Database
+from .records import LedgerEntry, RunKey, RunRecord
+from .sql import chunks, dialect_insert, existing, lock_writers
+from .tables import NAME_LENGTH, RUNS
+
+__all__ = [
+    "CLAIM_TIMEOUT",
+    "claim_runs",
+    "confirmed_runs",
+    "history",
+    "prune_runs",
+    "release_runs",
+    "run_batch",
+    "unconfirmed_runs",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed run may stay unconfirmed before another scheduler may take it over: far
+#: longer than a publish takes, short enough that a run claimed by a beat that died is sent soon.
+CLAIM_TIMEOUT: Final = timedelta(seconds=30)
+
+_TAKE_OVER: Final = (
+    update(RUNS)
+    .where(
+        and_(
+            RUNS.c.job_name == bindparam("b_job_name"),
+            RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+            RUNS.c.published.is_(False),
+            RUNS.c.sent_at < bindparam("b_abandoned_before", type_=RUNS.c.sent_at.type),
+        )
+    )
+    .values(sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type), task_id=bindparam("b_task_id"))
+)
+
+_RELEASE: Final = delete(RUNS).where(
+    and_(
+        RUNS.c.job_name == bindparam("b_job_name"),
+        RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+        RUNS.c.task_id == bindparam("b_task_id"),
+    )
+)
+
+
+def run_batch(runs: Iterable[RunRecord]) -> dict[RunKey, RunRecord]:
+    """Check a batch of runs and key it by (job, UTC fire time), first occurrence wins, in key order.
+
+    Key order is the order rows are inserted and locked in: two processes writing overlapping
+    batches then wait for each other instead of deadlocking.
+    """
+    batch: dict[RunKey, RunRecord] = {}
+    for run in runs:
+        fire_time = require_aware(run.fire_time, f"fire_time of run of job {run.job_name!r}")
+        require_aware(run.sent_at, f"sent_at of run of job {run.job_name!r}")
+        if run.next_run_at is not None:
+            require_aware(run.next_run_at, f"next_run_at of run of job {run.job_name!r}")
+        if len(run.task_id) > NAME_LENGTH:
+            raise ValueError(f"task id of run of job {run.job_name!r} is longer than {NAME_LENGTH} characters")
+        batch.setdefault(RunKey(run.job_name, fire_time), run)
+    return dict(sorted(batch.items(), key=lambda item: item[0]))
+
+
+def claim_runs(db: Database, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None) -> list[RunRecord]:
+    """Claim runs in the ledger before publishing them; return the runs this caller now owns.
+
+    A run is owned when its (job, fire time) was not in the ledger, or when it was claimed but
+    never confirmed as published for longer than ``abandoned_after`` (its claimer died between
+    claiming and publishing): such a claim is taken over with this run's ``sent_at`` and task
+    id; ``abandoned_after=None`` never takes a claim over (at most once, for one-offs). Jobs'
+    rows are not written here. Runs of jobs not in the store are skipped with a warning.
+    """
+    batch = run_batch(runs)
+    if not batch:
+        return []
+    insert_statement = (
+        dialect_insert(db.backend, RUNS)
+        .on_conflict_do_nothing(index_elements=[RUNS.c.job_name, RUNS.c.fire_time])
+        .returning(RUNS.c.job_name, RUNS.c.fire_time)
+    )
+
+    def work(connection: Connection) -> tuple[list[RunRecord], bool]:
+        lock_writers(connection)
+        rows = _ledger_rows(connection, batch, db.safe_url)
+        if not rows:
+            return [], False
+        owned = {RunKey(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
+        if abandoned_after is not None:
+            stored_jobs = {row["job_name"] for row in rows}
+            for key, run in batch.items():
+                if (
+                    key not in owned
+                    and key.job_name in stored_jobs
+                    and _take_over(connection, key, run, abandoned_after)
+                ):
+                    owned.add(key)
+        return [run for key, run in batch.items() if key in owned], bool(owned)
+
+    return db.run(f"claim {len(batch)} runs", work, write=True)
+
+
+def _take_over(connection: Connection, key: RunKey, run: RunRecord, abandoned_after: timedelta) -> bool:
+    taken = connection.execute(
+        _TAKE_OVER,
+        {
+            "b_job_name": key.job_name,
+            "b_fire_time": key.fire_time,
+            "b_abandoned_before": run.sent_at - abandoned_after,
+            "b_sent_at": run.sent_at,
+            "b_task_id": run.task_id,
+        },
+    ).rowcount
+    if taken:
+        log.warning(
+            "taking over the run of %s for %s: it was claimed but never confirmed as sent",
+            key.job_name,
+            key.fire_time.isoformat(),
+        )
+    return bool(taken)
+
+
+def _ledger_rows(connection: Connection, batch: Mapping[RunKey, RunRecord], shown_url: str) -> list[dict[str, Any]]:
+    """Unconfirmed ledger rows for the runs of stored jobs; the others are logged and dropped."""
+    names = {key.job_name for key in batch}
+    known = existing(connection, names, ())
+    unknown = sorted(names - set(known))
+    if unknown:
+        log.warning("not recording runs of jobs missing from %s: %s", shown_url, ", ".join(unknown))
+    return [
+        {
+            "job_name": key.job_name,
+            "fire_time": key.fire_time,
+            "sent_at": run.sent_at,
+            "task_id": run.task_id,
+            "published": False,
+        }
+        for key, run in batch.items()
+        if key.job_name in known
+    ]
+
+
+def unconfirmed_runs(db: Database, runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """Those of ``runs`` whose fire time is claimed in the ledger but not confirmed as published.
+
+    For a scheduler that could not claim a run: if another claimer is still publishing it (or
+    died doing so), the run is not "already sent" yet and must be looked at again later.
+    """
+    batch = run_batch(runs)
+    if not batch:
+        return []
+    names = sorted({key.job_name for key in batch})
+
+    def work(connection: Connection) -> list[RunRecord]:
+        pending: set[RunKey] = set()
+        for chunk in chunks(names):
+            query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
+                and_(RUNS.c.job_name.in_(chunk), RUNS.c.published.is_(False))
+            )
+            pending.update(RunKey(row.job_name, row.fire_time) for row in connection.execute(query))
+        return [run for key, run in batch.items() if key in pending]
+
+    return db.read(f"read {len(batch)} unconfirmed runs", work)
+
+
+def confirmed_runs(connection: Connection, batch: Mapping[RunKey, RunRecord]) -> set[RunKey]:
+    """Those of ``batch`` whose ledger rows are already confirmed as published."""
+    names = sorted({key.job_name for key in batch})
+    earliest = min(key.fire_time for key in batch)
+    found: set[RunKey] = set()
+    for chunk in chunks(names):
+        query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
+            and_(RUNS.c.job_name.in_(chunk), RUNS.c.published.is_(True), RUNS.c.fire_time >= earliest)
+        )
+        found.update(RunKey(row.job_name, row.fire_time) for row in connection.execute(query))
+    return found & set(batch)
+
+
+def release_runs(db: Database, runs: Sequence[RunRecord]) -> None:
+    """Delete the ledger rows of claimed runs that were not sent, so that they can be sent later.
+
+    Only rows with the same job, fire time *and* task id are deleted.
+    """
+    batch = run_batch(runs)
+    if not batch:
+        return
+    parameters = [
+        {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_task_id": run.task_id}
+        for key, run in batch.items()
+    ]
+
+    def work(connection: Connection) -> tuple[None, bool]:
+        lock_writers(connection)
+        connection.execute(_RELEASE, parameters)
+        return None, True
+
+    db.run(f"release {len(batch)} claimed runs", work, write=True)
+
+
+def prune_runs(db: Database, before: datetime) -> int:
+    """Delete ledger rows whose fire time is older than ``before``; return how many.
+
+    Keep at least as much history as any beat could still try to send (its catch-up window):
+    the ledger is what stops a fire time from being sent twice.
+    """
+    before = require_aware(before, "prune_runs(before=...)")
+    statement = delete(RUNS).where(RUNS.c.fire_time < before)
+
+    def work(connection: Connection) -> tuple[int, bool]:
+        deleted = connection.execute(statement).rowcount
+        return deleted, deleted > 0
+
+    return db.run("prune the run ledger", work, write=True)
+
+
+def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
+    """The newest ``limit`` recorded runs of ``job_name``, newest fire time first."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    query = (
+        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published)
+        .where(RUNS.c.job_name == job_name)
+        .order_by(RUNS.c.fire_time.desc())
+        .limit(limit)
+    )
+
+    def work(connection: Connection) -> list[LedgerEntry]:
+        if not existing(connection, [job_name], ()):
+            raise JobNotFound([job_name])
+        return [
+            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published)
+            for row in connection.execute(query)
+        ]
+
+    return db.read(f"read the run history of {job_name!r}", work)
