@@ -20,10 +20,10 @@ ROWS = [
     r"burst: 200 due at once, until all sent \(1 round\)\s+[\d,.]+ s\s+[\d.]+x send_task",
     r"baseline: 200 x app\.send_task\s+[\d,.]+ s\s+ratio per round: [\d.]+x",
     r"burst: 50 due at once \(context\)\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d,.]+x (faster|slower)\s+send_task x 50: [\d,.]+ s",
-    r"start-up, 2,000 jobs, empty SQLite store\s+[\d,.]+ s\s+[\d,.]+ s",
-    r"restart, 2,000 jobs, unchanged store\s+[\d,.]+ s",
-    r"then beat's first poll \(re-reads its own writes\)\s+[\d,.]+ s",
-    r"memory retained per job \(tracemalloc\)\s+[\d,.]+ KiB\s+[\d,.]+ KiB",
+    r"start-up, 2,000 jobs, empty SQLite store\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d.]+x stock\s+<= 1\.5x: ",
+    r"restart, 2,000 jobs, unchanged store\s+[\d,.]+ s\s+[\d,.]+ s\s+[\d.]+x stock\s+<= 1\.0x: ",
+    r"ticks while 2,000 next fire times are written \([\d,]+ ticks\)\s+max [\d,.]+ ms\s+<= 5 ms: .*p99 [\d,.]+ ms",
+    r"memory retained per job \(tracemalloc\)\s+[\d,.]+ KiB\s+[\d,.]+ KiB\s+[\d.]+x stock\s+<= 1\.5 KiB: ",
 ]
 
 

@@ -9,7 +9,6 @@ one mapping of the job's fields. What beat changes while running lives on the en
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from datetime import datetime
 from typing import Any, Final
 
@@ -26,7 +25,7 @@ __all__ = ["ScheduleEntry"]
 #: Fields beat itself writes (or the store stamps): a changed row that differs from what an entry
 #: knows only in these is beat's own write coming back, not an edit to act on.
 _BOOKKEEPING: Final = frozenset({"last_run_at", "total_run_count", "next_run_at", "expired", "revision", "updated_at"})
-_EDITABLE: Final = tuple(field.name for field in fields(JobRecord) if field.name not in _BOOKKEEPING)
+_EDITABLE: Final = tuple(name for name in JobRecord._fields if name not in _BOOKKEEPING)
 
 
 class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]

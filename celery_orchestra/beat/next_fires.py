@@ -1,45 +1,58 @@
 """Keeping the store's ``next_run_at`` true, off the dispatch path.
 
 Nothing in scheduling reads ``next_run_at`` back (beat keeps its own heap); status tables and
-``--json`` do. So after start-up, when 100,000 jobs may have a new next fire time, the writes are
-spread over the ticks that follow, each tick spending at most :data:`TICK_BUDGET` seconds on
-them, and a job whose stored value is already right is never written: a restart on an unchanged
-store writes nothing at all.
+``--json`` do. So the writes happen in a thread of their own, in chunks of
+:data:`CHUNK` rows with a pause between them: a tick never waits for them, and a claim waits at
+most for one chunk's transaction. A job whose stored value is already right is never written: a
+restart on an unchanged store writes nothing at all.
+
+The writer remembers the store revisions its own writes produced, so that the scheduler's poll
+does not read 100,000 of its own rows back (:meth:`NextFireWriter.own_revisions`).
 """
 
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterable
+import logging
+import threading
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
 from ..interfaces import SchedulerStore
 from .entry import ScheduleEntry
 
-__all__ = ["TICK_BUDGET", "NextFireWriter"]
+__all__ = ["CHUNK", "NextFireWriter"]
 
-#: Seconds one tick may spend writing next fire times (the chunk size adapts to the database).
-TICK_BUDGET: Final = 0.002
-_FIRST_CHUNK: Final = 50
-_LARGEST_CHUNK: Final = 5_000
+logger = logging.getLogger("celery_orchestra.scheduler")
+
+#: Rows per write transaction: small, so that a claim waiting for the write lock waits little.
+CHUNK: Final = 200
+#: Seconds between two chunks, so that beat's own writes get the lock in between.
+PAUSE: Final = 0.005
+#: Seconds to wait after a failed write before trying again.
+RETRY_AFTER: Final = 5.0
 
 
 class NextFireWriter:
-    """Next fire times waiting to be written, and the writing, a time-boxed chunk at a time."""
+    """Next fire times waiting to be written, and the thread that writes them."""
 
-    def __init__(
-        self, store: SchedulerStore, *, budget: float = TICK_BUDGET, clock: Callable[[], float] = time.perf_counter
-    ) -> None:
+    def __init__(self, store: SchedulerStore, *, chunk: int = CHUNK, pause: float = PAUSE) -> None:
         self._store = store
-        self._budget = budget
-        self._clock = clock
+        self._chunk = chunk
+        self._pause = pause
         self._pending: dict[str, datetime | None] = {}
-        self._chunk = _FIRST_CHUNK
+        self._own: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Set while a chunk is being written (its revision is not known yet).
+        self.writing = threading.Event()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        with self._lock:
+            return len(self._pending)
 
     def queue(self, entries: Iterable[ScheduleEntry]) -> None:
         """Write these entries' next fire times, unless the row they were loaded from already holds it.
@@ -47,38 +60,76 @@ class NextFireWriter:
         Entries must be freshly loaded (their ``record`` is the stored row): beat's own later
         writes are the dispatcher's, with the run's progress.
         """
-        for entry in entries:
-            if entry.next_fire_at != entry.record.next_run_at:
-                self._pending[entry.name] = entry.next_fire_at
-            else:
-                self._pending.pop(entry.name, None)  # the store already holds it
+        with self._lock:
+            for entry in entries:
+                if entry.next_fire_at != entry.record.next_run_at:
+                    self._pending[entry.name] = entry.next_fire_at
+                else:
+                    self._pending.pop(entry.name, None)  # the store already holds it
+            waiting = bool(self._pending)
+        if waiting:
+            self._wake.set()
 
-    def flush(self, revision: int, *, everything: bool = False) -> int:
-        """Write a chunk (or, with ``everything``, all) of what is pending; return the revision seen.
+    def start(self) -> None:
+        """Write in the background from now on (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="orchestra-next-fire-writer", daemon=True)
+        self._thread.start()
 
-        ``revision`` is the store revision the scheduler has read up to. When nobody else wrote in
-        between, the revision of this write is returned instead, so that the scheduler's poll does
-        not read its own rows back.
-        """
-        if not self._pending:
-            return revision
-        size = len(self._pending) if everything else self._chunk
-        chunk = dict(itertools.islice(self._pending.items(), size))
-        before = self._store.current_revision()
-        started = self._clock()
-        self._store.set_next_run(chunk)
-        elapsed = self._clock() - started
-        for name in chunk:
-            del self._pending[name]
-        if not everything:
-            # Aim the next chunk at the budget, growing or shrinking by at most 2x per tick.
-            rate = len(chunk) / max(elapsed, 1e-6)
-            self._chunk = max(_FIRST_CHUNK, min(_LARGEST_CHUNK, int(rate * self._budget), self._chunk * 2))
-        if before == revision and self._store.current_revision() == before + 1:
-            return before + 1
-        return revision
+    def stop(self) -> None:
+        """Stop the thread after its current chunk, then write what is left here (at shutdown)."""
+        thread, self._thread = self._thread, None
+        self._stopping.set()
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=30)
+        try:
+            while self.write_chunk(len(self) or 1):
+                pass
+        except Exception as error:
+            logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
 
-    @property
-    def backlog(self) -> bool:
-        """Whether writes are waiting (beat then ticks more often, to drain them soon)."""
-        return bool(self._pending)
+    def own_revisions(self) -> set[int]:
+        """The store revisions produced by this writer since the last call (the poll skips them)."""
+        with self._lock:
+            own, self._own = self._own, set()
+        return own
+
+    def write_chunk(self, size: int | None = None) -> bool:
+        """Write up to ``size`` (default :data:`CHUNK`) pending rows; False when nothing was pending."""
+        with self._lock:
+            chunk = dict(itertools.islice(self._pending.items(), size or self._chunk))
+        if not chunk:
+            return False
+        self.writing.set()
+        try:
+            before = self._store.current_revision()
+            self._store.set_next_run(chunk)
+            after = self._store.current_revision()
+            with self._lock:
+                for name, when in chunk.items():
+                    if self._pending.get(name, when) == when:
+                        self._pending.pop(name, None)
+                if after == before + 1:
+                    self._own.add(after)
+        finally:
+            self.writing.clear()
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            try:
+                wrote = self.write_chunk()
+            except Exception as error:  # the store is down: keep what is pending, try later
+                logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
+                self._stopping.wait(RETRY_AFTER)
+                continue
+            if not wrote:
+                self._wake.clear()
+                if len(self):  # queued between the empty chunk and the clear
+                    self._wake.set()
+                continue
+            self._stopping.wait(self._pause)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import kind_of_data, max_runs_of_data
+from .codec import kind_of_data, max_runs_of_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +50,4 @@ class JobDefinition:
     @property
     def max_runs(self) -> int | None:
         """1 for a one-off, ``None`` (unlimited) for everything else."""
-        return max_runs_of_data(self.schedule_data)
+        return max_runs_of_kind(self.kind)

@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidJobError, OrchestraError
+from ..jobs.codec import max_runs_of_kind
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .database import Database
-from .records import JobRecord, ReconcileReport
-from .sql import bump_revision, update_many
+from .records import JOB_FIELDS, JobRecord, ReconcileReport
+from .sql import JSON_COLUMNS, bump_revision, insert_jobs, update_many
 from .tables import JOBS, NAME_LENGTH
 
 __all__ = ["WantedJob", "prepare_definitions", "reconcile"]
@@ -39,14 +40,48 @@ log = logging.getLogger(__name__)
 _TIMING_COLUMNS: Final = ("schedule_data", "timezone")
 #: Other configured fields, updated in place when they change.
 _CONFIG_COLUMNS: Final = ("task", "kind", "args", "kwargs", "options", "tags", "source", "max_runs")
+#: What reconcile reads of every stored job, in :data:`JOB_FIELDS` order (a row is a record's
+#: values), with the JSON columns as their text: an unchanged job costs a tuple comparison, not a
+#: JSON decode.
+_STORED_QUERY: Final = select(
+    *(cast(JOBS.c[name], Text).label(name) if name in JSON_COLUMNS else JOBS.c[name] for name in JOB_FIELDS)
+)
+_POSITION: Final = {name: index for index, name in enumerate(JOB_FIELDS)}
+_TIMING_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _TIMING_COLUMNS))
+_CONFIG_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _CONFIG_COLUMNS))
+_CONFIGURED_ENABLED: Final = _POSITION["configured_enabled"]
+#: The record fields a configured job takes from its definition, in ``WantedJob.config`` order.
+_CONFIG_FIELDS: Final = (
+    "task",
+    "schedule_data",
+    "timezone",
+    "kind",
+    "args",
+    "kwargs",
+    "options",
+    "tags",
+    "source",
+    "max_runs",
+)
+_CONFIG_POSITIONS: Final = tuple(_POSITION[name] for name in _CONFIG_FIELDS)
+_REMOVED: Final = _POSITION["removed"]
 
 
 @dataclass(frozen=True, slots=True)
 class WantedJob:
-    """A definition reduced to the column values it should have in the store."""
+    """A definition reduced to the column values it should have in the store.
+
+    ``config`` holds the Python values (what the job's record carries), ``texts`` the JSON
+    columns as the JSON text reconcile writes and compares; ``timing`` and ``configured`` are
+    the stored columns' values to compare, in :data:`_TIMING_COLUMNS` and :data:`_CONFIG_COLUMNS`
+    order.
+    """
 
     definition: JobDefinition
     config: dict[str, Any]
+    texts: dict[str, str]
+    timing: tuple[Any, ...]
+    configured: tuple[Any, ...]
 
     @property
     def name(self) -> str:
@@ -68,13 +103,12 @@ def reconcile(db: Database, definitions: Sequence[JobDefinition], *, now: dateti
 
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
-        stored = {row.name: row for row in connection.execute(select(JOBS))}
+        stored = {row.name: row for row in connection.execute(_STORED_QUERY)}
         plan = _Plan.of(wanted, stored, now, revision)
-        if plan.inserts:
-            connection.execute(insert(JOBS), plan.inserts)
+        insert_jobs(connection, plan.inserts)
         update_many(connection, plan.updates)
         wrote = bool(plan.inserts or plan.updates)
-        return plan.report(stored, revision if wrote else None), wrote
+        return plan.report(wanted, stored, revision if wrote else None), wrote
 
     report = db.run("reconcile the configured jobs", work, write=True)
     log.info(
@@ -128,11 +162,9 @@ class _Plan:
         return plan
 
     def _compare(self, want: WantedJob, row: Row[Any], now: datetime, revision: int) -> None:
-        timing_changed = any(getattr(row, column) != want.config[column] for column in _TIMING_COLUMNS)
-        config_changed = row.configured_enabled != want.enabled or any(
-            getattr(row, column) != want.config[column] for column in _CONFIG_COLUMNS
-        )
-        if not (timing_changed or config_changed or row.removed):
+        timing_changed = _TIMING_OF(row) != want.timing
+        config_changed = row[_CONFIGURED_ENABLED] != want.enabled or _CONFIG_OF(row) != want.configured
+        if not (timing_changed or config_changed or row[_REMOVED]):
             self.unchanged.append(want.name)
             return
         self.updates.append(_updated_job_values(row, want, now, revision, retime=timing_changed))
@@ -143,14 +175,35 @@ class _Plan:
         else:
             self.changed.append(want.name)
 
-    def report(self, stored: Mapping[str, Row[Any]], revision: int | None) -> ReconcileReport:
+    def report(
+        self, wanted: Sequence[WantedJob], stored: Mapping[str, Row[Any]], revision: int | None
+    ) -> ReconcileReport:
+        wanted_by_name = {want.name: want for want in wanted}
         # Every job as it now stands, from what was read and written: the scheduler starts from
-        # these instead of reading 100,000 rows back.
-        current: dict[str, dict[str, Any]] = {name: dict(row._mapping) for name, row in stored.items()}
-        for values in self.updates:
-            current[values["name"]].update(values)
+        # these instead of reading 100,000 rows back. A configured job's values are its
+        # definition's; only jobs no longer configured need their stored JSON decoded.
+        written = {values["name"]: values for values in self.updates}
+        records: dict[str, JobRecord] = {}
         for values in self.inserts:
-            current[values["name"]] = {"resumed_at": None, **values}
+            records[values["name"]] = JobRecord.from_row({**values, **wanted_by_name[values["name"]].config})
+        for want in wanted:
+            row = stored.get(want.name)
+            if row is None:
+                continue
+            current: list[Any] = list(row)
+            for column, value in written.get(want.name, {}).items():
+                current[_POSITION[column]] = value
+            for position, value in zip(_CONFIG_POSITIONS, want.config.values(), strict=True):
+                current[position] = value
+            records[want.name] = JobRecord.from_values(current)
+        for name, row in stored.items():
+            if name not in records:
+                gone: list[Any] = list(row)
+                for column, value in written.get(name, {}).items():
+                    gone[_POSITION[column]] = value
+                for column in JSON_COLUMNS:
+                    gone[_POSITION[column]] = json.loads(gone[_POSITION[column]])
+                records[name] = JobRecord.from_values(gone)
         return ReconcileReport(
             added=tuple(sorted(self.added)),
             restored=tuple(sorted(self.restored)),
@@ -160,7 +213,7 @@ class _Plan:
             removed=tuple(sorted(self.removed)),
             already_removed=tuple(sorted(self.already_removed)),
             revision=revision,
-            jobs=tuple(JobRecord.from_row(current[name]) for name in sorted(current)),
+            jobs=tuple(records[name] for name in sorted(records)),
         )
 
 
@@ -168,10 +221,12 @@ def _new_job_values(want: WantedJob, now: datetime, revision: int) -> dict[str, 
     return {
         "name": want.name,
         **want.config,
+        **want.texts,
         "enabled": want.enabled,
         "configured_enabled": want.enabled,
         "paused": False,
         "anchor": now,
+        "resumed_at": None,
         "last_run_at": None,
         "total_run_count": 0,
         "next_run_at": None,
@@ -190,6 +245,7 @@ def _updated_job_values(
     return {
         "name": want.name,
         **want.config,
+        **want.texts,
         # Follow the configuration only when *it* changed: otherwise keep the operator's choice.
         "enabled": want.enabled if row.configured_enabled != want.enabled else row.enabled,
         "configured_enabled": want.enabled,
@@ -207,73 +263,96 @@ def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]
     """Check every definition and compute its column values, before any transaction starts."""
     seen: dict[str, JobDefinition] = {}
     wanted: list[WantedJob] = []
+    # Jobs often share a schedule: its kind and text are worked out once per distinct schedule.
+    schedules: dict[tuple[Any, ...], tuple[str, str]] = {}
     for definition in definitions:
-        where = f"job {definition.name!r} ({definition.source})"
         earlier = seen.get(definition.name)
         if earlier is not None:
             raise InvalidJobError(
                 f"duplicate job name {definition.name!r}: defined in {earlier.source} and again in {definition.source}"
             )
         seen[definition.name] = definition
-        if not definition.name:
-            raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
-        if len(definition.name) > NAME_LENGTH:
-            raise InvalidJobError(f"{where}: the name is longer than {NAME_LENGTH} characters")
-        if len(definition.task) > NAME_LENGTH:
-            raise InvalidJobError(f"{where}: the task name is longer than {NAME_LENGTH} characters")
-        tags = _json(list(definition.tags), "tags", definition)
-        if not all(isinstance(tag, str) for tag in tags):
-            raise InvalidJobError(f"{where}: tags must be strings, got {list(definition.tags)!r}")
-        try:
-            kind, max_runs = definition.kind, definition.max_runs
-        except OrchestraError as error:  # data built by hand, or by another version: name the job
-            raise InvalidJobError(f"{where}: unusable schedule {definition.schedule_data!r}: {error}") from error
-        config = {
-            "task": definition.task,
-            "schedule_data": _json(definition.schedule_data, "the schedule", definition),
-            "timezone": definition.timezone,
-            "kind": kind,
-            "args": _json(list(definition.args), "args", definition),
-            "kwargs": _json(definition.kwargs, "kwargs", definition),
-            "options": _json(definition.options, "options", definition),
-            "tags": tags,
-            "source": definition.source,
-            "max_runs": max_runs,
-        }
-        wanted.append(WantedJob(definition, config))
+        wanted.append(_wanted(definition, schedules))
     return wanted
 
 
-class _NotPlainJSON(Exception):
-    """A value the fast path does not handle; the JSON round trip decides."""
+def _wanted(definition: JobDefinition, schedules: dict[tuple[Any, ...], tuple[str, str]]) -> WantedJob:
+    if not definition.name:
+        raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
+    if len(definition.name) > NAME_LENGTH:
+        raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
+    if len(definition.task) > NAME_LENGTH:
+        raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
+    if not all(isinstance(tag, str) for tag in definition.tags):
+        raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(definition.tags)!r}")
+    key = _typed(definition.schedule_data)
+    known = schedules.get(key)
+    if known is None:
+        try:
+            kind = definition.kind
+        except OrchestraError as error:  # data built by hand, or by another version: name the job
+            raise InvalidJobError(
+                f"{_where(definition)}: unusable schedule {definition.schedule_data!r}: {error}"
+            ) from error
+        known = schedules[key] = (kind, _json_text(definition.schedule_data, "the schedule", definition))
+    kind, schedule_text = known
+    max_runs = max_runs_of_kind(kind)
+    values = (
+        definition.task,
+        definition.schedule_data,
+        definition.timezone,
+        kind,
+        definition.args,
+        definition.kwargs,
+        definition.options,
+        definition.tags,
+        definition.source,
+        max_runs,
+    )
+    config = dict(zip(_CONFIG_FIELDS, values, strict=True))
+    texts = {
+        "schedule_data": schedule_text,
+        "args": _json_text(definition.args, "args", definition),
+        "kwargs": _json_text(definition.kwargs, "kwargs", definition),
+        "options": _json_text(definition.options, "options", definition),
+        "tags": _json_text(definition.tags, "tags", definition),
+    }
+    timing = (schedule_text, definition.timezone)
+    configured = (
+        definition.task,
+        kind,
+        texts["args"],
+        texts["kwargs"],
+        texts["options"],
+        texts["tags"],
+        definition.source,
+        max_runs,
+    )
+    return WantedJob(definition, config, texts, timing, configured)
 
 
-def _plain_json(value: object) -> Any:
-    """``value`` as JSON would read it back, for plain values only (no encode/decode: start-up speed)."""
-    if not value and isinstance(value, list | tuple | dict):
-        return [] if not isinstance(value, dict) else {}
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NotPlainJSON
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain_json(item) for item in value]
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        return {key: _plain_json(item) for key, item in value.items()}
-    raise _NotPlainJSON
+def _where(definition: JobDefinition) -> str:
+    return f"job {definition.name!r} ({definition.source})"
 
 
-def _json(value: object, what: str, definition: JobDefinition) -> Any:
-    """``value`` as it will read back from a JSON column; a clear error if it is not JSON."""
+def _typed(data: dict[str, Any]) -> tuple[Any, ...]:
+    """A key for schedule data that tells ``1``, ``1.0`` and ``True`` apart (they compare equal)."""
     try:
-        return _plain_json(value)
-    except _NotPlainJSON:
-        pass
+        return tuple((key, type(value), value) for key, value in data.items())
+    except (AttributeError, TypeError):  # not a mapping: let the codec say what is wrong
+        return (id(data),)
+
+
+#: Keys sorted, so that reordering a dict is no change; built once (json.dumps with options builds
+#: an encoder per call, which start-up would pay 500,000 times).
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, allow_nan=False)
+
+
+def _json_text(value: object, what: str, definition: JobDefinition) -> str:
+    """``value`` as the JSON text stored for it."""
+    if not value and isinstance(value, tuple | list | dict):
+        return "{}" if isinstance(value, dict) else "[]"  # most jobs' args, kwargs, options and tags
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidJobError(
-            f"job {definition.name!r} ({definition.source}): {what} cannot be stored as JSON: {exc}"
-        ) from exc
+        raise InvalidJobError(f"{_where(definition)}: {what} cannot be stored as JSON: {exc}") from exc

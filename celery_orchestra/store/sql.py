@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Text, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
@@ -22,10 +22,13 @@ from .tables import JOBS, META, META_ROW_ID
 
 __all__ = [
     "IN_CHUNK",
+    "JSON_COLUMNS",
     "bump_revision",
     "chunks",
     "dialect_insert",
     "existing",
+    "insert_jobs",
+    "job_bind",
     "lock_writers",
     "read_revision",
     "require_known",
@@ -98,12 +101,29 @@ def stamp(connection: Connection, names: Sequence[str], revision: int, values: M
         )
 
 
+#: The JSON columns of ``orchestra_jobs``: reconcile writes them as JSON text it serialised itself.
+JSON_COLUMNS: Final = ("schedule_data", "args", "kwargs", "options", "tags")
+
+
+def job_bind(column: str) -> Any:
+    """The bind parameter ``:b_<column>``: JSON columns take ready JSON text (see :data:`JSON_COLUMNS`)."""
+    type_ = Text() if column in JSON_COLUMNS else JOBS.c[column].type
+    return bindparam(f"b_{column}", type_=type_)
+
+
 def update_by_name(columns: Sequence[str]) -> Any:
     """An ``UPDATE orchestra_jobs ... WHERE name = :b_name`` for executemany, one ``:b_<column>`` per column."""
-    assignments = {
-        column: bindparam(f"b_{column}", type_=JOBS.c[column].type) for column in columns if column != "name"
-    }
+    assignments = {column: job_bind(column) for column in columns if column != "name"}
     return update(JOBS).where(JOBS.c.name == bindparam("b_name")).values(assignments)
+
+
+def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert job rows (JSON columns as JSON text), one executemany."""
+    if not rows:
+        return
+    # An INSERT may name its parameters after the columns, so the rows go in as they are.
+    text_columns = {column: bindparam(column, type_=Text()) for column in JSON_COLUMNS if column in rows[0]}
+    connection.execute(insert(JOBS).values(text_columns), list(rows))
 
 
 def update_many(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

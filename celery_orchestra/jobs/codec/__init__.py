@@ -35,6 +35,7 @@ __all__ = [
     "describe_data",
     "kind_of_data",
     "max_runs_of_data",
+    "max_runs_of_kind",
     "schedule_from_data",
     "schedule_to_data",
 ]
@@ -100,7 +101,12 @@ def kind_of_data(data: Mapping[str, Any]) -> str:
 
 def max_runs_of_data(data: Mapping[str, Any]) -> int | None:
     """1 for one-off timings, ``None`` (unlimited) for everything else."""
-    return 1 if kind_of_data(data) == "once" else None
+    return max_runs_of_kind(kind_of_data(data))
+
+
+def max_runs_of_kind(kind: str) -> int | None:
+    """A job of this kind runs at most this often: 1 for ``once``, else ``None`` (unlimited)."""
+    return 1 if kind == "once" else None
 
 
 def describe_data(data: Mapping[str, Any]) -> str:

@@ -1,0 +1,94 @@
+"""Stored records to live entries: each job's Celery schedule and its next nominal fire instant.
+
+Within one batch (a start-up loading every job), jobs with the same schedule data, zone and anchor
+share one schedule object (schedules are immutable values), and jobs sharing a schedule and a
+last run share the computation of their next fire: at 100,000 jobs, thousands usually do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+from celery.schedules import BaseSchedule
+
+from ..jobs.codec import schedule_from_data
+from ..store import JobRecord
+from ..timing.firing import next_fire
+from ..timing.schedule import Timing
+from ..timing.zones import resolve_zone
+from .entry import ScheduleEntry
+
+__all__ = ["EntryLoader"]
+
+logger = logging.getLogger("celery_orchestra.scheduler")
+
+
+@dataclass
+class _Batch:
+    schedules: dict[tuple[Any, ...], BaseSchedule] = field(default_factory=dict)
+    next_fires: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
+
+
+class EntryLoader:
+    """Builds a scheduler's entries; ``nowfun`` is the scheduler's clock, which the schedules read
+    (Celery's crontab before 5.5 compares its last run with "now", and tests drive time)."""
+
+    def __init__(self, app: Any, *, app_zone: tzinfo, nowfun: Any) -> None:
+        self._app = app
+        self._app_zone = app_zone
+        self._nowfun = nowfun
+        self._batch: _Batch | None = None
+
+    def start_batch(self) -> None:
+        """Share schedules and next fires between the entries loaded until :meth:`end_batch`."""
+        self._batch = _Batch()
+
+    def end_batch(self) -> None:
+        self._batch = None
+
+    def entry(self, record: JobRecord) -> ScheduleEntry:
+        """The entry of a stored job; raises what the schedule data raises when it is unusable."""
+        batch = self._batch
+        if batch is None:
+            return ScheduleEntry.from_record(record, self._schedule_of(record), self._app)
+        data = tuple((name, type(value), value) for name, value in record.schedule_data.items())
+        key = (data, record.timezone, record.anchor)
+        schedule = batch.schedules.get(key)
+        if schedule is None:
+            schedule = batch.schedules[key] = self._schedule_of(record)
+        return ScheduleEntry.from_record(record, schedule, self._app)
+
+    def next_fire(self, entry: ScheduleEntry, now: datetime) -> datetime | None:
+        """The entry's next nominal fire instant (see :func:`~celery_orchestra.timing.firing.next_fire`)."""
+        batch = self._batch
+        key = (id(entry.schedule), entry.last_fire_at, entry.resumed_at)
+        if batch is not None and key in batch.next_fires:
+            return batch.next_fires[key]
+        fire = next_fire(
+            entry.schedule, last_fire_at=entry.last_fire_at, anchor=entry.anchor, resumed_at=entry.resumed_at, now=now
+        )
+        if batch is not None:
+            batch.next_fires[key] = fire
+        return fire
+
+    def expire_if_passed(self, entry: ScheduleEntry) -> bool:
+        """Mark (and log) a one-off whose moment had passed when it was registered; True if it was."""
+        schedule = entry.schedule
+        if isinstance(schedule, Timing) and not entry.expired and not entry.finished and schedule.is_expired:
+            entry.expired = True
+            logger.warning(
+                "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
+                entry.name,
+                schedule.expression,
+            )
+            return True
+        return False
+
+    def _schedule_of(self, record: JobRecord) -> BaseSchedule:
+        zone = resolve_zone(record.timezone) if record.timezone else self._app_zone
+        return schedule_from_data(
+            record.schedule_data, tz=zone, anchor=record.anchor, app=self._app, nowfun=self._nowfun
+        )

@@ -1,0 +1,196 @@
+"""Beat's parts on their own: the fire queue, clock-jump detection, entry loading and the next-fire writer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery
+
+from celery_orchestra.beat.clock import ClockWatch
+from celery_orchestra.beat.loading import EntryLoader
+from celery_orchestra.beat.next_fires import NextFireWriter
+from celery_orchestra.beat.queue import FireQueue
+from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.store import JobRecord, JobStore
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+HOURLY = {"type": "interval", "seconds": 3600.0, "relative": False}
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+# ---- the fire queue
+
+
+def test_the_queue_pops_due_jobs_earliest_first_and_each_once() -> None:
+    queue = FireQueue()
+    queue.push("late", at(30))
+    queue.push("early", at(10))
+    queue.push("later", at(60))
+    assert queue.next_when() == at(10).timestamp()
+    assert queue.pop_due(at(30).timestamp()) == ["early", "late"]
+    assert queue.pop_due(at(30).timestamp()) == []
+    assert queue.next_when() == at(60).timestamp()
+
+
+def test_rescheduling_or_discarding_a_job_turns_its_old_item_stale() -> None:
+    queue = FireQueue()
+    queue.push("a", at(10))
+    queue.push("a", at(20))  # moved: the item for 10 s must not fire
+    queue.push("b", at(15))
+    queue.discard("b")
+    assert queue.pop_due(at(15).timestamp()) == []
+    assert queue.next_when() == at(20).timestamp()
+    assert queue.pop_due(at(20).timestamp()) == ["a"]
+    assert queue.next_when() is None
+
+
+# ---- the clock
+
+
+def test_a_wall_clock_step_is_reported_and_ordinary_drift_is_not() -> None:
+    clock = ClockWatch(threshold=5.0)
+    assert clock.jump(1000.0, 50.0) == 0.0  # the first reading only sets the reference
+    assert clock.jump(1001.0, 51.0) == 0.0
+    assert clock.jump(1005.5, 52.0) == 0.0  # 2.5 s ahead of monotonic: within the threshold
+    assert clock.jump(1065.5, 53.0) == 59.0
+    assert clock.jump(966.5, 54.0) == -100.0
+
+
+# ---- entry loading
+
+
+def record(name: str, *, anchor: datetime = T0, data: dict[str, Any] | None = None, **fields: Any) -> JobRecord:
+    values: dict[str, Any] = {
+        "name": name,
+        "task": f"tasks.{name}",
+        "schedule_data": dict(data or HOURLY),
+        "kind": "cyclic",
+        "timezone": None,
+        "args": (),
+        "kwargs": {},
+        "options": {},
+        "tags": (),
+        "enabled": True,
+        "configured_enabled": True,
+        "paused": False,
+        "resumed_at": None,
+        "anchor": anchor,
+        "last_run_at": None,
+        "total_run_count": 0,
+        "max_runs": None,
+        "next_run_at": None,
+        "source": "beat_schedule",
+        "removed": False,
+        "expired": False,
+        "revision": 1,
+        "created_at": anchor,
+        "updated_at": anchor,
+        **fields,
+    }
+    return JobRecord.from_row(values)
+
+
+def test_jobs_loaded_together_share_equal_schedules_but_not_different_ones() -> None:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    loader.start_batch()
+    a, b = loader.entry(record("a")), loader.entry(record("b"))
+    other_anchor = loader.entry(record("c", anchor=at(1)))
+    whole_seconds = loader.entry(record("d", data={"type": "interval", "seconds": 3600, "relative": False}))
+    loader.end_batch()
+    alone = loader.entry(record("e"))
+
+    assert a.schedule is b.schedule
+    assert other_anchor.schedule is not a.schedule
+    assert whole_seconds.schedule is not a.schedule  # 3600 and 3600.0 are kept apart, even if equal
+    assert alone.schedule is not a.schedule and alone.schedule == a.schedule
+    assert loader.next_fire(a, T0) == loader.next_fire(alone, T0) == at(3600)
+    assert loader.next_fire(other_anchor, T0) == at(3601)
+
+
+# ---- the next-fire writer
+
+
+def stored_store(tmp_path: Any, names: list[str]) -> JobStore:
+    store = JobStore(f"sqlite:///{tmp_path / 'next.db'}")
+    store.migrate()
+    store.reconcile([JobDefinition(name, f"tasks.{name}", dict(HOURLY)) for name in names], now=T0)
+    return store
+
+
+def entries(store: JobStore, next_fire: datetime | None) -> list[Any]:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    loaded = [loader.entry(job) for job in store.all_jobs()]
+    for entry in loaded:
+        entry.next_fire_at = next_fire
+    return loaded
+
+
+def test_the_writer_writes_only_what_differs_in_the_background_and_names_its_revisions(tmp_path: Any) -> None:
+    names = [f"job-{i:03d}" for i in range(450)]
+    store = stored_store(tmp_path, names)
+    writer = NextFireWriter(store, chunk=100, pause=0.0)
+    try:
+        writer.queue(entries(store, None))  # already stored as None: nothing to write
+        assert len(writer) == 0
+        revision = store.current_revision()
+
+        writer.queue(entries(store, at(3600)))
+        assert len(writer) == 450
+        writer.start()
+        deadline = time.monotonic() + 30
+        while len(writer) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        assert len(writer) == 0
+        assert {job.next_run_at for job in store.all_jobs()} == {at(3600)}
+        # Five chunks of at most 100 rows, each its own revision, all reported as the writer's.
+        assert writer.own_revisions() == set(range(revision + 1, store.current_revision() + 1))
+        assert store.current_revision() == revision + 5
+        assert writer.own_revisions() == set()
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_stopping_the_writer_writes_what_is_left(tmp_path: Any) -> None:
+    store = stored_store(tmp_path, ["a", "b", "c"])
+    writer = NextFireWriter(store)
+    try:
+        writer.queue(entries(store, at(7200)))
+        writer.stop()  # never started: the rows are written here
+        assert {job.next_run_at for job in store.all_jobs()} == {at(7200)}
+        assert not [thread for thread in threading.enumerate() if thread.name == "orchestra-next-fire-writer"]
+    finally:
+        store.close()
+
+
+def test_a_restart_on_an_unchanged_store_writes_nothing(tmp_path: Any) -> None:
+    from celery_orchestra import Scheduler
+
+    app = Celery("restart", broker="memory://", set_as_current=False)
+    app.conf.update(
+        beat_schedule={f"job-{i:02d}": {"task": "tasks.t", "schedule": 3600.0} for i in range(50)},
+        result_expires=None,
+        orchestra_remote_control=False,
+        orchestra_database_url=f"sqlite:///{tmp_path / 'restart.db'}",
+    )
+    first = Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    first.close()  # writes whatever the writer had not written yet
+    store = JobStore(app.conf.orchestra_database_url)
+    try:
+        assert all(job.next_run_at is not None for job in store.all_jobs())
+        revision = store.current_revision()
+
+        second = Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+        assert second.unwritten_next_fires == 0
+        second.close()
+
+        assert store.current_revision() == revision
+    finally:
+        store.close()
