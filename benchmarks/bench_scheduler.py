@@ -301,6 +301,8 @@ def our_burst(folder: Path, broker: str, count: int, drain: Callable[[], None], 
         # Connect and settle first, as a running beat has: the burst measures dispatch, not start-up.
         scheduler.producer  # noqa: B018
         scheduler.tick()
+        while scheduler.unwritten_next_fires:  # the start-up's next fire times, written in the background
+            time.sleep(0.05)
         scheduler.request_refresh()
         scheduler.tick()
         due = min(entry.next_fire_at for entry in scheduler.schedule.values())

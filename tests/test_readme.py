@@ -48,3 +48,20 @@ def test_every_example_in_the_forms_table_parses_to_its_kind() -> None:
             assert timing(example).kind == kind, example
             checked += 1
     assert checked >= 35  # every example in every row (39 when this was written)
+
+
+def test_the_send_run_example_is_a_working_scheduler_subclass() -> None:
+    import uuid
+
+    from celery_orchestra import Scheduler, run_task_id
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "class CountingScheduler" in b)
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    counting = namespace["CountingScheduler"]
+    assert isinstance(counting, type) and issubclass(counting, Scheduler)
+    assert counting.send_run is not Scheduler.send_run
+    fire = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    namespace_id = uuid.UUID("6f1b0c1e-5a0e-4a4f-9c53-0c4e6b1d7a10")
+    assert run_task_id("nightly-report", fire) == str(uuid.uuid5(namespace_id, f"nightly-report\0{fire.isoformat()}"))
+    assert 'celery_orchestra.run_task_id("nightly-report", fire_time)' in README
