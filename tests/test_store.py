@@ -687,3 +687,31 @@ def test_errors_survive_pickling() -> None:
 def test_the_report_reads_as_a_summary() -> None:
     report = ReconcileReport(added=("a", "b"), removed=("c",), revision=4)
     assert str(report) == "2 added, 0 restored, 0 retimed, 0 changed, 0 unchanged, 1 removed"
+
+
+def test_json_spelt_otherwise_is_no_change_and_is_respelt_once(store: JobStore) -> None:
+    # A store written by an older version (or edited by hand) spells the same values differently:
+    # other key order, no spaces. That is no change: the anchor, and so the job's grid, stays.
+    reconcile(store, [job("a", kwargs={"b": 1, "a": [1, 2]}, tags=("x",))])
+    with store.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE orchestra_jobs SET schedule_data = :schedule, kwargs = :kwargs, tags = :tags"),
+            {
+                "schedule": '{"type":"interval","relative":false,"seconds":60}',
+                "kwargs": '{"b":1,"a":[1,2]}',
+                "tags": '["x"]',
+            },
+        )
+
+    report = reconcile(store, [job("a", kwargs={"b": 1, "a": [1, 2]}, tags=("x",))], now=T0 + timedelta(hours=1))
+
+    assert report.unchanged == ("a",) and report.retimed == () and report.changed == ()
+    record = stored(store, "a")
+    assert (record.anchor, record.kwargs, record.tags) == (T0, {"b": 1, "a": [1, 2]}, ("x",))
+    with store.engine.connect() as connection:
+        spelt = connection.execute(
+            sa.text("SELECT CAST(schedule_data AS TEXT), CAST(kwargs AS TEXT) FROM orchestra_jobs")
+        ).one()
+    assert tuple(spelt) == ('{"relative": false, "seconds": 60, "type": "interval"}', '{"a": [1, 2], "b": 1}')
+    again = reconcile(store, [job("a", kwargs={"b": 1, "a": [1, 2]}, tags=("x",))], now=T0 + timedelta(hours=2))
+    assert again.unchanged == ("a",) and not again.wrote_anything

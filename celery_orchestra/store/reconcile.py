@@ -162,10 +162,18 @@ class _Plan:
         return plan
 
     def _compare(self, want: WantedJob, row: Row[Any], now: datetime, revision: int) -> None:
-        timing_changed = _TIMING_OF(row) != want.timing
-        config_changed = row[_CONFIGURED_ENABLED] != want.enabled or _CONFIG_OF(row) != want.configured
+        # Equal text is the fast path; unequal text may still be the same value, spelt otherwise
+        # (an older version's JSON, an edit by hand): then nothing changed, and the text is
+        # rewritten once in our spelling so that the next start takes the fast path again.
+        timing_changed = _TIMING_OF(row) != want.timing and _differs(row, want, _TIMING_COLUMNS)
+        config_changed = row[_CONFIGURED_ENABLED] != want.enabled or (
+            _CONFIG_OF(row) != want.configured and _differs(row, want, _CONFIG_COLUMNS)
+        )
         if not (timing_changed or config_changed or row[_REMOVED]):
             self.unchanged.append(want.name)
+            respelt = {column: text for column, text in want.texts.items() if row[_POSITION[column]] != text}
+            if respelt:
+                self.updates.append({"name": want.name, **respelt, "revision": revision, "updated_at": now})
             return
         self.updates.append(_updated_job_values(row, want, now, revision, retime=timing_changed))
         if row.removed:
@@ -215,6 +223,18 @@ class _Plan:
             revision=revision,
             jobs=tuple(records[name] for name in sorted(records)),
         )
+
+
+def _differs(row: Row[Any], want: WantedJob, columns: Sequence[str]) -> bool:
+    """Whether any of ``columns`` holds another value than ``want`` (JSON compared as values)."""
+    for column in columns:
+        stored = row[_POSITION[column]]
+        if column in JSON_COLUMNS:
+            if stored != want.texts[column] and json.loads(stored) != json.loads(want.texts[column]):
+                return True
+        elif stored != want.config[column]:
+            return True
+    return False
 
 
 def _new_job_values(want: WantedJob, now: datetime, revision: int) -> dict[str, Any]:
