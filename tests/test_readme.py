@@ -65,3 +65,20 @@ def test_the_send_run_example_is_a_working_scheduler_subclass() -> None:
     namespace_id = uuid.UUID("6f1b0c1e-5a0e-4a4f-9c53-0c4e6b1d7a10")
     assert run_task_id("nightly-report", fire) == str(uuid.uuid5(namespace_id, f"nightly-report\0{fire.isoformat()}"))
     assert 'celery_orchestra.run_task_id("nightly-report", fire_time)' in README
+
+
+def test_the_engine_example_reads_the_jobs_table(tmp_path: Path) -> None:
+    from celery_orchestra.jobs.definitions import JobDefinition
+    from celery_orchestra.store import JobStore
+
+    url = f"sqlite:///{tmp_path / 'readme.db'}"
+    store = JobStore(url)
+    store.migrate()
+    hourly = {"type": "interval", "seconds": 60.0, "relative": False}
+    store.reconcile([JobDefinition("a", "t", hourly)], now=datetime.now(UTC))
+    store.close()
+    example = README.split("**Reading the tables yourself?**", 1)[1].split("\n\n", 2)[1]
+    code = "\n".join(line[6:] for line in example.splitlines())
+    namespace: dict[str, object] = {"JobStore": JobStore, "url": url}
+    exec(code, namespace)
+    assert namespace["due"] == [("a", None)]
