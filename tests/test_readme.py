@@ -74,8 +74,8 @@ def test_the_engine_example_reads_the_jobs_table(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'readme.db'}"
     store = JobStore(url)
     store.migrate()
-    hourly = {"type": "interval", "seconds": 60.0, "relative": False}
-    store.reconcile([JobDefinition("a", "t", hourly)], now=datetime.now(UTC))
+    every_minute = {"type": "interval", "seconds": 60.0, "relative": False}
+    store.reconcile([JobDefinition("a", "t", every_minute)], now=datetime.now(UTC))
     store.close()
     example = README.split("**Reading the tables yourself?**", 1)[1].split("\n\n", 2)[1]
     code = "\n".join(line[6:] for line in example.splitlines())
