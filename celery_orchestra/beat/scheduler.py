@@ -12,7 +12,8 @@ glue between beat's parts, each in its own module:
   sends one per tick): claimed in the run ledger, published, then confirmed;
 * :mod:`.clock`: a wall-clock jump (NTP step, VM resume) re-evaluates every next fire instant
   instead of stalling or bursting;
-* :mod:`.entry`: one job as beat holds it.
+* :mod:`.entry`: one job as beat holds it; :mod:`.loading` builds entries from stored rows;
+* :mod:`.next_fires`: the store's ``next_run_at`` kept true by a thread of its own.
 
 Every ``orchestra_poll_interval`` the store's revision counter is read (one tiny query) and only
 rows changed since are loaded: pause, resume and edits by other processes arrive within about a
