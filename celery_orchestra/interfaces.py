@@ -8,7 +8,7 @@ implements it on SQL, and scheduler tests may plug in anything else that does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,7 +30,13 @@ class SchedulerStore(Protocol):
 
     def migrate(self) -> None: ...
 
-    def reconcile(self, definitions: Sequence[JobDefinition], *, now: datetime) -> ReconcileReport: ...
+    def reconcile(
+        self,
+        definitions: Sequence[JobDefinition],
+        *,
+        now: datetime,
+        first_fire: Callable[[JobDefinition, datetime], datetime | None] | None = ...,
+    ) -> ReconcileReport: ...
 
     def current_revision(self) -> int: ...
 

@@ -194,3 +194,33 @@ def test_a_restart_on_an_unchanged_store_writes_nothing(tmp_path: Any) -> None:
         assert store.current_revision() == revision
     finally:
         store.close()
+
+
+def test_a_cold_start_stores_each_new_jobs_first_fire_with_its_row(tmp_path: Any) -> None:
+    from celery_orchestra import Scheduler
+
+    app = Celery("cold", broker="memory://", set_as_current=False)
+    app.conf.update(
+        beat_schedule={
+            "hourly": {"task": "tasks.t", "schedule": 3600.0},
+            "daily": {"task": "tasks.t", "schedule": "every day at 03:15"},
+            "off": {"task": "tasks.t", "schedule": 60.0, "enabled": False},
+            "past": {"task": "tasks.t", "schedule": "2020-01-01 10:00"},
+        },
+        result_expires=None,
+        orchestra_remote_control=False,
+        orchestra_database_url=f"sqlite:///{tmp_path / 'cold.db'}",
+    )
+    scheduler = Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    store = JobStore(app.conf.orchestra_database_url)
+    try:
+        assert scheduler.unwritten_next_fires == 0  # nothing left for the writer thread
+        stored = {job.name: job.next_run_at for job in store.all_jobs()}
+        expected = {name: entry.next_fire_at for name, entry in scheduler.schedule.items()}
+        assert stored == expected
+        assert stored["hourly"] == store.get_job("hourly").anchor + timedelta(hours=1)  # type: ignore[union-attr]
+        assert stored["daily"] is not None
+        assert stored["off"] is None and stored["past"] is None
+    finally:
+        scheduler.close()
+        store.close()

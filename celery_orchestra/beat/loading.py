@@ -15,6 +15,7 @@ from typing import Any
 from celery.schedules import BaseSchedule
 
 from ..jobs.codec import schedule_from_data
+from ..jobs.definitions import JobDefinition
 from ..store import JobRecord
 from ..timing.firing import next_fire
 from ..timing.schedule import Timing
@@ -51,28 +52,51 @@ class EntryLoader:
 
     def entry(self, record: JobRecord) -> ScheduleEntry:
         """The entry of a stored job; raises what the schedule data raises when it is unusable."""
-        batch = self._batch
-        if batch is None:
-            return ScheduleEntry.from_record(record, self._schedule_of(record), self._app)
-        data = tuple((name, type(value), value) for name, value in record.schedule_data.items())
-        key = (data, record.timezone, record.anchor)
-        schedule = batch.schedules.get(key)
-        if schedule is None:
-            schedule = batch.schedules[key] = self._schedule_of(record)
+        schedule = self._schedule(record.schedule_data, record.timezone, record.anchor)
         return ScheduleEntry.from_record(record, schedule, self._app)
+
+    def first_fire(self, definition: JobDefinition, anchor: datetime) -> datetime | None:
+        """The first fire of a job registered at ``anchor`` (for the store to write with its row).
+
+        Computed as :meth:`next_fire` will compute it for the job's entry (same schedule object,
+        same memo), so that the entry finds its stored value right and nothing is written again.
+        """
+        try:
+            schedule = self._schedule(definition.schedule_data, definition.timezone, anchor)
+        except Exception:  # left to entry(), which logs and skips the job
+            return None
+        return self._next_fire_of(schedule, None, anchor, None, anchor)
 
     def next_fire(self, entry: ScheduleEntry, now: datetime) -> datetime | None:
         """The entry's next nominal fire instant (see :func:`~celery_orchestra.timing.firing.next_fire`)."""
+        return self._next_fire_of(entry.schedule, entry.last_fire_at, entry.anchor, entry.resumed_at, now)
+
+    def _next_fire_of(
+        self,
+        schedule: BaseSchedule,
+        last_fire_at: datetime | None,
+        anchor: datetime,
+        resumed_at: datetime | None,
+        now: datetime,
+    ) -> datetime | None:
         batch = self._batch
-        key = (id(entry.schedule), entry.last_fire_at, entry.resumed_at)
+        key = (id(schedule), last_fire_at, resumed_at)
         if batch is not None and key in batch.next_fires:
             return batch.next_fires[key]
-        fire = next_fire(
-            entry.schedule, last_fire_at=entry.last_fire_at, anchor=entry.anchor, resumed_at=entry.resumed_at, now=now
-        )
+        fire = next_fire(schedule, last_fire_at=last_fire_at, anchor=anchor, resumed_at=resumed_at, now=now)
         if batch is not None:
             batch.next_fires[key] = fire
         return fire
+
+    def _schedule(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
+        batch = self._batch
+        if batch is None:
+            return self._schedule_from(data, timezone, anchor)
+        key = (tuple((name, type(value), value) for name, value in data.items()), timezone, anchor)
+        schedule = batch.schedules.get(key)
+        if schedule is None:
+            schedule = batch.schedules[key] = self._schedule_from(data, timezone, anchor)
+        return schedule
 
     def expire_if_passed(self, entry: ScheduleEntry) -> bool:
         """Mark (and log) a one-off whose moment had passed when it was registered; True if it was."""
@@ -87,8 +111,6 @@ class EntryLoader:
             return True
         return False
 
-    def _schedule_of(self, record: JobRecord) -> BaseSchedule:
-        zone = resolve_zone(record.timezone) if record.timezone else self._app_zone
-        return schedule_from_data(
-            record.schedule_data, tz=zone, anchor=record.anchor, app=self._app, nowfun=self._nowfun
-        )
+    def _schedule_from(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
+        zone = resolve_zone(timezone) if timezone else self._app_zone
+        return schedule_from_data(data, tz=zone, anchor=anchor, app=self._app, nowfun=self._nowfun)

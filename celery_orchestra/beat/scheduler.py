@@ -144,13 +144,14 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
         self._online_since = now
-        report = store.reconcile(definitions, now=now)
+        self._loader = EntryLoader(self.app, app_zone=self._app_zone, nowfun=self._now)
+        self._loader.start_batch()
+        # New jobs' first fire times go into their rows: nothing to write for them afterwards.
+        report = store.reconcile(definitions, now=now, first_fire=self._loader.first_fire)
         self._revision = store.current_revision()
         self.data = {}
         self._queue.clear()
         announce = logger.isEnabledFor(logging.INFO)
-        self._loader = EntryLoader(self.app, app_zone=self._app_zone, nowfun=self._now)
-        self._loader.start_batch()
         for record in report.jobs:
             self._install(record, now, announce=announce)
         self._loader.end_batch()

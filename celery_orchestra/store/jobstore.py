@@ -39,7 +39,7 @@ from . import ledger, operator, progress, queries
 from .database import Database
 from .engine import mask_url
 from .ledger import CLAIM_TIMEOUT
-from .reconcile import reconcile
+from .reconcile import FirstFire, reconcile
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord
 from .schema import current_schema_revision, upgrade_schema
 
@@ -110,14 +110,19 @@ class JobStore:
 
     # -- configuration ---------------------------------------------------------------------------
 
-    def reconcile(self, definitions: Sequence[JobDefinition], *, now: datetime) -> ReconcileReport:
+    def reconcile(
+        self, definitions: Sequence[JobDefinition], *, now: datetime, first_fire: FirstFire | None = None
+    ) -> ReconcileReport:
         """Make the stored jobs match ``definitions``, in one transaction (see :mod:`.reconcile`).
+
+        ``first_fire(definition, anchor)``, when given, fills the next fire time of new and retimed
+        jobs as they are written.
 
         Raises :class:`~celery_orchestra.errors.InvalidJobError` (before writing anything) for
         duplicate names, names or tasks that are too long, unusable schedules and arguments that
         are not JSON.
         """
-        return reconcile(self._db, definitions, now=now)
+        return reconcile(self._db, definitions, now=now, first_fire=first_fire)
 
     # -- reading ---------------------------------------------------------------------------------
 

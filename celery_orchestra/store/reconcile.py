@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -32,7 +32,7 @@ from .records import JOB_FIELDS, JobRecord, ReconcileReport
 from .sql import JSON_COLUMNS, bump_revision, insert_jobs, update_many
 from .tables import JOBS, NAME_LENGTH
 
-__all__ = ["WantedJob", "prepare_definitions", "reconcile"]
+__all__ = ["FirstFire", "WantedJob", "prepare_definitions", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,19 @@ class WantedJob:
         return self.definition.enabled
 
 
-def reconcile(db: Database, definitions: Sequence[JobDefinition], *, now: datetime) -> ReconcileReport:
+#: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never). The
+#: store cannot work it out (it knows no timings); a scheduler that passes it saves writing a
+#: next fire time into every new row afterwards.
+FirstFire = Callable[[JobDefinition, datetime], datetime | None]
+
+
+def reconcile(
+    db: Database, definitions: Sequence[JobDefinition], *, now: datetime, first_fire: FirstFire | None = None
+) -> ReconcileReport:
     """Make the stored jobs match ``definitions`` (see the module docstring).
+
+    ``first_fire``, when given, fills ``next_run_at`` of the jobs this inserts or retimes (and that
+    may run: not disabled, not paused).
 
     Raises :class:`~celery_orchestra.errors.InvalidJobError` (before writing anything) for
     duplicate names, names or tasks that are too long, and arguments that are not JSON.
@@ -104,7 +115,7 @@ def reconcile(db: Database, definitions: Sequence[JobDefinition], *, now: dateti
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
         stored = {row.name: row for row in connection.execute(_STORED_QUERY)}
-        plan = _Plan.of(wanted, stored, now, revision)
+        plan = _Plan.of(wanted, stored, now, revision, first_fire)
         insert_jobs(connection, plan.inserts)
         update_many(connection, plan.updates)
         wrote = bool(plan.inserts or plan.updates)
@@ -139,15 +150,25 @@ class _Plan:
     updates: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, wanted: Sequence[WantedJob], stored: Mapping[str, Row[Any]], now: datetime, revision: int) -> _Plan:
+    def of(
+        cls,
+        wanted: Sequence[WantedJob],
+        stored: Mapping[str, Row[Any]],
+        now: datetime,
+        revision: int,
+        first_fire: FirstFire | None,
+    ) -> _Plan:
         plan = cls()
         for want in wanted:
             row = stored.get(want.name)
             if row is None:
-                plan.inserts.append(_new_job_values(want, now, revision))
+                values = _new_job_values(want, now, revision)
+                if first_fire is not None and want.enabled:
+                    values["next_run_at"] = first_fire(want.definition, now)
+                plan.inserts.append(values)
                 plan.added.append(want.name)
             else:
-                plan._compare(want, row, now, revision)
+                plan._compare(want, row, now, revision, first_fire)
         wanted_names = {want.name for want in wanted}
         for name, row in stored.items():
             if name in wanted_names:
@@ -161,7 +182,9 @@ class _Plan:
             )
         return plan
 
-    def _compare(self, want: WantedJob, row: Row[Any], now: datetime, revision: int) -> None:
+    def _compare(
+        self, want: WantedJob, row: Row[Any], now: datetime, revision: int, first_fire: FirstFire | None
+    ) -> None:
         # Equal text is the fast path; unequal text may still be the same value, spelt otherwise
         # (an older version's JSON, an edit by hand): then nothing changed, and the text is
         # rewritten once in our spelling so that the next start takes the fast path again.
@@ -175,7 +198,10 @@ class _Plan:
             if respelt:
                 self.updates.append({"name": want.name, **respelt, "revision": revision, "updated_at": now})
             return
-        self.updates.append(_updated_job_values(row, want, now, revision, retime=timing_changed))
+        values = _updated_job_values(row, want, now, revision, retime=timing_changed)
+        if timing_changed and first_fire is not None and values["enabled"] and not row.paused:
+            values["next_run_at"] = first_fire(want.definition, now)
+        self.updates.append(values)
         if row.removed:
             self.restored.append(want.name)
         elif timing_changed:
