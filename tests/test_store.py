@@ -715,3 +715,11 @@ def test_json_spelt_otherwise_is_no_change_and_is_respelt_once(store: JobStore) 
     assert tuple(spelt) == ('{"relative": false, "seconds": 60, "type": "interval"}', '{"a": [1, 2], "b": 1}')
     again = reconcile(store, [job("a", kwargs={"b": 1, "a": [1, 2]}, tags=("x",))], now=T0 + timedelta(hours=2))
     assert again.unchanged == ("a",) and not again.wrote_anything
+
+
+def test_schedule_data_with_an_unhashable_value_is_a_clear_error(store: JobStore) -> None:
+    data = {"type": "interval", "seconds": [60], "relative": False}
+    broken = JobDefinition(name="z", task="tasks.z", schedule_data=data)
+    with pytest.raises(InvalidJobError, match=r"job 'z' \(beat_schedule\): unusable schedule"):
+        store.reconcile([broken], now=T0)
+    assert store.all_jobs() == []

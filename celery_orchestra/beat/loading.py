@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.schedules import BaseSchedule
 
-from ..jobs.codec import schedule_from_data
+from ..jobs.codec import data_key, schedule_from_data
 from ..jobs.definitions import JobDefinition
 from ..store import JobRecord
 from ..timing.firing import next_fire
@@ -90,9 +90,10 @@ class EntryLoader:
 
     def _schedule(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
         batch = self._batch
-        if batch is None:
+        shape = data_key(data)
+        if batch is None or shape is None:
             return self._schedule_from(data, timezone, anchor)
-        key = (tuple((name, type(value), value) for name, value in data.items()), timezone, anchor)
+        key = (shape, timezone, anchor)
         schedule = batch.schedules.get(key)
         if schedule is None:
             schedule = batch.schedules[key] = self._schedule_from(data, timezone, anchor)

@@ -86,10 +86,14 @@ class NextFireWriter:
         if thread is not None:
             thread.join(timeout=30)
         try:
-            while self.write_chunk(len(self) or 1):
-                pass
+            self.flush()
         except Exception as error:
             logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
+
+    def flush(self) -> None:
+        """Write everything pending, here and now (raises what the store raises)."""
+        while self.write_chunk(len(self) or 1):
+            pass
 
     def own_revisions(self) -> set[int]:
         """The store revisions produced by this writer since the last call (the poll skips them)."""

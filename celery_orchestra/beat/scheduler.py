@@ -372,8 +372,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         if self._next_fires is None or self._closed:
             return
         try:
-            while self._next_fires.write_chunk(len(self._next_fires) or 1):
-                pass
+            self._next_fires.flush()
         except Exception as error:
             logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
 

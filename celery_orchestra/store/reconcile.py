@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -24,7 +24,7 @@ from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidJobError, OrchestraError
-from ..jobs.codec import max_runs_of_kind
+from ..jobs.codec import data_key, max_runs_of_kind
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .database import Database
@@ -310,7 +310,7 @@ def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]
     seen: dict[str, JobDefinition] = {}
     wanted: list[WantedJob] = []
     # Jobs often share a schedule: its kind and text are worked out once per distinct schedule.
-    schedules: dict[tuple[Any, ...], tuple[str, str]] = {}
+    schedules: dict[Hashable, tuple[str, str]] = {}
     for definition in definitions:
         earlier = seen.get(definition.name)
         if earlier is not None:
@@ -322,7 +322,7 @@ def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]
     return wanted
 
 
-def _wanted(definition: JobDefinition, schedules: dict[tuple[Any, ...], tuple[str, str]]) -> WantedJob:
+def _wanted(definition: JobDefinition, schedules: dict[Hashable, tuple[str, str]]) -> WantedJob:
     if not definition.name:
         raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
     if len(definition.name) > NAME_LENGTH:
@@ -331,8 +331,8 @@ def _wanted(definition: JobDefinition, schedules: dict[tuple[Any, ...], tuple[st
         raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
     if not all(isinstance(tag, str) for tag in definition.tags):
         raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(definition.tags)!r}")
-    key = _typed(definition.schedule_data)
-    known = schedules.get(key)
+    key = data_key(definition.schedule_data)
+    known = schedules.get(key) if key is not None else None
     if known is None:
         try:
             kind = definition.kind
@@ -340,7 +340,9 @@ def _wanted(definition: JobDefinition, schedules: dict[tuple[Any, ...], tuple[st
             raise InvalidJobError(
                 f"{_where(definition)}: unusable schedule {definition.schedule_data!r}: {error}"
             ) from error
-        known = schedules[key] = (kind, _json_text(definition.schedule_data, "the schedule", definition))
+        known = (kind, _json_text(definition.schedule_data, "the schedule", definition))
+        if key is not None:
+            schedules[key] = known
     kind, schedule_text = known
     max_runs = max_runs_of_kind(kind)
     values = (
@@ -379,14 +381,6 @@ def _wanted(definition: JobDefinition, schedules: dict[tuple[Any, ...], tuple[st
 
 def _where(definition: JobDefinition) -> str:
     return f"job {definition.name!r} ({definition.source})"
-
-
-def _typed(data: dict[str, Any]) -> tuple[Any, ...]:
-    """A key for schedule data that tells ``1``, ``1.0`` and ``True`` apart (they compare equal)."""
-    try:
-        return tuple((key, type(value), value) for key, value in data.items())
-    except (AttributeError, TypeError):  # not a mapping: let the codec say what is wrong
-        return (id(data),)
 
 
 #: Keys sorted, so that reordering a dict is no change; built once (json.dumps with options builds

@@ -12,7 +12,7 @@ keeps in their own columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
@@ -32,6 +32,7 @@ __all__ = [
     "SCHEDULE_TYPES",
     "IntervalTiming",
     "ScheduleContext",
+    "data_key",
     "describe_data",
     "kind_of_data",
     "max_runs_of_data",
@@ -113,6 +114,18 @@ def describe_data(data: Mapping[str, Any]) -> str:
     """A short human description for status tables and logs, e.g. ``every 30 seconds``."""
     codec, checked = _checked(data)
     return codec.describe(checked)
+
+
+def data_key(data: object) -> Hashable | None:
+    """A hashable key for schedule data, telling ``1``, ``1.0`` and ``True`` apart (they compare
+    equal); ``None`` when the data has none (not a mapping, an unhashable value): then nothing
+    may be shared or remembered by it, and decoding it will say what is wrong."""
+    try:
+        key = tuple((name, type(value), value) for name, value in data.items())  # type: ignore[attr-defined]
+        hash(key)
+    except (AttributeError, TypeError):
+        return None
+    return key
 
 
 def _checked(data: object) -> tuple[ScheduleCodec, dict[str, Any]]:
