@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from ..interfaces import SchedulerStore
+from ..settings import OrchestraSettings
 from ..store import CLAIM_TIMEOUT, Progress, RunKey, RunRecord
+from .catchup import plan_catch_up
 from .entry import ScheduleEntry
 
 __all__ = [
@@ -102,6 +104,23 @@ class Planned:
     fires: Sequence[datetime]
     #: The newest instant dealt with: the job's next fire is counted from it once the batch is sent.
     latest: datetime
+
+    @classmethod
+    def of(cls, entry: ScheduleEntry, now: datetime, *, online_since: datetime, settings: OrchestraSettings) -> Planned:
+        """What to send now for a due entry (its catch-up notice, if any, logged)."""
+        assert entry.next_fire_at is not None
+        plan = plan_catch_up(
+            entry.name,
+            entry.schedule,
+            entry.next_fire_at,
+            now,
+            max_runs=entry.max_runs,
+            online_since=online_since,
+            settings=settings,
+        )
+        if plan.notice is not None:
+            logger.warning("%s", plan.notice)
+        return cls(entry, plan.fires, plan.latest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,14 +139,16 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
 
     @property
     def finished(self) -> bool:
-        return has_finished(self.max_runs, self.last_fire_at, self.anchor)
+        record = self.record
+        return has_finished(record.max_runs, self.last_fire_at, record.anchor)
 
     @property
     def state(self) -> str:
+        record = self.record  # read directly: beat asks every job at start-up
         return job_state(
-            removed=self.removed,
-            enabled=self.enabled,
-            paused=self.paused,
+            removed=record.removed,
+            enabled=record.enabled,
+            paused=record.paused,
             expired=self.expired,
             finished=self.finished,
         )

@@ -30,6 +30,9 @@ logger = logging.getLogger("celery_orchestra.scheduler")
 @dataclass
 class _Batch:
     schedules: dict[tuple[Any, ...], BaseSchedule] = field(default_factory=dict)
+    #: The same, by the identity of the data (jobs read from one configuration usually share
+    #: their data object): each value keeps its data alive, so that no id is reused meanwhile.
+    by_identity: dict[tuple[int, str | None, datetime], tuple[object, BaseSchedule]] = field(default_factory=dict)
     next_fires: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
 
 
@@ -55,6 +58,20 @@ class EntryLoader:
         schedule = self._schedule(record.schedule_data, record.timezone, record.anchor)
         return ScheduleEntry.from_record(record, schedule, self._app)
 
+    def load(self, record: JobRecord, expired: list[str]) -> ScheduleEntry | None:
+        """The entry of a stored job (its name added to ``expired`` if it just expired); ``None``,
+        logged, if the row cannot be loaded: a row edited into nonsense must not stop the others."""
+        try:
+            entry = self.entry(record)
+        except Exception as error:
+            logger.error(
+                "celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", record.name, error
+            )
+            return None
+        if self.expire_if_passed(entry):
+            expired.append(entry.name)
+        return entry
+
     def first_fire(self, definition: JobDefinition, anchor: datetime) -> datetime | None:
         """The first fire of a job registered at ``anchor`` (for the store to write with its row).
 
@@ -68,7 +85,10 @@ class EntryLoader:
         return self._next_fire_of(schedule, None, anchor, None, anchor)
 
     def next_fire(self, entry: ScheduleEntry, now: datetime) -> datetime | None:
-        """The entry's next nominal fire instant (see :func:`~celery_orchestra.timing.firing.next_fire`)."""
+        """The entry's next nominal fire instant (see :func:`~celery_orchestra.timing.firing.next_fire`);
+        ``None`` when it does not fire (any more), or may not (paused, disabled...)."""
+        if not entry.runnable:
+            return None
         return self._next_fire_of(entry.schedule, entry.last_fire_at, entry.anchor, entry.resumed_at, now)
 
     def _next_fire_of(
@@ -90,19 +110,27 @@ class EntryLoader:
 
     def _schedule(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
         batch = self._batch
+        if batch is None:
+            return self._schedule_from(data, timezone, anchor)
+        identity = (id(data), timezone, anchor)
+        known = batch.by_identity.get(identity)
+        if known is not None:
+            return known[1]
         shape = data_key(data)
-        if batch is None or shape is None:
+        if shape is None:
             return self._schedule_from(data, timezone, anchor)
         key = (shape, timezone, anchor)
         schedule = batch.schedules.get(key)
         if schedule is None:
             schedule = batch.schedules[key] = self._schedule_from(data, timezone, anchor)
+        batch.by_identity[identity] = (data, schedule)
         return schedule
 
     def expire_if_passed(self, entry: ScheduleEntry) -> bool:
         """Mark (and log) a one-off whose moment had passed when it was registered; True if it was."""
         schedule = entry.schedule
-        if isinstance(schedule, Timing) and not entry.expired and not entry.finished and schedule.is_expired:
+        # The schedule's own test first: it is one comparison for every job that is not a one-off.
+        if isinstance(schedule, Timing) and schedule.is_expired and not entry.expired and not entry.finished:
             entry.expired = True
             logger.warning(
                 "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -42,6 +43,15 @@ class FireQueue:
         generation = self._generation.get(name, 0) + 1
         self._generation[name] = generation
         heapq.heappush(self._heap, QueueItem(when.timestamp(), next(self._order), name, generation))
+
+    def reset(self, schedule: Iterable[tuple[str, datetime]]) -> None:
+        """Replace everything with ``schedule`` (name, fire instant), each name once: one heapify,
+        not a push per job (a start-up schedules every job at once)."""
+        order = self._order = itertools.count()
+        items = [QueueItem(when.timestamp(), next(order), name, 1) for name, when in schedule]
+        heapq.heapify(items)
+        self._heap = items
+        self._generation = {item.name: 1 for item in items}
 
     def discard(self, name: str) -> None:
         """Unschedule ``name`` (its item turns stale); a no-op if it is not scheduled."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -38,7 +38,6 @@ from ..ops.remote import OrchestraNode
 from ..settings import OrchestraSettings, read_settings
 from ..store import JobRecord, JobStore, Progress, RunRecord
 from ..timing.zones import app_zone
-from .catchup import plan_catch_up
 from .clock import ClockWatch
 from .dispatch import Dispatcher, Planned, publish_run
 from .entry import ScheduleEntry
@@ -149,11 +148,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # New jobs' first fire times go into their rows: nothing to write for them afterwards.
         report = store.reconcile(definitions, now=now, first_fire=self._loader.first_fire)
         self._revision = store.current_revision()
-        self.data = {}
-        self._queue.clear()
-        announce = logger.isEnabledFor(logging.INFO)
-        for record in report.jobs:
-            self._install(record, now, announce=announce)
+        self._load_all(report.jobs, now)
         self._loader.end_batch()
         self._next_fires.queue(self.data.values())
         self._next_fires.start()
@@ -166,15 +161,30 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ entries
 
-    def _install(self, record: JobRecord, now: datetime, *, announce: bool = False) -> None:
+    def _load_all(self, records: Sequence[JobRecord], now: datetime) -> None:
+        """Every stored job, at start-up: entries built, the queue filled in one go (not job by job)."""
+        data: dict[str, ScheduleEntry] = {}
+        expired: list[str] = []
+        announce = logger.isEnabledFor(logging.INFO)
+        for record in records:
+            entry = self._loader.load(record, expired)
+            if entry is None:
+                continue
+            data[record.name] = entry
+            entry.next_fire_at = self._loader.next_fire(entry, now)
+            if announce:
+                logger.info("%s", entry.describe_next_fire(now))
+        self.data = data
+        self._queue.reset((entry.name, entry.next_fire_at) for entry in data.values() if entry.next_fire_at)
+        if expired and self.store is not None:
+            self.store.set_expired(expired)
+
+    def _install(self, record: JobRecord, now: datetime) -> None:
         """Load or reload one job from its stored row and (re)schedule it."""
         previous = self.data.get(record.name)
-        try:
-            entry = self._loader.entry(record)
-        except Exception as error:  # a row edited into nonsense must not stop the other jobs
-            logger.error(
-                "celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", record.name, error
-            )
+        expired: list[str] = []
+        entry = self._loader.load(record, expired)
+        if entry is None:
             self._queue.discard(record.name)
             self.data.pop(record.name, None)
             return
@@ -182,17 +192,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             # Resumed or re-enabled: what was missed meanwhile is not replayed.
             entry.resumed_at = max(now, entry.resumed_at or now)
         self.data[record.name] = entry
-        if self._loader.expire_if_passed(entry) and self.store is not None:
-            self.store.set_expired([entry.name])
+        if expired and self.store is not None:
+            self.store.set_expired(expired)
         self._reschedule(entry, now)
-        if announce:
-            logger.info("%s", entry.describe_next_fire(now))
 
     def _reschedule(self, entry: ScheduleEntry, now: datetime) -> None:
-        if not entry.runnable:
-            entry.next_fire_at = None
-            self._queue.discard(entry.name)
-            return
         entry.next_fire_at = self._loader.next_fire(entry, now)
         if entry.next_fire_at is None:
             self._queue.discard(entry.name)
@@ -307,26 +311,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ dispatch
 
-    def _plan(self, entry: ScheduleEntry, now: datetime) -> Planned:
-        assert self.settings is not None and entry.next_fire_at is not None
-        plan = plan_catch_up(
-            entry.name,
-            entry.schedule,
-            entry.next_fire_at,
-            now,
-            max_runs=entry.max_runs,
-            online_since=self._online_since,
-            settings=self.settings,
-        )
-        if plan.notice is not None:
-            logger.warning("%s", plan.notice)
-        return Planned(entry, plan.fires, plan.latest)
-
     def _dispatch(self, due: list[ScheduleEntry], now: datetime) -> None:
         """Send every due run in one batch (see :mod:`.dispatch`), then move each job on."""
         dispatcher = self._dispatcher
         assert dispatcher is not None
-        planned = [self._plan(entry, now) for entry in due]
+        assert self.settings is not None
+        planned = [Planned.of(entry, now, online_since=self._online_since, settings=self.settings) for entry in due]
         publication = dispatcher.publish(planned, now)
         if publication is None:  # the database is unreachable: keep every due job, try again soon
             for entry in due:

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import operator
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Row, Text, cast, select
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidJobError, OrchestraError
@@ -29,29 +28,20 @@ from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .database import Database
 from .records import JOB_FIELDS, JobRecord, ReconcileReport
-from .sql import JSON_COLUMNS, bump_revision, insert_jobs, update_many
-from .tables import JOBS, NAME_LENGTH
+from .sql import JSON_COLUMNS, bump_revision, insert_jobs, read_job_rows, update_many
+from .tables import NAME_LENGTH
 
 __all__ = ["FirstFire", "WantedJob", "prepare_definitions", "reconcile"]
 
 log = logging.getLogger(__name__)
 
-#: Fields of a definition whose change moves the job's anchor (its timing changed).
-_TIMING_COLUMNS: Final = ("schedule_data", "timezone")
-#: Other configured fields, updated in place when they change.
-_CONFIG_COLUMNS: Final = ("task", "kind", "args", "kwargs", "options", "tags", "source", "max_runs")
-#: What reconcile reads of every stored job, in :data:`JOB_FIELDS` order (a row is a record's
-#: values), with the JSON columns as their text: an unchanged job costs a tuple comparison, not a
-#: JSON decode.
-_STORED_QUERY: Final = select(
-    *(cast(JOBS.c[name], Text).label(name) if name in JSON_COLUMNS else JOBS.c[name] for name in JOB_FIELDS)
-)
+#: A stored row: its values in JOB_FIELDS order, the JSON columns as their JSON text.
+Row = tuple[Any, ...]
+
 _POSITION: Final = {name: index for index, name in enumerate(JOB_FIELDS)}
-_TIMING_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _TIMING_COLUMNS))
-_CONFIG_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _CONFIG_COLUMNS))
-_CONFIGURED_ENABLED: Final = _POSITION["configured_enabled"]
-#: The record fields a configured job takes from its definition, in ``WantedJob.config`` order.
-_CONFIG_FIELDS: Final = (
+#: What reconcile compares of a stored row (JSON columns as their text): the configured columns,
+#: and ``configured_enabled``. :attr:`WantedJob.compared` holds the wanted values in this order.
+_COMPARED: Final = (
     "task",
     "schedule_data",
     "timezone",
@@ -62,26 +52,34 @@ _CONFIG_FIELDS: Final = (
     "tags",
     "source",
     "max_runs",
+    "configured_enabled",
 )
-_CONFIG_POSITIONS: Final = tuple(_POSITION[name] for name in _CONFIG_FIELDS)
-_REMOVED: Final = _POSITION["removed"]
+_COMPARED_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _COMPARED))
+#: Columns whose change moves the job's anchor (its timing changed); the other compared columns
+#: are updated in place.
+_TIMING_COLUMNS: Final = ("schedule_data", "timezone")
+_CONFIG_COLUMNS: Final = ("task", "kind", "args", "kwargs", "options", "tags", "source", "max_runs")
+_TEXT_ORDER: Final = ("schedule_data", "args", "kwargs", "options", "tags")
+_NAME, _ENABLED, _CONFIGURED_ENABLED, _PAUSED, _ANCHOR, _NEXT_RUN_AT, _REMOVED, _EXPIRED = (
+    _POSITION[name]
+    for name in ("name", "enabled", "configured_enabled", "paused", "anchor", "next_run_at", "removed", "expired")
+)
+_MAX_RUNS: Final = _POSITION["max_runs"]
+_TEXT_POSITIONS: Final = tuple((_POSITION[column], _COMPARED.index(column)) for column in JSON_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class WantedJob:
+class WantedJob(NamedTuple):
     """A definition reduced to the column values it should have in the store.
 
-    ``config`` holds the Python values (what the job's record carries), ``texts`` the JSON
-    columns as the JSON text reconcile writes and compares; ``timing`` and ``configured`` are
-    the stored columns' values to compare, in :data:`_TIMING_COLUMNS` and :data:`_CONFIG_COLUMNS`
-    order.
+    ``compared`` holds the values reconcile compares with a stored row, in :data:`_COMPARED`
+    order, the JSON columns as the JSON text reconcile writes (a tuple comparison decides that an
+    unchanged job is unchanged: no JSON is decoded).
     """
 
     definition: JobDefinition
-    config: dict[str, Any]
-    texts: dict[str, str]
-    timing: tuple[Any, ...]
-    configured: tuple[Any, ...]
+    kind: str
+    max_runs: int | None
+    compared: tuple[Any, ...]
 
     @property
     def name(self) -> str:
@@ -90,6 +88,50 @@ class WantedJob:
     @property
     def enabled(self) -> bool:
         return self.definition.enabled
+
+    def text(self, column: str) -> str:
+        """The JSON text of one of :data:`~.sql.JSON_COLUMNS`."""
+        return str(self.compared[_COMPARED.index(column)])
+
+    def row(self, state: Sequence[Any]) -> Row:
+        """The row to insert for this job: its :meth:`record`, the JSON columns as JSON text."""
+        row = list(self.record(state))
+        compared = self.compared
+        for position, text_position in _TEXT_POSITIONS:
+            row[position] = compared[text_position]
+        return tuple(row)
+
+    def value(self, column: str) -> Any:
+        """The Python value the job's record holds for a configured column."""
+        definition = self.definition
+        if column == "kind":
+            return self.kind
+        if column == "max_runs":
+            return self.max_runs
+        return getattr(definition, column)
+
+    def record(self, state: Sequence[Any]) -> JobRecord:
+        """The job's record: its configured values, and the rest from ``state`` (a row's values in
+        :data:`~.records.JOB_FIELDS` order)."""
+        d = self.definition
+        return JobRecord._make(
+            (
+                d.name,
+                d.task,
+                d.schedule_data,
+                self.kind,
+                d.timezone,
+                tuple(d.args),
+                d.kwargs,
+                d.options,
+                tuple(d.tags),
+                *state[_ENABLED:_MAX_RUNS],
+                self.max_runs,
+                state[_NEXT_RUN_AT],
+                d.source,
+                *state[_REMOVED:],
+            )
+        )
 
 
 #: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never). The
@@ -114,12 +156,12 @@ def reconcile(
 
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
-        stored = {row.name: row for row in connection.execute(_STORED_QUERY)}
+        stored = {row[_NAME]: row for row in read_job_rows(connection)}
         plan = _Plan.of(wanted, stored, now, revision, first_fire)
         insert_jobs(connection, plan.inserts)
         update_many(connection, plan.updates)
         wrote = bool(plan.inserts or plan.updates)
-        return plan.report(wanted, stored, revision if wrote else None), wrote
+        return plan.report(revision if wrote else None), wrote
 
     report = db.run("reconcile the configured jobs", work, write=True)
     log.info(
@@ -146,98 +188,89 @@ class _Plan:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     already_removed: list[str] = field(default_factory=list)
-    inserts: list[dict[str, Any]] = field(default_factory=list)
+    #: New rows, in JOB_FIELDS order (JSON columns as text).
+    inserts: list[Row] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    #: Every job as it stands after the reconcile, by name.
+    records: dict[str, JobRecord] = field(default_factory=dict)
 
     @classmethod
     def of(
         cls,
         wanted: Sequence[WantedJob],
-        stored: Mapping[str, Row[Any]],
+        stored: Mapping[str, Row],
         now: datetime,
         revision: int,
         first_fire: FirstFire | None,
     ) -> _Plan:
         plan = cls()
+        records = plan.records
+        unchanged = plan.unchanged
+        # What a new row holds besides its configuration (next_run_at is filled in per job).
+        new_rows = {enabled: _new_row(enabled, now, revision) for enabled in (False, True)}
         for want in wanted:
             row = stored.get(want.name)
             if row is None:
-                values = _new_job_values(want, now, revision)
-                if first_fire is not None and want.enabled:
-                    values["next_run_at"] = first_fire(want.definition, now)
-                plan.inserts.append(values)
-                plan.added.append(want.name)
+                plan._add(want, new_rows[want.enabled], now, first_fire)
+            elif _COMPARED_OF(row) == want.compared and not row[_REMOVED]:
+                # The common case at every restart: one tuple comparison, no JSON decoded.
+                unchanged.append(want.name)
+                records[want.name] = want.record(row)
             else:
                 plan._compare(want, row, now, revision, first_fire)
-        wanted_names = {want.name for want in wanted}
         for name, row in stored.items():
-            if name in wanted_names:
+            if name in records:
                 continue
-            if row.removed:
+            if row[_REMOVED]:
                 plan.already_removed.append(name)
-                continue
-            plan.removed.append(name)
-            plan.updates.append(
-                {"name": name, "removed": True, "next_run_at": None, "revision": revision, "updated_at": now}
-            )
+            else:
+                plan.removed.append(name)
+                written = {"removed": True, "next_run_at": None, "revision": revision, "updated_at": now}
+                plan.updates.append({"name": name, **written})
+                row = _patched(row, written)
+            records[name] = _decoded(row)
         return plan
 
-    def _compare(
-        self, want: WantedJob, row: Row[Any], now: datetime, revision: int, first_fire: FirstFire | None
-    ) -> None:
-        # Equal text is the fast path; unequal text may still be the same value, spelt otherwise
-        # (an older version's JSON, an edit by hand): then nothing changed, and the text is
-        # rewritten once in our spelling so that the next start takes the fast path again.
-        timing_changed = _TIMING_OF(row) != want.timing and _differs(row, want, _TIMING_COLUMNS)
-        config_changed = row[_CONFIGURED_ENABLED] != want.enabled or (
-            _CONFIG_OF(row) != want.configured and _differs(row, want, _CONFIG_COLUMNS)
-        )
+    def _add(self, want: WantedJob, new_row: Row, now: datetime, first_fire: FirstFire | None) -> None:
+        if first_fire is not None and want.enabled:
+            new_row = (*new_row[:_NEXT_RUN_AT], first_fire(want.definition, now), *new_row[_NEXT_RUN_AT + 1 :])
+        self.records[want.name] = want.record(new_row)
+        self.inserts.append(want.row(new_row))
+        self.added.append(want.name)
+
+    def _compare(self, want: WantedJob, row: Row, now: datetime, revision: int, first_fire: FirstFire | None) -> None:
+        # Unequal text may still be the same value, spelt otherwise (an older version's JSON, an
+        # edit by hand): then nothing changed, and the text is rewritten once in our spelling so
+        # that the next start takes the fast path again.
+        timing_changed = _differs(row, want, _TIMING_COLUMNS)
+        config_changed = row[_CONFIGURED_ENABLED] != want.enabled or _differs(row, want, _CONFIG_COLUMNS)
         if not (timing_changed or config_changed or row[_REMOVED]):
             self.unchanged.append(want.name)
-            respelt = {column: text for column, text in want.texts.items() if row[_POSITION[column]] != text}
+            respelt = {
+                column: want.text(column) for column in JSON_COLUMNS if row[_POSITION[column]] != want.text(column)
+            }
             if respelt:
                 self.updates.append({"name": want.name, **respelt, "revision": revision, "updated_at": now})
+                row = _patched(row, {"revision": revision, "updated_at": now})
+            self.records[want.name] = want.record(row)
             return
         values = _updated_job_values(row, want, now, revision, retime=timing_changed)
-        if timing_changed and first_fire is not None and values["enabled"] and not row.paused:
+        if timing_changed and first_fire is not None and values["enabled"] and not row[_PAUSED]:
             values["next_run_at"] = first_fire(want.definition, now)
         self.updates.append(values)
-        if row.removed:
+        self.records[want.name] = want.record(_patched(row, values))
+        if row[_REMOVED]:
             self.restored.append(want.name)
         elif timing_changed:
             self.retimed.append(want.name)
         else:
             self.changed.append(want.name)
 
-    def report(
-        self, wanted: Sequence[WantedJob], stored: Mapping[str, Row[Any]], revision: int | None
-    ) -> ReconcileReport:
-        wanted_by_name = {want.name: want for want in wanted}
+    def report(self, revision: int | None) -> ReconcileReport:
         # Every job as it now stands, from what was read and written: the scheduler starts from
         # these instead of reading 100,000 rows back. A configured job's values are its
-        # definition's; only jobs no longer configured need their stored JSON decoded.
-        written = {values["name"]: values for values in self.updates}
-        records: dict[str, JobRecord] = {}
-        for values in self.inserts:
-            records[values["name"]] = JobRecord.from_row({**values, **wanted_by_name[values["name"]].config})
-        for want in wanted:
-            row = stored.get(want.name)
-            if row is None:
-                continue
-            current: list[Any] = list(row)
-            for column, value in written.get(want.name, {}).items():
-                current[_POSITION[column]] = value
-            for position, value in zip(_CONFIG_POSITIONS, want.config.values(), strict=True):
-                current[position] = value
-            records[want.name] = JobRecord.from_values(current)
-        for name, row in stored.items():
-            if name not in records:
-                gone: list[Any] = list(row)
-                for column, value in written.get(name, {}).items():
-                    gone[_POSITION[column]] = value
-                for column in JSON_COLUMNS:
-                    gone[_POSITION[column]] = json.loads(gone[_POSITION[column]])
-                records[name] = JobRecord.from_values(gone)
+        # definition's; only jobs no longer configured had their stored JSON decoded.
+        records = self.records
         return ReconcileReport(
             added=tuple(sorted(self.added)),
             restored=tuple(sorted(self.restored)),
@@ -251,28 +284,14 @@ class _Plan:
         )
 
 
-def _differs(row: Row[Any], want: WantedJob, columns: Sequence[str]) -> bool:
-    """Whether any of ``columns`` holds another value than ``want`` (JSON compared as values)."""
-    for column in columns:
-        stored = row[_POSITION[column]]
-        if column in JSON_COLUMNS:
-            if stored != want.texts[column] and json.loads(stored) != json.loads(want.texts[column]):
-                return True
-        elif stored != want.config[column]:
-            return True
-    return False
-
-
-def _new_job_values(want: WantedJob, now: datetime, revision: int) -> dict[str, Any]:
-    return {
-        "name": want.name,
-        **want.config,
-        **want.texts,
-        "enabled": want.enabled,
-        "configured_enabled": want.enabled,
+def _new_row(enabled: bool, now: datetime, revision: int) -> Row:
+    """What a new job's row holds besides its configuration (those columns are left ``None``)."""
+    state = {
+        "enabled": enabled,
+        "configured_enabled": enabled,
         "paused": False,
-        "anchor": now,
         "resumed_at": None,
+        "anchor": now,
         "last_run_at": None,
         "total_run_count": 0,
         "next_run_at": None,
@@ -282,101 +301,132 @@ def _new_job_values(want: WantedJob, now: datetime, revision: int) -> dict[str, 
         "created_at": now,
         "updated_at": now,
     }
+    return tuple(state.get(name) for name in JOB_FIELDS)
 
 
-def _updated_job_values(
-    row: Row[Any], want: WantedJob, now: datetime, revision: int, *, retime: bool
-) -> dict[str, Any]:
+def _patched(row: Row, values: Mapping[str, Any]) -> Row:
+    patched = list(row)
+    for column, value in values.items():
+        if column in _POSITION:
+            patched[_POSITION[column]] = value
+    return tuple(patched)
+
+
+def _decoded(row: Row) -> JobRecord:
+    """The record of a stored row that no definition describes (its JSON columns decoded)."""
+    values = list(row)
+    for column in JSON_COLUMNS:
+        values[_POSITION[column]] = json.loads(values[_POSITION[column]])
+    return JobRecord.from_values(values)
+
+
+def _differs(row: Row, want: WantedJob, columns: Sequence[str]) -> bool:
+    """Whether any of ``columns`` holds another value than ``want`` (JSON compared as values)."""
+    for column in columns:
+        stored = row[_POSITION[column]]
+        if column in JSON_COLUMNS:
+            text = want.text(column)
+            if stored != text and json.loads(stored) != json.loads(text):
+                return True
+        elif stored != want.value(column):
+            return True
+    return False
+
+
+def _updated_job_values(row: Row, want: WantedJob, now: datetime, revision: int, *, retime: bool) -> dict[str, Any]:
     """The columns reconcile writes for a changed job: never ``paused`` or the run bookkeeping."""
-    return {
-        "name": want.name,
-        **want.config,
-        **want.texts,
-        # Follow the configuration only when *it* changed: otherwise keep the operator's choice.
-        "enabled": want.enabled if row.configured_enabled != want.enabled else row.enabled,
-        "configured_enabled": want.enabled,
-        "removed": False,
-        "anchor": now if retime else row.anchor,
-        "next_run_at": None if retime else row.next_run_at,
-        # A new timing is judged afresh by the scheduler (a one-off moved to the past expires then).
-        "expired": False if retime else row.expired,
-        "revision": revision,
-        "updated_at": now,
-    }
+    values: dict[str, Any] = {"name": want.name}
+    for column in _CONFIG_COLUMNS + _TIMING_COLUMNS:
+        values[column] = want.text(column) if column in JSON_COLUMNS else want.value(column)
+    configured_enabled = row[_CONFIGURED_ENABLED]
+    values.update(
+        {
+            # Follow the configuration only when *it* changed: otherwise keep the operator's choice.
+            "enabled": want.enabled if configured_enabled != want.enabled else row[_ENABLED],
+            "configured_enabled": want.enabled,
+            "removed": False,
+            "anchor": now if retime else row[_ANCHOR],
+            "next_run_at": None if retime else row[_NEXT_RUN_AT],
+            # A new timing is judged afresh by the scheduler (a one-off moved to the past expires then).
+            "expired": False if retime else row[_EXPIRED],
+            "revision": revision,
+            "updated_at": now,
+        }
+    )
+    return values
 
 
 def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]:
     """Check every definition and compute its column values, before any transaction starts."""
     seen: dict[str, JobDefinition] = {}
     wanted: list[WantedJob] = []
-    # Jobs often share a schedule: its kind and text are worked out once per distinct schedule.
-    schedules: dict[Hashable, tuple[str, str]] = {}
+    # Jobs often share a schedule (often the very same data object): its kind and text are worked
+    # out once per distinct schedule.
+    by_identity: dict[int, _ScheduleTexts] = {}
+    by_key: dict[object, _ScheduleTexts] = {}
     for definition in definitions:
-        earlier = seen.get(definition.name)
+        name = definition.name
+        earlier = seen.get(name)
         if earlier is not None:
             raise InvalidJobError(
-                f"duplicate job name {definition.name!r}: defined in {earlier.source} and again in {definition.source}"
+                f"duplicate job name {name!r}: defined in {earlier.source} and again in {definition.source}"
             )
-        seen[definition.name] = definition
-        wanted.append(_wanted(definition, schedules))
+        seen[name] = definition
+        data = definition.schedule_data
+        known = by_identity.get(id(data))
+        if known is None:
+            known = _schedule_texts(definition, by_key)
+            by_identity[id(data)] = known
+        wanted.append(_wanted(definition, known[0], known[1]))
     return wanted
 
 
-def _wanted(definition: JobDefinition, schedules: dict[Hashable, tuple[str, str]]) -> WantedJob:
-    if not definition.name:
-        raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
-    if len(definition.name) > NAME_LENGTH:
-        raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
-    if len(definition.task) > NAME_LENGTH:
-        raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
-    if not all(isinstance(tag, str) for tag in definition.tags):
-        raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(definition.tags)!r}")
-    key = data_key(definition.schedule_data)
-    known = schedules.get(key) if key is not None else None
+#: A schedule's kind and JSON text, and the data they are of (kept alive while memoised by identity).
+_ScheduleTexts = tuple[str, str, object]
+
+
+def _schedule_texts(definition: JobDefinition, by_key: dict[object, _ScheduleTexts]) -> _ScheduleTexts:
+    """The kind and JSON text of a definition's schedule (and the data, kept alive for the identity memo)."""
+    data = definition.schedule_data
+    key = data_key(data)
+    known = by_key.get(key) if key is not None else None
     if known is None:
         try:
             kind = definition.kind
         except OrchestraError as error:  # data built by hand, or by another version: name the job
-            raise InvalidJobError(
-                f"{_where(definition)}: unusable schedule {definition.schedule_data!r}: {error}"
-            ) from error
-        known = (kind, _json_text(definition.schedule_data, "the schedule", definition))
+            raise InvalidJobError(f"{_where(definition)}: unusable schedule {data!r}: {error}") from error
+        known = (kind, _json_text(data, "the schedule", definition), data)
         if key is not None:
-            schedules[key] = known
-    kind, schedule_text = known
+            by_key[key] = known
+    return known[0], known[1], data
+
+
+def _wanted(definition: JobDefinition, kind: str, schedule_text: str) -> WantedJob:
+    name = definition.name
+    if not name:
+        raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
+    if len(name) > NAME_LENGTH:
+        raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
+    if len(definition.task) > NAME_LENGTH:
+        raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
+    tags = definition.tags
+    if tags and not all(isinstance(tag, str) for tag in tags):
+        raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(tags)!r}")
     max_runs = max_runs_of_kind(kind)
-    values = (
+    compared = (
         definition.task,
-        definition.schedule_data,
+        schedule_text,
         definition.timezone,
         kind,
-        definition.args,
-        definition.kwargs,
-        definition.options,
-        definition.tags,
+        _json_text(definition.args, "args", definition),
+        _json_text(definition.kwargs, "kwargs", definition),
+        _json_text(definition.options, "options", definition),
+        _json_text(tags, "tags", definition),
         definition.source,
         max_runs,
+        definition.enabled,
     )
-    config = dict(zip(_CONFIG_FIELDS, values, strict=True))
-    texts = {
-        "schedule_data": schedule_text,
-        "args": _json_text(definition.args, "args", definition),
-        "kwargs": _json_text(definition.kwargs, "kwargs", definition),
-        "options": _json_text(definition.options, "options", definition),
-        "tags": _json_text(definition.tags, "tags", definition),
-    }
-    timing = (schedule_text, definition.timezone)
-    configured = (
-        definition.task,
-        kind,
-        texts["args"],
-        texts["kwargs"],
-        texts["options"],
-        texts["tags"],
-        definition.source,
-        max_runs,
-    )
-    return WantedJob(definition, config, texts, timing, configured)
+    return WantedJob(definition, kind, max_runs, compared)
 
 
 def _where(definition: JobDefinition) -> str:
@@ -388,10 +438,15 @@ def _where(definition: JobDefinition) -> str:
 _ENCODER: Final = json.JSONEncoder(sort_keys=True, allow_nan=False)
 
 
+_EMPTY_TEXTS: Final[dict[type, str]] = {tuple: "[]", list: "[]", dict: "{}"}
+
+
 def _json_text(value: object, what: str, definition: JobDefinition) -> str:
     """``value`` as the JSON text stored for it."""
-    if not value and isinstance(value, tuple | list | dict):
-        return "{}" if isinstance(value, dict) else "[]"  # most jobs' args, kwargs, options and tags
+    if not value:
+        empty = _EMPTY_TEXTS.get(type(value))  # most jobs' args, kwargs, options and tags
+        if empty is not None:
+            return empty
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
