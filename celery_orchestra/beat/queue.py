@@ -48,7 +48,13 @@ class FireQueue:
         """Replace everything with ``schedule`` (name, fire instant), each name once: one heapify,
         not a push per job (a start-up schedules every job at once)."""
         order = self._order = itertools.count()
-        items = [QueueItem(when.timestamp(), next(order), name, 1) for name, when in schedule]
+        timestamps: dict[datetime, float] = {}  # jobs loaded together often share their next fire
+        items = []
+        for name, when in schedule:
+            timestamp = timestamps.get(when)
+            if timestamp is None:
+                timestamp = timestamps[when] = when.timestamp()
+            items.append(QueueItem(timestamp, next(order), name, 1))
         heapq.heapify(items)
         self._heap = items
         self._generation = {item.name: 1 for item in items}

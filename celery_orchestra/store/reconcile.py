@@ -93,9 +93,9 @@ class WantedJob(NamedTuple):
         """The JSON text of one of :data:`~.sql.JSON_COLUMNS`."""
         return str(self.compared[_COMPARED.index(column)])
 
-    def row(self, state: Sequence[Any]) -> Row:
-        """The row to insert for this job: its :meth:`record`, the JSON columns as JSON text."""
-        row = list(self.record(state))
+    def row(self, record: JobRecord) -> Row:
+        """The row to insert for this job's ``record``: the JSON columns as JSON text."""
+        row: list[Any] = list(record)
         compared = self.compared
         for position, text_position in _TEXT_POSITIONS:
             row[position] = compared[text_position]
@@ -234,8 +234,8 @@ class _Plan:
     def _add(self, want: WantedJob, new_row: Row, now: datetime, first_fire: FirstFire | None) -> None:
         if first_fire is not None and want.enabled:
             new_row = (*new_row[:_NEXT_RUN_AT], first_fire(want.definition, now), *new_row[_NEXT_RUN_AT + 1 :])
-        self.records[want.name] = want.record(new_row)
-        self.inserts.append(want.row(new_row))
+        record = self.records[want.name] = want.record(new_row)
+        self.inserts.append(want.row(record))
         self.added.append(want.name)
 
     def _compare(self, want: WantedJob, row: Row, now: datetime, revision: int, first_fire: FirstFire | None) -> None:
