@@ -7,9 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from celery import Celery
 
 from celery_orchestra.beat.clock import ClockWatch
+from celery_orchestra.beat.entries import Entries
 from celery_orchestra.beat.loading import EntryLoader
 from celery_orchestra.beat.next_fires import NextFireWriter
 from celery_orchestra.beat.queue import FireQueue
@@ -224,3 +226,57 @@ def test_a_cold_start_stores_each_new_jobs_first_fire_with_its_row(tmp_path: Any
     finally:
         scheduler.close()
         store.close()
+
+
+# ---- entries built when first used
+
+
+def test_a_pending_entry_is_built_once_on_first_use_with_what_was_worked_out() -> None:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    loader.start_batch()
+    expired: list[str] = []
+    pending = loader.pending(record("a"), T0, expired)
+    loader.end_batch()
+    assert pending is not None and expired == []
+    entries = Entries(loader.build)
+    entries.add_pending(pending)
+    assert len(entries) == 1 and "a" in entries and list(entries) == ["a"]
+    assert dict(entries.pending) == {"a": pending}
+
+    entry = entries["a"]
+    assert entry is entries["a"]  # built once
+    assert not entries.pending and len(entries) == 1
+    assert entry.next_fire_at == pending.next_fire_at == at(3600)
+    assert entry.state == "Running" and entry.schedule is pending.schedule
+
+    del entries["a"]
+    assert len(entries) == 0 and "a" not in entries
+    with pytest.raises(KeyError):
+        entries["a"]
+
+
+def test_a_pending_job_gets_the_state_and_next_fire_an_entry_would_have() -> None:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    once = {"type": "timing", "expression": "2020-01-01 10:00"}
+    cases = {
+        "running": record("running"),
+        "paused": record("paused", paused=True),
+        "disabled": record("disabled", enabled=False),
+        "removed": record("removed", removed=True),
+        "passed": record("passed", data=once, kind="once", max_runs=1),
+    }
+    expired: list[str] = []
+    for name, stored in cases.items():
+        pending = loader.pending(stored, T0, expired)
+        entry = loader.entry(stored)
+        assert pending is not None
+        assert pending.expired == loader.expire_if_passed(entry) == (name == "passed"), name
+        assert pending.next_fire_at == loader.next_fire(entry, T0), name
+        assert loader.build(pending).state == entry.state, name
+    assert expired == ["passed"]
+
+
+def test_a_row_that_cannot_be_loaded_is_skipped_with_its_name(caplog: Any) -> None:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    assert loader.pending(record("broken", data={"type": "nonsense"}), T0, []) is None
+    assert "job 'broken' cannot be loaded from the store" in caplog.text

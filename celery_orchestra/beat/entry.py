@@ -20,7 +20,7 @@ from ..jobs.states import STATE_RUNNING, has_finished, job_state
 from ..store import JobRecord
 from ..timing.schedule import NEVER_SECONDS
 
-__all__ = ["ScheduleEntry"]
+__all__ = ["ScheduleEntry", "entry_state"]
 
 #: Fields beat itself writes (or the store stamps): a changed row that differs from what an entry
 #: knows only in these is beat's own write coming back, not an edit to act on.
@@ -144,14 +144,7 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
 
     @property
     def state(self) -> str:
-        record = self.record  # read directly: beat asks every job at start-up
-        return job_state(
-            removed=record.removed,
-            enabled=record.enabled,
-            paused=record.paused,
-            expired=self.expired,
-            finished=self.finished,
-        )
+        return entry_state(self.record, expired=self.expired, last_fire_at=self.last_fire_at)
 
     @property
     def runnable(self) -> bool:
@@ -186,3 +179,15 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<ScheduleEntry: {self.name} {self.task} {self.schedule!r} state={self.state}>"
+
+
+def entry_state(record: JobRecord, *, expired: bool, last_fire_at: datetime | None) -> str:
+    """The state of a job loaded from ``record`` that beat has since marked ``expired`` or run up
+    to ``last_fire_at`` (an entry's, and a pending entry's before it is built)."""
+    return job_state(
+        removed=record.removed,
+        enabled=record.enabled,
+        paused=record.paused,
+        expired=expired,
+        finished=has_finished(record.max_runs, last_fire_at, record.anchor),
+    )

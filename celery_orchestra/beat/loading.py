@@ -16,11 +16,13 @@ from celery.schedules import BaseSchedule
 
 from ..jobs.codec import data_key, schedule_from_data
 from ..jobs.definitions import JobDefinition
+from ..jobs.states import STATE_RUNNING, has_finished
 from ..store import JobRecord
 from ..timing.firing import next_fire
 from ..timing.schedule import Timing
 from ..timing.zones import resolve_zone
-from .entry import ScheduleEntry
+from .entries import PendingEntry
+from .entry import ScheduleEntry, entry_state
 
 __all__ = ["EntryLoader"]
 
@@ -64,12 +66,36 @@ class EntryLoader:
         try:
             entry = self.entry(record)
         except Exception as error:
-            logger.error(
-                "celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", record.name, error
-            )
+            _log_unloadable(record, error)
             return None
         if self.expire_if_passed(entry):
             expired.append(entry.name)
+        return entry
+
+    def pending(self, record: JobRecord, now: datetime, expired: list[str]) -> PendingEntry | None:
+        """What beat's queue needs of a stored job, its entry left to :meth:`build` (see
+        :mod:`.entries`); otherwise as :meth:`load`."""
+        try:
+            schedule = self._schedule(record.schedule_data, record.timezone, record.anchor)
+        except Exception as error:
+            _log_unloadable(record, error)
+            return None
+        last_fire_at = record.last_run_at
+        is_expired = record.expired
+        finished = has_finished(record.max_runs, last_fire_at, record.anchor)
+        if self._passed(record.name, schedule, expired=is_expired, finished=finished):
+            is_expired = True
+            expired.append(record.name)
+        fire = None
+        if entry_state(record, expired=is_expired, last_fire_at=last_fire_at) == STATE_RUNNING:
+            fire = self._next_fire_of(schedule, last_fire_at, record.anchor, record.resumed_at, now)
+        return PendingEntry(record, schedule, fire, is_expired)
+
+    def build(self, pending: PendingEntry) -> ScheduleEntry:
+        """The entry of a :meth:`pending` job, as :meth:`load` and :meth:`next_fire` would have made it."""
+        entry = ScheduleEntry.from_record(pending.record, pending.schedule, self._app)
+        entry.next_fire_at = pending.next_fire_at
+        entry.expired = pending.expired
         return entry
 
     def first_fire(self, definition: JobDefinition, anchor: datetime) -> datetime | None:
@@ -128,18 +154,29 @@ class EntryLoader:
 
     def expire_if_passed(self, entry: ScheduleEntry) -> bool:
         """Mark (and log) a one-off whose moment had passed when it was registered; True if it was."""
-        schedule = entry.schedule
-        # The schedule's own test first: it is one comparison for every job that is not a one-off.
-        if isinstance(schedule, Timing) and schedule.is_expired and not entry.expired and not entry.finished:
+        if self._passed(entry.name, entry.schedule, expired=entry.expired, finished=entry.finished):
             entry.expired = True
-            logger.warning(
-                "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
-                entry.name,
-                schedule.expression,
-            )
             return True
         return False
+
+    @staticmethod
+    def _passed(name: str, schedule: BaseSchedule, *, expired: bool, finished: bool) -> bool:
+        """Whether a job is a one-off, not yet marked expired nor run, whose moment had passed when it
+        was registered (logged: it will never run)."""
+        # The schedule's own test first: it is one comparison for every job that is not a one-off.
+        if not (isinstance(schedule, Timing) and schedule.is_expired) or expired or finished:
+            return False
+        logger.warning(
+            "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
+            name,
+            schedule.expression,
+        )
+        return True
 
     def _schedule_from(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
         zone = resolve_zone(timezone) if timezone else self._app_zone
         return schedule_from_data(data, tz=zone, anchor=anchor, app=self._app, nowfun=self._nowfun)
+
+
+def _log_unloadable(record: JobRecord, error: Exception) -> None:
+    logger.error("celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", record.name, error)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Final
 
 from ..interfaces import SchedulerStore
+from .entries import PendingEntry
 from .entry import ScheduleEntry
 
 __all__ = ["CHUNK", "NextFireWriter"]
@@ -54,7 +55,7 @@ class NextFireWriter:
         with self._lock:
             return len(self._pending)
 
-    def queue(self, entries: Iterable[ScheduleEntry]) -> None:
+    def queue(self, entries: Iterable[ScheduleEntry | PendingEntry]) -> None:
         """Write these entries' next fire times, unless the row they were loaded from already holds it.
 
         Entries must be freshly loaded (their ``record`` is the stored row): beat's own later

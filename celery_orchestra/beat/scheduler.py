@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -40,6 +40,7 @@ from ..store import JobRecord, JobStore, Progress, RunRecord
 from ..timing.zones import app_zone
 from .clock import ClockWatch
 from .dispatch import Dispatcher, Planned, publish_run
+from .entries import Entries
 from .entry import ScheduleEntry
 from .loading import EntryLoader
 from .next_fires import NextFireWriter
@@ -78,7 +79,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self.schedule_filename: str | None = kwargs.pop("schedule_filename", None)
         self.settings: OrchestraSettings | None = None
         self.store: SchedulerStore | None = None
-        self.data: dict[str, ScheduleEntry] = {}
+        self.data: MutableMapping[str, ScheduleEntry] = {}
         self._queue = FireQueue()
         self._clock = ClockWatch()
         self._dispatcher: Dispatcher | None = None
@@ -150,7 +151,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._revision = store.current_revision()
         self._load_all(report.jobs, now)
         self._loader.end_batch()
-        self._next_fires.queue(self.data.values())
         self._next_fires.start()
         self._clock.reset(self.wall_time(), self.monotonic())
         self._next_poll = self.monotonic() + self.settings.poll_interval
@@ -162,22 +162,24 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     # ------------------------------------------------------------------ entries
 
     def _load_all(self, records: Sequence[JobRecord], now: datetime) -> None:
-        """Every stored job, at start-up: entries built, the queue filled in one go (not job by job)."""
-        data: dict[str, ScheduleEntry] = {}
+        """Every stored job, at start-up: each entry left to build when first used (see
+        :mod:`.entries`), the queue filled in one go."""
+        assert self._next_fires is not None
+        entries = Entries(self._loader.build)
         expired: list[str] = []
-        announce = logger.isEnabledFor(logging.INFO)
         for record in records:
-            entry = self._loader.load(record, expired)
-            if entry is None:
-                continue
-            data[record.name] = entry
-            entry.next_fire_at = self._loader.next_fire(entry, now)
-            if announce:
-                logger.info("%s", entry.describe_next_fire(now))
-        self.data = data
-        self._queue.reset((entry.name, entry.next_fire_at) for entry in data.values() if entry.next_fire_at)
+            pending = self._loader.pending(record, now, expired)
+            if pending is not None:
+                entries.add_pending(pending)
+        self.data = entries
+        fires = entries.pending.values()
+        self._queue.reset((pending.name, pending.next_fire_at) for pending in fires if pending.next_fire_at)
+        self._next_fires.queue(fires)
         if expired and self.store is not None:
             self.store.set_expired(expired)
+        if logger.isEnabledFor(logging.INFO):
+            for entry in entries.values():
+                logger.info("%s", entry.describe_next_fire(now))
 
     def _install(self, record: JobRecord, now: datetime) -> None:
         """Load or reload one job from its stored row and (re)schedule it."""
@@ -349,10 +351,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ Celery's API
 
-    def get_schedule(self) -> dict[str, ScheduleEntry]:
+    def get_schedule(self) -> MutableMapping[str, ScheduleEntry]:
         return self.data
 
-    def set_schedule(self, schedule: dict[str, ScheduleEntry]) -> None:
+    def set_schedule(self, schedule: MutableMapping[str, ScheduleEntry]) -> None:
         self.data = schedule
 
     schedule = property(get_schedule, set_schedule)
