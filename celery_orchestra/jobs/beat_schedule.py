@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta, tzinfo
-from typing import Any
+from typing import Any, Final
 
 from celery.schedules import schedule as interval_schedule
 
@@ -57,163 +57,193 @@ def definitions_from_beat_schedule(
             )
         )
         return definitions, problems
+    read = _BeatScheduleReader(problems).read
     for name, entry in schedule.items():
-        definition = _BeatEntryReader(name, entry, problems).read()
+        definition = read(name, entry)
         if definition is not None:
             definitions.append(definition)
     return definitions, problems
 
 
-class _BeatEntryReader:
-    """Checks one ``beat_schedule`` entry, reporting into a shared problem list."""
+#: Stands for a key the entry does not have (``None`` is a value some keys may have).
+_MISSING: Final = object()
+#: Schedule types whose equal values always encode alike, so the memo may key them by value (a
+#: crontab, say, compares by its expanded fields, though its data keeps the spelling it was given).
+_ENCODED_BY_VALUE: Final = frozenset({str, int, float, timedelta})
 
-    def __init__(self, name: object, entry: object, problems: list[ConfigProblem]) -> None:
-        self.name = name
-        self.entry = entry
+
+class _BeatScheduleReader:
+    """Checks the entries of one ``beat_schedule``, reporting into a shared problem list.
+
+    Beat's start-up reads every entry, and a ``beat_schedule`` may hold 100,000 of them, most
+    sharing one schedule value (often the very same object). So one reader reads them all and works
+    out what they share once: a schedule's data and a zone's name are remembered when they are
+    good (a bad one is checked, and reported, again for every job that has it). An optional key's
+    checks run only when the entry gives the key.
+    """
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
-        self.job = name if isinstance(name, str) else repr(name)
+        #: (schedule, data, its own zone) by (type, value or id, relative); the schedule is kept
+        #: alive so that the id of one keyed by identity cannot be reused while remembered.
+        self.schedules: dict[tuple[type, object, bool], tuple[object, dict[str, Any], str | None]] = {}
+        #: (zone, canonical name) by name, or by the id of a zone object (kept alive likewise).
+        self.zones: dict[str | int, tuple[object, str]] = {}
 
-    def report(self, message: str, *, excerpt: str | None = None, excerpt_column: int | None = None) -> None:
-        self.problems.append(
-            ConfigProblem(BEAT_SCHEDULE_SOURCE, None, None, self.job, message, excerpt, excerpt_column)
-        )
+    def report(self, job: str, message: str, *, excerpt: str | None = None, excerpt_column: int | None = None) -> None:
+        self.problems.append(ConfigProblem(BEAT_SCHEDULE_SOURCE, None, None, job, message, excerpt, excerpt_column))
 
-    def read(self) -> JobDefinition | None:
-        before = len(self.problems)
-        name = self.name
+    def read(self, name: object, entry: object) -> JobDefinition | None:
+        """The job of one entry, or ``None`` when the entry has a problem (reported)."""
+        problems = self.problems
+        before = len(problems)
+        job = name if isinstance(name, str) else repr(name)
         if not isinstance(name, str) or not name.strip():
-            self.report(f"a job name must be a non-empty string, got {python_value(name)}")
-        entry = self.entry
+            self.report(job, f"a job name must be a non-empty string, got {python_value(name)}")
         if not isinstance(entry, Mapping):
-            self.report(f"an entry must be a dict with 'task' and 'schedule', got {python_value(entry)}")
+            self.report(job, f"an entry must be a dict with 'task' and 'schedule', got {python_value(entry)}")
             return None
         for key in entry:
             if key not in _BEAT_KEYS:
                 shown = key if isinstance(key, str) else repr(key)
-                self.report(unknown_key_message(shown, _BEAT_KEYS, "the entry", _BEAT_HINTS))
-        task = self.task(entry)
-        relative = self.flag(entry, "relative", default=False)
-        enabled = self.flag(entry, "enabled", default=True)
-        zone = self.zone(entry)
-        schedule_data, schedule_zone = self.schedule(entry, relative)
+                self.report(job, unknown_key_message(shown, _BEAT_KEYS, "the entry", _BEAT_HINTS))
+        get = entry.get
+        task = self.task(job, get("task", _MISSING))
+        relative = self.flag(job, "relative", get("relative", False), default=False)
+        enabled = self.flag(job, "enabled", get("enabled", True), default=True)
+        zone = get("timezone")
+        if zone is not None:
+            zone = self.zone(job, zone)
+        schedule_data, schedule_zone = self.schedule(job, get("schedule", _MISSING), relative)
         if zone is not None and schedule_zone is not None and zone != schedule_zone:
             self.report(
+                job,
                 f"the schedule's own time zone {schedule_zone!r} disagrees with 'timezone' {zone!r}; "
-                "give the zone in one place"
+                "give the zone in one place",
             )
-        args = self.args(entry)
-        kwargs = self.string_keyed(entry, "kwargs")
-        options = self.string_keyed(entry, "options")
-        for reserved in _RESERVED_OPTIONS:
-            if reserved in options:
-                self.report(f"'options' must not contain {reserved!r}; give it as the entry's {reserved!r}")
-        tags = self.tags(entry)
-        if len(self.problems) != before or task is None or schedule_data is None:
+        args = get("args")
+        args = () if args is None else self.args(job, args)
+        kwargs = get("kwargs")
+        kwargs = {} if kwargs is None else self.string_keyed(job, "kwargs", kwargs)
+        options = get("options")
+        options = {} if options is None else self.options(job, options)
+        tags = get("tags")
+        tags = () if tags is None else self.tags(job, tags)
+        if len(problems) != before or task is None or schedule_data is None:
             return None
         assert isinstance(name, str)  # a bad name was reported above
+        # Positional: keywords would cost a named tuple twice as much, for every job.
         return JobDefinition(
-            name=name,
-            task=task,
-            schedule_data=schedule_data,
-            timezone=zone if zone is not None else schedule_zone,
-            args=args,
-            kwargs=kwargs,
-            options=options,
-            tags=tags,
-            enabled=bool(enabled),
-            source=BEAT_SCHEDULE_SOURCE,
+            name,
+            task,
+            schedule_data,
+            zone if zone is not None else schedule_zone,  # timezone
+            args,
+            kwargs,
+            options,
+            tags,
+            enabled,
+            BEAT_SCHEDULE_SOURCE,
         )
 
-    def task(self, entry: Mapping[Any, Any]) -> str | None:
-        if "task" not in entry:
-            self.report("missing 'task' (the registered name of the Celery task to send)")
+    def task(self, job: str, task: object) -> str | None:
+        if task is _MISSING:
+            self.report(job, "missing 'task' (the registered name of the Celery task to send)")
             return None
-        task = entry["task"]
         if not isinstance(task, str) or not task.strip():
-            self.report(f"'task' must be a task name, got {python_value(task)}")
+            self.report(job, f"'task' must be a task name, got {python_value(task)}")
             return None
         return task
 
-    def flag(self, entry: Mapping[Any, Any], key: str, *, default: bool) -> bool:
-        value = entry.get(key, default)
+    def flag(self, job: str, key: str, value: object, *, default: bool) -> bool:
         if not isinstance(value, bool):
-            self.report(f"{key!r} must be True or False, got {python_value(value)}")
+            self.report(job, f"{key!r} must be True or False, got {python_value(value)}")
             return default
         return value
 
-    def zone(self, entry: Mapping[Any, Any]) -> str | None:
-        value = entry.get("timezone")
-        if value is None:
-            return None
+    def zone(self, job: str, value: object) -> str | None:
+        """The canonical name of a ``timezone`` that is not ``None``; ``None`` when it is bad (reported)."""
         if not isinstance(value, str | tzinfo):
-            self.report(f"'timezone' must be an IANA zone name, got {python_value(value)}")
+            self.report(job, f"'timezone' must be an IANA zone name, got {python_value(value)}")
             return None
         try:
-            return canonical_zone_name(value)
+            return self.zone_name(value)
         except TimeZoneError as exc:
-            self.report(f"bad time zone: {exc}")
+            self.report(job, f"bad time zone: {exc}")
             return None
 
-    def schedule(self, entry: Mapping[Any, Any], relative: bool) -> tuple[dict[str, Any] | None, str | None]:
+    def zone_name(self, zone: str | tzinfo) -> str:
+        """:func:`canonical_zone_name`, remembered per name or zone object; raises its TimeZoneError."""
+        key = zone if type(zone) is str else id(zone)
+        known = self.zones.get(key)
+        if known is None:
+            known = (zone, canonical_zone_name(zone))
+            self.zones[key] = known
+        return known[1]
+
+    def schedule(self, job: str, value: object, relative: bool) -> tuple[dict[str, Any] | None, str | None]:
         """The schedule as data, and the zone a :class:`Timing` brought along (if any)."""
-        if "schedule" not in entry:
-            self.report("missing 'schedule' (a timing string, crontab, timedelta or seconds)")
+        if value is _MISSING:
+            self.report(job, "missing 'schedule' (a timing string, crontab, timedelta or seconds)")
             return None, None
-        value = entry["schedule"]
         if relative and not _honours_relative(value):
             self.report(
+                job,
                 "'relative' applies only to a number of seconds or a timedelta; "
-                f"a {type(value).__name__} schedule has no use for it"
+                f"a {type(value).__name__} schedule has no use for it",
             )
+        kind = type(value)
+        key = (kind, value if kind in _ENCODED_BY_VALUE else id(value), relative)
+        known = self.schedules.get(key)
+        if known is not None:
+            return known[1], known[2]
         try:
             data = schedule_to_data(value, relative=relative)
         except TimingError as exc:
-            self.report(f"bad timing: {exc.reason}", excerpt=_expression_line(exc), excerpt_column=exc.column)
+            self.report(job, f"bad timing: {exc.reason}", excerpt=_expression_line(exc), excerpt_column=exc.column)
             return None, None
         except (ScheduleTypeError, ScheduleDataError) as exc:
-            self.report(f"bad schedule: {exc}")
+            self.report(job, f"bad schedule: {exc}")
             return None, None
         own_zone = value.zone if isinstance(value, Timing) else None
-        if own_zone is None:
-            return data, None
         try:
-            return data, canonical_zone_name(own_zone)
+            zone = None if own_zone is None else self.zone_name(own_zone)
         except TimeZoneError as exc:
-            self.report(f"bad time zone in the schedule: {exc}")
+            self.report(job, f"bad time zone in the schedule: {exc}")
             return None, None
+        self.schedules[key] = (value, data, zone)
+        return data, zone
 
-    def args(self, entry: Mapping[Any, Any]) -> tuple[Any, ...]:
-        value = entry.get("args", ())
-        if value is None:
-            return ()
+    def args(self, job: str, value: object) -> tuple[Any, ...]:
         if not isinstance(value, list | tuple):
-            self.report(f"'args' must be a list or tuple, got {python_value(value)}")
+            self.report(job, f"'args' must be a list or tuple, got {python_value(value)}")
             return ()
         return tuple(value)
 
-    def string_keyed(self, entry: Mapping[Any, Any], key: str) -> dict[str, Any]:
-        value = entry.get(key)
-        if value is None:
-            return {}
+    def string_keyed(self, job: str, key: str, value: object) -> dict[str, Any]:
         if not isinstance(value, Mapping):
-            self.report(f"{key!r} must be a dict, got {python_value(value)}")
+            self.report(job, f"{key!r} must be a dict, got {python_value(value)}")
             return {}
         bad_keys = [k for k in value if not isinstance(k, str)]
         if bad_keys:
-            self.report(f"the keys of {key!r} must be strings, got {python_value(bad_keys[0])}")
+            self.report(job, f"the keys of {key!r} must be strings, got {python_value(bad_keys[0])}")
             return {}
         return dict(value)
 
-    def tags(self, entry: Mapping[Any, Any]) -> tuple[str, ...]:
-        value = entry.get("tags")
-        if value is None:
-            return ()
+    def options(self, job: str, value: object) -> dict[str, Any]:
+        options = self.string_keyed(job, "options", value)
+        for reserved in _RESERVED_OPTIONS:
+            if reserved in options:
+                self.report(job, f"'options' must not contain {reserved!r}; give it as the entry's {reserved!r}")
+        return options
+
+    def tags(self, job: str, value: object) -> tuple[str, ...]:
         if not isinstance(value, list | tuple | set | frozenset):
-            self.report(f"'tags' must be a list of strings, got {python_value(value)}")
+            self.report(job, f"'tags' must be a list of strings, got {python_value(value)}")
             return ()
         for tag in value:
             if not is_tag(tag):
-                self.report(f"'tags' must be a list of non-empty strings, got {python_value(tag)}")
+                self.report(job, f"'tags' must be a list of non-empty strings, got {python_value(tag)}")
                 return ()
         # A set has no order of its own; sorting keeps the stored value stable between runs.
         return unique_tags(sorted(value) if isinstance(value, set | frozenset) else value)

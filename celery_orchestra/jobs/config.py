@@ -98,15 +98,13 @@ def _once_each(paths: Sequence[str]) -> list[str]:
 
 def _merge_by_name(groups: Iterable[list[JobDefinition]]) -> tuple[list[JobDefinition], list[ConfigProblem]]:
     """Concatenate the groups, reporting each name that appears again at its second place."""
-    merged: list[JobDefinition] = []
-    first_source: dict[str, str] = {}
+    # One dict operation per job: start-up merges every configured job, and there may be 100,000.
+    first: dict[str, JobDefinition] = {}
     problems: list[ConfigProblem] = []
     for group in groups:
         for definition in group:
-            first = first_source.get(definition.name)
-            if first is None:
-                first_source[definition.name] = definition.source
-                merged.append(definition)
+            kept = first.setdefault(definition.name, definition)
+            if kept is definition:
                 continue
             source, line = _split_source(definition.source)
             problems.append(
@@ -115,10 +113,10 @@ def _merge_by_name(groups: Iterable[list[JobDefinition]]) -> tuple[list[JobDefin
                     line,
                     None,
                     definition.name,
-                    f"job name defined twice: here and at {first} (job names must be unique)",
+                    f"job name defined twice: here and at {kept.source} (job names must be unique)",
                 )
             )
-    return merged, problems
+    return list(first.values()), problems
 
 
 def _split_source(source: str) -> tuple[str, int | None]:

@@ -8,19 +8,23 @@ instead of on each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .codec import kind_of_data, max_runs_of_kind
 
 
-@dataclass(frozen=True, slots=True)
-class JobDefinition:
+class JobDefinition(NamedTuple):
     """One configured periodic job, as plain data.
 
     ``schedule_data`` is the schedule as JSON-able data (see :mod:`celery_orchestra.jobs.codec`), never a
     pickled object, so that a store written by one version can be read by the next and inspected
     with plain SQL.
+
+    A named tuple rather than a frozen dataclass: start-up builds one per configured job (there may
+    be 100,000), and a frozen dataclass's ``__init__`` costs several times as much. Like the
+    dataclass it was, it is immutable but its dicts are not; they are shared (the empty defaults
+    between all definitions, equal ``schedule_data`` between the jobs of one source), so nothing
+    may mutate them.
     """
 
     name: str
@@ -29,9 +33,9 @@ class JobDefinition:
     #: IANA zone name the schedule is evaluated in; ``None`` means "the app's timezone, else UTC".
     timezone: str | None = None
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = {}  # noqa: RUF012 - shared, never mutated (see above)
     #: Passed to ``apply_async`` (queue, priority, expires, ...).
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = {}  # noqa: RUF012 - shared, never mutated (see above)
     tags: tuple[str, ...] = ()
     enabled: bool = True
     #: Where the job was defined, for error messages and the status table:
