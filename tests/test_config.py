@@ -752,6 +752,67 @@ def test_beat_schedule_must_be_a_mapping() -> None:
     assert problems[0].message == "must be a dict of job name to entry, got list ([('a', {})])"
 
 
+def test_jobs_sharing_a_bad_schedule_each_report_it() -> None:
+    # Good schedules are encoded once per distinct value; a bad one must still name every job.
+    bad_delta = timedelta(0)
+    definitions, problems = definitions_from_beat_schedule(
+        {
+            "a": {"task": "t", "schedule": bad_delta},
+            "b": {"task": "t", "schedule": bad_delta},
+            "c": {"task": "t", "schedule": timedelta(0)},
+            "d": {"task": "t", "schedule": "every day at foo"},
+            "e": {"task": "t", "schedule": "every day at foo"},
+            "f": {"task": "t", "schedule": "every day at 09:00", "timezone": "Nowhere/City"},
+            "g": {"task": "t", "schedule": "every day at 09:00", "timezone": "Nowhere/City"},
+        }
+    )
+    assert definitions == []
+    assert [(p.job, p.message.split(":")[0]) for p in problems] == [
+        ("a", "bad schedule"),
+        ("b", "bad schedule"),
+        ("c", "bad schedule"),
+        ("d", "bad timing"),
+        ("e", "bad timing"),
+        ("f", "bad time zone"),
+        ("g", "bad time zone"),
+    ]
+
+
+def test_jobs_sharing_a_schedule_value_get_what_each_wrote() -> None:
+    hourly = timedelta(hours=1)
+    tokyo = timing("every day at 09:00", "Asia/Tokyo")
+    definitions, problems = definitions_from_beat_schedule(
+        {
+            "shared-1": {"task": "t", "schedule": hourly},
+            "shared-2": {"task": "t", "schedule": hourly},
+            "own": {"task": "t", "schedule": timedelta(hours=1)},
+            "relative": {"task": "t", "schedule": hourly, "relative": True},
+            "int": {"task": "t", "schedule": 3600},
+            "float": {"task": "t", "schedule": 3600.0},
+            # Equal crontabs (Celery compares the expanded fields), each stored as it was spelled.
+            "cron-step": {"task": "t", "schedule": crontab(minute="*/15")},
+            "cron-list": {"task": "t", "schedule": crontab(minute="0,15,30,45")},
+            "tokyo-1": {"task": "t", "schedule": tokyo},
+            "tokyo-2": {"task": "t", "schedule": tokyo, "timezone": "asia/tokyo"},
+            "zone-1": {"task": "t", "schedule": "every day at 9:00", "timezone": "europe/berlin"},
+            "zone-2": {"task": "t", "schedule": "every day at 09:00", "timezone": "europe/berlin"},
+        }
+    )
+    assert problems == []
+    data = {d.name: d.schedule_data for d in definitions}
+    hourly_data = {"type": "interval", "seconds": 3600.0, "relative": False}
+    assert data["shared-1"] == data["shared-2"] == data["own"] == data["int"] == data["float"] == hourly_data
+    assert data["relative"] == {**hourly_data, "relative": True}
+    assert crontab(minute="*/15") == crontab(minute="0,15,30,45")
+    assert (data["cron-step"]["minute"], data["cron-list"]["minute"]) == ("*/15", "0,15,30,45")
+    assert data["tokyo-1"] == data["tokyo-2"] == {"type": "timing", "expression": "every day at 09:00:00"}
+    assert data["zone-1"] == data["zone-2"] == {"type": "timing", "expression": "every day at 09:00:00"}
+    zones = {d.name: d.timezone for d in definitions}
+    assert (zones["tokyo-1"], zones["tokyo-2"]) == ("Asia/Tokyo", "Asia/Tokyo")
+    assert (zones["zone-1"], zones["zone-2"]) == ("Europe/Berlin", "Europe/Berlin")
+    assert (zones["own"], zones["int"]) == (None, None)
+
+
 # ---------------------------------------------------------------------------- load_definitions
 
 
