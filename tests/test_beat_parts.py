@@ -160,6 +160,34 @@ def test_the_writer_writes_only_what_differs_in_the_background_and_names_its_rev
         store.close()
 
 
+def test_a_chunk_that_writes_nothing_claims_no_revision_for_the_writer(tmp_path: Any) -> None:
+    # The values are stored already, so the writer's transaction moves no revision; a pause by
+    # someone else lands between its two reads of the counter. That revision is the pause's: the
+    # scheduler's poll must not skip it as the writer's own (it did, and missed the pause).
+    store = stored_store(tmp_path, ["a", "b"])
+    loaded = entries(store, at(3600))[:1]  # "a", loaded while its stored next fire was unset
+    store.set_next_run({"a": at(3600), "b": at(3600)})  # then stored by someone
+    real_set_next_run = store.set_next_run
+
+    def set_next_run_while_paused_elsewhere(updates: Any) -> list[str]:
+        changed = real_set_next_run(updates)
+        store.set_paused(["b"], True)
+        return changed
+
+    store.set_next_run = set_next_run_while_paused_elsewhere  # type: ignore[method-assign]
+    writer = NextFireWriter(store)
+    try:
+        before = store.current_revision()
+        writer.queue(loaded)
+        assert len(writer) == 1
+        assert writer.write_chunk() is True
+        assert store.current_revision() == before + 1  # the pause's revision only
+        assert writer.own_revisions() == set()
+    finally:
+        writer.stop()
+        store.close()
+
+
 def test_stopping_the_writer_writes_what_is_left(tmp_path: Any) -> None:
     store = stored_store(tmp_path, ["a", "b", "c"])
     writer = NextFireWriter(store)

@@ -111,13 +111,15 @@ class NextFireWriter:
         self.writing.set()
         try:
             before = self._store.current_revision()
-            self._store.set_next_run(chunk)
+            changed = self._store.set_next_run(chunk)
             after = self._store.current_revision()
             with self._lock:
                 for name, when in chunk.items():
                     if self._pending.get(name, when) == when:
                         self._pending.pop(name, None)
-                if after == before + 1:
+                # A chunk whose values were all stored already writes nothing and moves no
+                # revision: one revision between the reads is then someone else's (a pause).
+                if changed and after == before + 1:
                     self._own.add(after)
         finally:
             self.writing.clear()
