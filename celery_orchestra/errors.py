@@ -16,7 +16,9 @@ The hierarchy::
     ├── SettingsError          (ValueError)   a bad orchestra_* setting
     ├── InvalidJobError        (ValueError)   a job definition the store cannot keep
     ├── StoreError             (RuntimeError) the database could not be used
+    │   └── LeaseLostError                    a beat's write refused: another beat holds the lease now
     ├── StoreNotFoundError     (FileNotFoundError) no SQLite store at that path (beat never ran)
+    ├── BrokerUnavailableError (ConnectionError) beat could not reach the broker to publish a run
     ├── JobNotFound            (KeyError)     job names that are not in the store
     │   └── NoSuchJobError                    ... with "did you mean" suggestions (operator API)
     ├── ControlError           (ValueError)   operator input that cannot be acted on
@@ -34,12 +36,14 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BrokerUnavailableError",
     "CommandError",
     "ConfigError",
     "ConfigProblem",
     "ControlError",
     "InvalidJobError",
     "JobNotFound",
+    "LeaseLostError",
     "NoMatchingJobsError",
     "NoSuchJobError",
     "OrchestraError",
@@ -202,15 +206,30 @@ class StoreError(OrchestraError, RuntimeError):
     """The database could not be used: bad URL, unreachable server, missing schema, lock timeout.
 
     ``url`` is the database URL with its password masked (``None`` when the URL itself could not
-    be read). The driver's exception stays available as ``__cause__`` for debugging.
+    be read). ``transient`` says that trying again later may succeed (the server is unreachable or
+    busy), as opposed to a mistake to fix. The driver's exception stays available as ``__cause__``
+    for debugging.
     """
 
-    def __init__(self, message: str, url: str | None = None) -> None:
+    def __init__(self, message: str, url: str | None = None, *, transient: bool = False) -> None:
         self.url = url
+        self.transient = transient
         super().__init__(message)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (str(self), self.url))
+        return (_rebuild_store_error, (type(self), str(self), self.url, self.transient))
+
+
+def _rebuild_store_error(cls: type[StoreError], message: str, url: str | None, transient: bool) -> StoreError:
+    return cls(message, url, transient=transient)
+
+
+class LeaseLostError(StoreError):
+    """A beat's ledger or progress write was refused: it no longer holds the store's lease at its epoch.
+
+    Another beat acquired the lease (this one stalled or lost the database for longer than the
+    lease's time to live). Nothing was written; the beat becomes a standby.
+    """
 
 
 class StoreNotFoundError(OrchestraError, FileNotFoundError):
@@ -218,6 +237,13 @@ class StoreNotFoundError(OrchestraError, FileNotFoundError):
 
     Raised instead of letting SQLite create an empty database at a mistyped path, which would then
     report "no jobs" and hide the real mistake.
+    """
+
+
+class BrokerUnavailableError(OrchestraError, ConnectionError):
+    """Beat could not reach the broker to publish a run (raised by ``Scheduler.send_run``).
+
+    Not the run's fault: the run is released, held, and sent once the broker answers again.
     """
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from celery_orchestra.errors import ControlError
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import (
     CLAIM_TIMEOUT,
@@ -24,6 +25,7 @@ from celery_orchestra.store import (
     ReconcileReport,
     RunRecord,
     StoreError,
+    ledger,
 )
 from tests.ledger import record_runs
 
@@ -609,6 +611,35 @@ def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:
     assert [entry.fire_time for entry in store.history("a")] == [T0 + timedelta(minutes=4), T0 + timedelta(minutes=3)]
     assert store.prune_runs(T0) == 0
     assert stored(store, "a").total_run_count == 5
+
+
+def test_pruning_keeps_unconfirmed_claims_for_recovery_and_goes_batch_by_batch(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconcile(store, [job("a")])
+    minutes = [T0 + timedelta(minutes=minute) for minute in range(7)]
+    record_runs(store, [run("a", fire) for fire in minutes[:5]])
+    store.claim_runs([run("a", minutes[5]), run("a", minutes[6])], abandoned_after=None)  # never confirmed
+    monkeypatch.setattr(ledger, "PRUNE_BATCH", 2)
+
+    assert store.prune_runs(T0 + timedelta(hours=1), batches=1) == 2
+    assert store.prune_runs(T0 + timedelta(hours=1)) == 3
+    assert [(e.fire_time, e.confirmed) for e in store.history("a")] == [(minutes[6], False), (minutes[5], False)]
+
+
+def test_forget_deletes_a_removed_job_with_its_history_and_nothing_else(store: JobStore) -> None:
+    reconcile(store, [job("a"), job("b")])
+    record_runs(store, [run("a", T0), run("b", T0)])
+    with pytest.raises(ControlError, match="job 'a' is still configured"):
+        store.forget_job("a")
+    reconcile(store, [job("b")])  # "a" is removed from the configuration
+    with pytest.raises(JobNotFound):
+        store.forget_job("nope")
+
+    assert store.forget_job("a") == 1
+    assert store.get_job("a") is None
+    assert [e.job_name for e in store.history("b")] == ["b"]
+    assert stored(store, "b").total_run_count == 1
 
 
 def test_set_next_run_writes_changed_values_and_refuses_unknown_names(store: JobStore) -> None:

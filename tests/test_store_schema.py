@@ -26,7 +26,7 @@ from celery_orchestra.store.tables import METADATA
 from tests.ledger import record_runs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-STORE_TABLES = {"orchestra_jobs", "orchestra_runs", "orchestra_meta"}
+STORE_TABLES = {"orchestra_jobs", "orchestra_runs", "orchestra_meta", "orchestra_lease", "orchestra_beats"}
 
 
 def add_jobs(store: JobStore, *names: str) -> None:

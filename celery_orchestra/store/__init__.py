@@ -15,20 +15,28 @@ Typical use::
 
 from __future__ import annotations
 
-from ..errors import InvalidJobError, JobNotFound, StoreError
+from ..errors import InvalidJobError, JobNotFound, LeaseLostError, StoreError
 from .jobstore import CLAIM_TIMEOUT, JobStore
-from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord
+from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
+from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord, UnconfirmedClaim
 
 __all__ = [
     "CLAIM_TIMEOUT",
+    "BeatIdentity",
+    "BeatInfo",
+    "Fence",
     "InvalidJobError",
     "JobNotFound",
     "JobRecord",
     "JobStore",
+    "LeaseGrant",
+    "LeaseInfo",
+    "LeaseLostError",
     "LedgerEntry",
     "Progress",
     "ReconcileReport",
     "RunKey",
     "RunRecord",
     "StoreError",
+    "UnconfirmedClaim",
 ]

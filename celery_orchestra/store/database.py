@@ -126,6 +126,7 @@ class Database:
                     raise StoreError(
                         f"cannot {operation} in {self.safe_url!r}: {reason} (gave up after {attempts} attempts)",
                         self.safe_url,
+                        transient=True,
                     ) from exc
                 delay = self._retry_backoff * 2 ** (attempt - 1)
                 log.warning(

@@ -13,6 +13,9 @@ Design points, each answering a failure seen in other Celery beat schedulers:
 * **A ledger keyed by (job, scheduled fire time)** (:mod:`.ledger`): runs are claimed before they
   are published and confirmed after, so two beats cannot send or count one fire time twice.
 * **Operator state is never overwritten by configuration** (:mod:`.operator`, :mod:`.reconcile`).
+* **One active beat per store, fenced** (:mod:`.lease`): a beat's instance carries the fence of
+  the lease it acquired, and its ledger and progress writes are refused once another beat holds
+  the lease; operator writes (pause, enable) and reading are never fenced.
 * **Transient errors are retried, others explained** (:mod:`.database`).
 
 Editing jobs from outside the store (raw SQL, an admin tool) must bump the counter too, or running
@@ -34,13 +37,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import URL, Connection, Engine
 
+from ..errors import LeaseLostError
 from ..jobs.definitions import JobDefinition
-from . import ledger, operator, progress, queries
+from . import lease, ledger, operator, progress, queries
 from .database import Database
 from .engine import mask_url
+from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
 from .ledger import CLAIM_TIMEOUT
 from .reconcile import FirstFire, reconcile
-from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord
+from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord, UnconfirmedClaim
 from .schema import current_schema_revision, upgrade_schema
 
 __all__ = ["CLAIM_TIMEOUT", "JobStore"]
@@ -70,6 +75,8 @@ class JobStore:
         self._db = Database(
             url, echo=echo, sqlite_busy_timeout=sqlite_busy_timeout, retries=retries, retry_backoff=retry_backoff
         )
+        #: The lease this instance's beat acquired last: its ledger and progress writes check it.
+        self._fence: Fence | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -160,7 +167,7 @@ class JobStore:
         Publish what this returns, :meth:`release_runs` the failures, then confirm the rest with
         :meth:`save_progress`.
         """
-        return ledger.claim_runs(self._db, runs, abandoned_after=abandoned_after)
+        return ledger.claim_runs(self._db, runs, abandoned_after=abandoned_after, fence=self._fence)
 
     def unconfirmed_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
         """Those of ``runs`` claimed in the ledger but not confirmed as published."""
@@ -168,7 +175,7 @@ class JobStore:
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
         """Delete the claims of runs that were not sent (same job, fire time and task id), to send later."""
-        ledger.release_runs(self._db, runs)
+        ledger.release_runs(self._db, runs, fence=self._fence)
 
     def save_progress(
         self,
@@ -180,15 +187,107 @@ class JobStore:
 
         See :func:`.progress.save_progress`: counts add up across beats and a run is counted once.
         """
-        return progress.save_progress(self._db, progress_by_job, published=published)
+        return progress.save_progress(self._db, progress_by_job, published=published, fence=self._fence)
 
     def set_next_run(self, updates: Mapping[str, datetime | None]) -> list[str]:
         """Store the next fire time of each named job; return the names whose value changed."""
-        return progress.set_next_run(self._db, updates)
+        return progress.set_next_run(self._db, updates, fence=self._fence)
 
-    def prune_runs(self, before: datetime) -> int:
-        """Delete ledger rows whose fire time is older than ``before``; return how many."""
-        return ledger.prune_runs(self._db, before)
+    def prune_runs(self, before: datetime, *, batches: int | None = None) -> int:
+        """Delete settled ledger rows whose fire time is older than ``before``; return how many.
+
+        Deletes :data:`~.ledger.PRUNE_BATCH` rows per transaction, at most ``batches`` of them
+        (``None``: until none is left). Unconfirmed claims are kept for recovery. A beat's store
+        prunes only while it holds the lease.
+        """
+        total = 0
+        done = 0
+        while batches is None or done < batches:
+            deleted = ledger.prune_runs(self._db, before, batch=ledger.PRUNE_BATCH, fence=self._fence)
+            total += deleted
+            done += 1
+            if deleted < ledger.PRUNE_BATCH:
+                break
+        return total
+
+    def forget_job(self, name: str) -> int:
+        """Delete a removed job and its run history; return how many runs went with it.
+
+        Only a job that is no longer configured (state Removed) can be forgotten: a configured one
+        would come back at the next start. Raises :class:`~celery_orchestra.errors.JobNotFound` or
+        :class:`~celery_orchestra.errors.ControlError`, changing nothing.
+        """
+        return operator.forget(self._db, name)
+
+    # -- the lease and the beats ------------------------------------------------------------------
+
+    @property
+    def fence(self) -> Fence | None:
+        """The lease this instance acquired last (``None``: never): its beat's writes are checked against it."""
+        return self._fence
+
+    def acquire_lease(
+        self, beat: BeatIdentity, ttl: timedelta, *, now: datetime | None = None, replacing: str | None = None
+    ) -> LeaseGrant | None:
+        """Become the active beat if the lease is free or expired; ``None`` when another beat holds it.
+
+        ``replacing`` names a holder known to be dead: its lease is taken without waiting for it
+        to expire. From then on this instance's ledger and progress writes are fenced by the new
+        epoch. ``now`` replaces the database's clock (tests drive time).
+        """
+        grant = lease.acquire_lease(self._db, beat, ttl, now, replacing=replacing)
+        if grant is not None:
+            self._fence = grant.fence
+        return grant
+
+    def renew_lease(self, ttl: timedelta, *, now: datetime | None = None) -> LeaseGrant | None:
+        """Extend the lease this instance holds by ``ttl`` from now; ``None`` when it lost it."""
+        if self._fence is None:
+            return None
+        return lease.renew_lease(self._db, self._fence, ttl, now)
+
+    def release_lease(self) -> bool:
+        """Give the lease up (a clean stop) so that a standby takes over at once; False if not held."""
+        return self._fence is not None and lease.release_lease(self._db, self._fence)
+
+    def read_lease(self, *, now: datetime | None = None) -> LeaseInfo:
+        """Who holds the lease, at which epoch, until when."""
+        return lease.read_lease(self._db, now)
+
+    def record_beat(
+        self, beat: BeatIdentity, role: str, epoch: int | None = None, *, now: datetime | None = None
+    ) -> None:
+        """Register a beat or refresh its row (role, epoch held, last tick)."""
+        lease.record_beat(self._db, beat, role, epoch, now)
+
+    def beat(self, beat_id: str) -> BeatInfo | None:
+        """The registry row of one beat, or ``None``."""
+        return lease.read_beat(self._db, beat_id)
+
+    def beats(self, *, now: datetime | None = None) -> tuple[list[BeatInfo], datetime]:
+        """Every registered beat, most recently ticked first, and the database's clock when read."""
+        return lease.list_beats(self._db, now)
+
+    def forget_stopped_beats(self, before: datetime) -> int:
+        """Drop beats that last ticked before ``before`` from the registry; return how many."""
+        return lease.forget_stopped_beats(self._db, before)
+
+    def unconfirmed_claims(self, *, limit: int = 1000) -> list[UnconfirmedClaim]:
+        """Claims left unconfirmed by epochs before this instance's lease (needs the lease)."""
+        return ledger.unconfirmed_claims(self._db, self._required_fence().epoch, limit=limit)
+
+    def take_over_claims(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
+        """Make earlier epochs' unconfirmed claims this beat's own, to send and confirm them (needs the lease)."""
+        return ledger.take_over_claims(self._db, runs, fence=self._required_fence())
+
+    def abandon_claims(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
+        """Mark earlier epochs' unconfirmed one-off claims as never to be sent again (needs the lease)."""
+        return ledger.abandon_claims(self._db, runs, fence=self._required_fence())
+
+    def _required_fence(self) -> Fence:
+        if self._fence is None:
+            raise LeaseLostError("this store never acquired the lease: only the active beat settles earlier claims")
+        return self._fence
 
     # -- operator state --------------------------------------------------------------------------
 
@@ -221,7 +320,7 @@ class JobStore:
         name is unknown.
         """
         verb = "mark expired" if expired else "clear expired on"
-        return operator.set_flag(self._db, "expired", names, expired, verb)
+        return operator.set_flag(self._db, "expired", names, expired, verb, fence=self._fence)
 
     def touch(self, names: Sequence[str]) -> int:
         """Mark jobs as changed, so running schedulers reload them; return the new revision.

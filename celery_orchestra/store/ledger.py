@@ -11,6 +11,13 @@ The protocol, for every batch a beat sends:
    with the jobs' progress.
 
 A claim is counted as a run by whoever confirms it first, and only once.
+
+A beat writes under its lease's :class:`~.lease.Fence`: each of these transactions first checks
+that the beat still holds the lease at its epoch, and each claim records that epoch. A claim left
+unconfirmed by an earlier epoch belongs to a beat that is gone: :func:`unconfirmed_claims` finds
+them for the new holder, which sends a repeating job's run again with its task id
+(:func:`take_over_claims`: at least once) and marks a one-off's :func:`abandon_claims` (at most
+once: it shows in history as unconfirmed, never sent again).
 """
 
 from __future__ import annotations
@@ -20,24 +27,29 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import JobNotFound
 from ..timing.zones import require_aware
 from .database import Database
-from .records import LedgerEntry, RunKey, RunRecord
+from .lease import Fence, check_fence
+from .records import LedgerEntry, RunKey, RunRecord, UnconfirmedClaim
 from .sql import chunks, dialect_insert, existing, lock_writers
-from .tables import NAME_LENGTH, RUNS
+from .tables import JOBS, NAME_LENGTH, RUNS
 
 __all__ = [
     "CLAIM_TIMEOUT",
+    "PRUNE_BATCH",
+    "abandon_claims",
     "claim_runs",
     "confirmed_runs",
     "history",
     "prune_runs",
     "release_runs",
     "run_batch",
+    "take_over_claims",
+    "unconfirmed_claims",
     "unconfirmed_runs",
 ]
 
@@ -87,7 +99,9 @@ def run_batch(runs: Iterable[RunRecord]) -> dict[RunKey, RunRecord]:
     return dict(sorted(batch.items(), key=lambda item: item[0]))
 
 
-def claim_runs(db: Database, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None) -> list[RunRecord]:
+def claim_runs(
+    db: Database, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None, fence: Fence | None = None
+) -> list[RunRecord]:
     """Claim runs in the ledger before publishing them; return the runs this caller now owns.
 
     A run is owned when its (job, fire time) was not in the ledger, or when it was claimed but
@@ -107,7 +121,9 @@ def claim_runs(db: Database, runs: Sequence[RunRecord], *, abandoned_after: time
 
     def work(connection: Connection) -> tuple[list[RunRecord], bool]:
         lock_writers(connection)
-        rows = _ledger_rows(connection, batch, db.safe_url)
+        if fence is not None:
+            check_fence(connection, fence)
+        rows = _ledger_rows(connection, batch, db.safe_url, None if fence is None else fence.epoch)
         if not rows:
             return [], False
         owned = {RunKey(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
@@ -145,7 +161,9 @@ def _take_over(connection: Connection, key: RunKey, run: RunRecord, abandoned_af
     return bool(taken)
 
 
-def _ledger_rows(connection: Connection, batch: Mapping[RunKey, RunRecord], shown_url: str) -> list[dict[str, Any]]:
+def _ledger_rows(
+    connection: Connection, batch: Mapping[RunKey, RunRecord], shown_url: str, epoch: int | None
+) -> list[dict[str, Any]]:
     """Unconfirmed ledger rows for the runs of stored jobs; the others are logged and dropped."""
     names = {key.job_name for key in batch}
     known = existing(connection, names, ())
@@ -159,6 +177,7 @@ def _ledger_rows(connection: Connection, batch: Mapping[RunKey, RunRecord], show
             "sent_at": run.sent_at,
             "task_id": run.task_id,
             "published": False,
+            "epoch": epoch,
         }
         for key, run in batch.items()
         if key.job_name in known
@@ -201,7 +220,7 @@ def confirmed_runs(connection: Connection, batch: Mapping[RunKey, RunRecord]) ->
     return found & set(batch)
 
 
-def release_runs(db: Database, runs: Sequence[RunRecord]) -> None:
+def release_runs(db: Database, runs: Sequence[RunRecord], *, fence: Fence | None = None) -> None:
     """Delete the ledger rows of claimed runs that were not sent, so that they can be sent later.
 
     Only rows with the same job, fire time *and* task id are deleted.
@@ -216,23 +235,142 @@ def release_runs(db: Database, runs: Sequence[RunRecord]) -> None:
 
     def work(connection: Connection) -> tuple[None, bool]:
         lock_writers(connection)
+        if fence is not None:
+            check_fence(connection, fence)
         connection.execute(_RELEASE, parameters)
         return None, True
 
     db.run(f"release {len(batch)} claimed runs", work, write=True)
 
 
-def prune_runs(db: Database, before: datetime) -> int:
-    """Delete ledger rows whose fire time is older than ``before``; return how many.
+def _from_earlier_epoch(epoch: int) -> Any:
+    return and_(
+        RUNS.c.published.is_(False),
+        RUNS.c.abandoned.is_(False),
+        or_(RUNS.c.epoch.is_(None), RUNS.c.epoch < epoch),
+    )
 
-    Keep at least as much history as any beat could still try to send (its catch-up window):
-    the ledger is what stops a fire time from being sent twice.
+
+def unconfirmed_claims(db: Database, before_epoch: int, *, limit: int = 1000) -> list[UnconfirmedClaim]:
+    """Claims left unconfirmed by beats of epochs before ``before_epoch`` (or claimed without one), oldest first.
+
+    Those beats are gone: whatever they claimed and did not confirm is the new holder's to settle.
+    """
+    query = (
+        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.epoch, JOBS.c.max_runs)
+        .join(JOBS, JOBS.c.name == RUNS.c.job_name)
+        .where(_from_earlier_epoch(before_epoch))
+        .order_by(RUNS.c.fire_time, RUNS.c.job_name)
+        .limit(limit)
+    )
+
+    def work(connection: Connection) -> list[UnconfirmedClaim]:
+        return [
+            UnconfirmedClaim(
+                RunRecord(row.job_name, row.fire_time, row.sent_at, row.task_id, None),
+                row.epoch,
+                row.max_runs is not None,
+            )
+            for row in connection.execute(query)
+        ]
+
+    return db.read("read unconfirmed claims", work)
+
+
+def take_over_claims(db: Database, runs: Sequence[RunRecord], *, fence: Fence) -> list[RunRecord]:
+    """Make earlier epochs' unconfirmed claims ``fence``'s own, stamped with each run's ``sent_at``; return those taken.
+
+    The caller then sends them with their task ids and confirms them like any claim of its own.
+    """
+    batch = run_batch(runs)
+    if not batch:
+        return []
+    statement = (
+        update(RUNS)
+        .where(
+            and_(
+                RUNS.c.job_name == bindparam("b_job_name"),
+                RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+                _from_earlier_epoch(fence.epoch),
+            )
+        )
+        .values(epoch=fence.epoch, sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type))
+    )
+
+    def work(connection: Connection) -> tuple[list[RunRecord], bool]:
+        lock_writers(connection)
+        check_fence(connection, fence)
+        taken = [
+            run
+            for key, run in batch.items()
+            if connection.execute(
+                statement, {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_sent_at": run.sent_at}
+            ).rowcount
+        ]
+        return taken, bool(taken)
+
+    return db.run(f"take over {len(batch)} unconfirmed claims", work, write=True)
+
+
+def abandon_claims(db: Database, runs: Sequence[RunRecord], *, fence: Fence) -> list[RunRecord]:
+    """Mark earlier epochs' unconfirmed claims as abandoned (never sent again); return those marked."""
+    batch = run_batch(runs)
+    if not batch:
+        return []
+    statement = (
+        update(RUNS)
+        .where(
+            and_(
+                RUNS.c.job_name == bindparam("b_job_name"),
+                RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+                _from_earlier_epoch(fence.epoch),
+            )
+        )
+        .values(abandoned=True)
+    )
+
+    def work(connection: Connection) -> tuple[list[RunRecord], bool]:
+        lock_writers(connection)
+        check_fence(connection, fence)
+        marked = [
+            run
+            for key, run in batch.items()
+            if connection.execute(statement, {"b_job_name": key.job_name, "b_fire_time": key.fire_time}).rowcount
+        ]
+        return marked, bool(marked)
+
+    return db.run(f"mark {len(batch)} unconfirmed claims abandoned", work, write=True)
+
+
+#: Ledger rows deleted per transaction when pruning: a beat's claims wait at most for one batch.
+PRUNE_BATCH: Final = 1000
+
+
+def prune_runs(db: Database, before: datetime, *, batch: int = PRUNE_BATCH, fence: Fence | None = None) -> int:
+    """Delete up to ``batch`` settled ledger rows whose fire time is older than ``before``; return how many.
+
+    Settled means confirmed as sent, or abandoned: an unconfirmed claim is never pruned (the
+    next holder must still recover it). Call again until it returns less than ``batch``. Rows
+    are taken oldest id first, so each batch stops scanning as soon as it has found its rows.
     """
     before = require_aware(before, "prune_runs(before=...)")
-    statement = delete(RUNS).where(RUNS.c.fire_time < before)
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    oldest = (
+        select(RUNS.c.id)
+        .where(and_(RUNS.c.fire_time < before, or_(RUNS.c.published.is_(True), RUNS.c.abandoned.is_(True))))
+        .order_by(RUNS.c.id)
+        .limit(batch)
+    )
 
     def work(connection: Connection) -> tuple[int, bool]:
-        deleted = connection.execute(statement).rowcount
+        if fence is not None:
+            lock_writers(connection)
+            check_fence(connection, fence)
+        ids = list(connection.execute(oldest).scalars())
+        if not ids:
+            return 0, False
+        deleted = connection.execute(delete(RUNS).where(RUNS.c.id.in_(ids))).rowcount
         return deleted, deleted > 0
 
     return db.run("prune the run ledger", work, write=True)
@@ -243,7 +381,7 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     query = (
-        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published)
+        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published, RUNS.c.abandoned)
         .where(RUNS.c.job_name == job_name)
         .order_by(RUNS.c.fire_time.desc())
         .limit(limit)
@@ -253,7 +391,7 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
         if not existing(connection, [job_name], ()):
             raise JobNotFound([job_name])
         return [
-            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published)
+            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned)
             for row in connection.execute(query)
         ]
 

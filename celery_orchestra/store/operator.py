@@ -1,4 +1,4 @@
-"""Operator state: pause, enable, expire and touch jobs by name.
+"""Operator state: pause, enable, expire, touch and forget jobs by name.
 
 Operator state is never overwritten by configuration: ``paused`` is only changed here;
 ``enabled`` follows the configuration only when the configured value itself changes (see
@@ -12,14 +12,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
+from ..errors import ControlError
 from ..timing.zones import require_aware
 from .database import Database
+from .lease import Fence, check_fence
 from .sql import bump_revision, existing, require_known, stamp
-from .tables import JOBS
+from .tables import JOBS, RUNS
 
-__all__ = ["set_flag", "touch"]
+__all__ = ["forget", "set_flag", "touch"]
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +36,14 @@ def set_flag(
     *,
     resumed: bool = False,
     now: datetime | None = None,
+    fence: Fence | None = None,
 ) -> list[str]:
     """Set the boolean ``column`` of the named jobs; return the names whose value changed.
 
     ``resumed`` also stamps ``resumed_at`` (``now``, default: the current time), so that no
     scheduler replays the fire times missed meanwhile, even one that was not running at the time.
-    Raises :class:`~celery_orchestra.errors.JobNotFound`, changing nothing, if a name is unknown.
+    ``fence``: written by a beat, only while it holds the lease (see :mod:`.lease`). Raises
+    :class:`~celery_orchestra.errors.JobNotFound`, changing nothing, if a name is unknown.
     """
     unique = list(dict.fromkeys(names))
     if not unique:
@@ -49,6 +54,8 @@ def set_flag(
 
     def work(connection: Connection) -> tuple[list[str], bool]:
         revision = bump_revision(connection, db.safe_url)
+        if fence is not None:
+            check_fence(connection, fence)
         current = existing(connection, unique, (JOBS.c[column],))
         require_known(unique, current)
         changed = [name for name in unique if current[name][0] != value]
@@ -75,3 +82,24 @@ def touch(db: Database, names: Sequence[str]) -> int:
         return revision, True
 
     return db.run(f"touch {len(unique)} jobs", work, write=True)
+
+
+def forget(db: Database, name: str) -> int:
+    """Delete the removed job ``name`` and its run history; return how many runs were deleted."""
+
+    def work(connection: Connection) -> tuple[int, bool]:
+        bump_revision(connection, db.safe_url)
+        current = existing(connection, [name], (JOBS.c.removed,))
+        require_known([name], current)
+        if not current[name][0]:
+            raise ControlError(
+                f"job {name!r} is still configured: remove it from beat_schedule or its YAML file and restart "
+                "beat first (forget deletes only jobs shown as Removed)"
+            )
+        runs = connection.execute(delete(RUNS).where(RUNS.c.job_name == name)).rowcount
+        connection.execute(delete(JOBS).where(JOBS.c.name == name))
+        return runs, True
+
+    runs = db.run(f"forget job {name!r}", work, write=True)
+    log.info("forgot job %s and its %d recorded run(s) in %s", name, runs, db.safe_url)
+    return runs

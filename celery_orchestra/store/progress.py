@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from ..timing.zones import require_aware
 from .database import Database
+from .lease import Fence, check_fence
 from .ledger import confirmed_runs, run_batch
 from .records import Progress, RunKey, RunRecord
 from .sql import bump_revision, existing, require_known, update_by_name, update_many
@@ -37,6 +38,7 @@ def save_progress(
     progress: Mapping[str, Progress | tuple[datetime | None, int, datetime | None]],
     *,
     published: Sequence[RunRecord] = (),
+    fence: Fence | None = None,
 ) -> list[str]:
     """Store each job's :class:`Progress`; return the names that changed.
 
@@ -49,6 +51,7 @@ def save_progress(
     ``published`` that someone else already confirmed is taken off ``runs_added``: a run is
     counted by whoever confirms it first, and only once. Raises
     :class:`~celery_orchestra.errors.JobNotFound`, changing nothing, when a name is unknown.
+    ``fence``: written by a beat, only while it holds the lease (see :mod:`.lease`).
     """
     wanted = {name: _checked_progress(name, Progress(*update)) for name, update in progress.items()}
     confirmed = run_batch(published)
@@ -57,6 +60,8 @@ def save_progress(
 
     def work(connection: Connection) -> tuple[list[str], bool]:
         revision = bump_revision(connection, db.safe_url)
+        if fence is not None:
+            check_fence(connection, fence)
         current = existing(connection, wanted, _PROGRESS_COLUMNS)
         require_known(wanted, current)
         if confirmed:
@@ -129,7 +134,7 @@ def _changed_rows(
     return rows
 
 
-def set_next_run(db: Database, updates: Mapping[str, datetime | None]) -> list[str]:
+def set_next_run(db: Database, updates: Mapping[str, datetime | None], *, fence: Fence | None = None) -> list[str]:
     """Store the next fire time of each named job; return the names whose value changed.
 
     Rows whose stored value is already right are not written (a restart that recomputes the
@@ -145,6 +150,8 @@ def set_next_run(db: Database, updates: Mapping[str, datetime | None]) -> list[s
 
     def work(connection: Connection) -> tuple[list[str], bool]:
         revision = bump_revision(connection, db.safe_url)
+        if fence is not None:
+            check_fence(connection, fence)
         current = existing(connection, wanted, (JOBS.c.next_run_at,))
         require_known(wanted, current)
         changed = [name for name, when in wanted.items() if current[name][0] != when]

@@ -17,7 +17,16 @@ from sqlalchemy.engine import RowMapping
 
 from ..jobs.states import ran_since_anchor
 
-__all__ = ["JOB_FIELDS", "JobRecord", "LedgerEntry", "Progress", "ReconcileReport", "RunKey", "RunRecord"]
+__all__ = [
+    "JOB_FIELDS",
+    "JobRecord",
+    "LedgerEntry",
+    "Progress",
+    "ReconcileReport",
+    "RunKey",
+    "RunRecord",
+    "UnconfirmedClaim",
+]
 
 
 class JobRecord(NamedTuple):
@@ -123,12 +132,23 @@ class RunRecord:
         return RunKey(self.job_name, self.fire_time)
 
 
+class UnconfirmedClaim(NamedTuple):
+    """A run claimed by a beat that stopped before confirming it (see :func:`~.ledger.unconfirmed_claims`)."""
+
+    run: RunRecord
+    #: The epoch of the beat that claimed it (``None``: claimed outside a lease).
+    epoch: int | None
+    #: A one-off's run is never sent again; a repeating job's is.
+    one_off: bool
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One row of the run ledger ``orchestra_runs``, as returned by ``history``.
 
-    ``confirmed`` is false for a run that was claimed and (most likely) sent, but whose beat died
-    before confirming it; ``sent_at`` is then the claim time.
+    ``confirmed`` is false for a run that was claimed but not (yet) confirmed as published;
+    ``sent_at`` is then the claim time. ``abandoned`` marks a one-off's claim whose beat stopped
+    before confirming it: it may or may not have reached the broker, and is never sent again.
     """
 
     job_name: str
@@ -136,6 +156,7 @@ class LedgerEntry:
     sent_at: datetime
     task_id: str
     confirmed: bool = True
+    abandoned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
+from .lease import ensure_lease_row
 from .tables import META, META_ROW_ID
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def current_schema_revision(connection: Connection) -> str | None:
 
 
 def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
-    """Bring the schema on ``connection`` to the head revision and make sure the counter row exists.
+    """Bring the schema on ``connection`` to the head revision and make sure the counter and lease rows exist.
 
     ``connection`` must be inside a transaction; the caller commits. A database already migrated by
     a *newer* celery-orchestra is refused (``shown_url`` names it in the error) rather than guessed at.
@@ -112,3 +113,4 @@ def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
     has_counter = connection.execute(select(META.c.id).where(META.c.id == META_ROW_ID)).first()
     if has_counter is None:
         connection.execute(insert(META).values(id=META_ROW_ID, revision=0))
+    ensure_lease_row(connection)

@@ -6,7 +6,7 @@ two agree. Every table name starts with ``orchestra_`` so that the store can liv
 existing database, and every constraint has a deterministic name (see ``NAMING_CONVENTION``) so
 that later migrations can refer to it on every backend.
 
-The store reads and writes through SQLAlchemy Core on ``JOBS``, ``RUNS`` and ``META`` (bulk
+The store reads and writes through SQLAlchemy Core on these ``Table`` objects (bulk
 statements, no identity map); the ORM classes exist to declare the schema with type hints.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -34,13 +35,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from .columns import UTCDateTime
 
 __all__ = [
+    "BEATS",
     "JOBS",
+    "LEASE",
     "META",
     "METADATA",
     "NAMING_CONVENTION",
     "RUNS",
     "Base",
+    "BeatRow",
     "JobRow",
+    "LeaseRow",
     "MetaRow",
     "RunRow",
 ]
@@ -115,7 +120,16 @@ class RunRow(Base):
     """
 
     __tablename__ = "orchestra_runs"
-    __table_args__ = (UniqueConstraint("job_name", "fire_time"),)
+    __table_args__ = (
+        UniqueConstraint("job_name", "fire_time"),
+        # Recovery looks for unconfirmed claims: few rows among many confirmed ones.
+        Index(
+            "ix_orchestra_runs_unconfirmed",
+            "published",
+            sqlite_where=text("published = 0"),
+            postgresql_where=text("published = false"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(_LedgerId, primary_key=True, autoincrement=True)
     job_name: Mapped[str] = mapped_column(
@@ -129,6 +143,12 @@ class RunRow(Base):
     #: False from the claim until the publish is confirmed: an old unconfirmed claim belongs to a
     #: scheduler that died in between, and may be taken over (see ``JobStore.claim_runs``).
     published: Mapped[bool] = mapped_column(server_default=true())
+    #: The lease epoch of the beat that claimed the run (``None``: claimed outside a beat, or
+    #: before leases existed). An unconfirmed claim of an earlier epoch is recovered by the holder.
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    #: A one-off's claim whose beat stopped before confirming it: never sent again (at most once),
+    #: shown in history as unconfirmed.
+    abandoned: Mapped[bool] = mapped_column(server_default=false())
 
 
 class MetaRow(Base):
@@ -144,6 +164,43 @@ class MetaRow(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
 
 
+class LeaseRow(Base):
+    """The single row (``id = 1``) saying which beat is active: the fenced lease.
+
+    ``epoch`` grows by one at every acquisition; a beat's writes check, in their transaction, that
+    ``holder`` and ``epoch`` are still its own. ``holder`` is ``None`` when no beat ever held it or
+    the last holder stopped cleanly.
+    """
+
+    __tablename__ = "orchestra_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None]
+    acquired_at: Mapped[datetime | None]
+
+
+class BeatRow(Base):
+    """One beat process that used the store: who it is, its role and when it last ticked."""
+
+    __tablename__ = "orchestra_beats"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, autoincrement=False)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: Which pid namespace of which booted machine ``pid`` belongs to (``None``: unknown): only a
+    #: beat in the same one can tell by the pid that this beat is gone.
+    process_ns: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    #: ``active``, ``standby`` or ``stopped``.
+    role: Mapped[str] = mapped_column(String(16))
+    #: The lease epoch it holds while active.
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime]
+
+
 def _table(row_class: type[Base]) -> Table:
     table = row_class.__table__
     assert isinstance(table, Table)
@@ -154,5 +211,7 @@ METADATA: Final = Base.metadata
 JOBS: Final = _table(JobRow)
 RUNS: Final = _table(RunRow)
 META: Final = _table(MetaRow)
+LEASE: Final = _table(LeaseRow)
+BEATS: Final = _table(BeatRow)
 #: The id of the one row of ``orchestra_meta``.
 META_ROW_ID: Final = 1
