@@ -7,8 +7,10 @@ instead of a failure deep inside the scheduler later.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +40,13 @@ class OrchestraSettings:
     poll_interval: float = 1.0
     #: Answer ``celery control orchestra_*`` commands from the beat process (needs a fanout broker).
     remote_control: bool = True
+    #: Seconds the active beat's lease lasts without renewal: a standby takes over this long after
+    #: the active beat dies (a clean stop hands over at once).
+    lease_ttl: float = 10.0
+    #: Seconds beat keeps trying to reach a store that is not up yet (compose, Kubernetes) before it exits.
+    store_wait: float = 60.0
+    #: Seconds settled runs stay in the ledger before the active beat deletes them; ``None`` keeps all.
+    run_retention: float | None = 30 * 86400.0
 
     def store_url(self, schedule_filename: str | None) -> str:
         """The store URL: the setting, else an SQLite file beside stock beat's ``-s`` file."""
@@ -94,11 +103,41 @@ def python_value(value: object) -> str:
     return f"{type(value).__name__} ({shown})"
 
 
-def _number(conf: Any, name: str, default: float, *, minimum: float) -> float:
+def _number(conf: Any, name: str, default: float, *, minimum: float, maximum: float = 10**9) -> float:
     value = conf.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise SettingsError(f"setting {name} must be a number >= {minimum}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or not minimum <= value <= maximum
+    ):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            shown = python_value(value)
+        elif isinstance(value, int) and value.bit_length() > 64:
+            shown = f"a number of {value.bit_length()} bits"  # repr() refuses past 4,300 digits
+        else:
+            shown = repr(value)
+        raise SettingsError(f"setting {name} must be a number from {minimum:g} to {maximum:g}, got {shown}")
     return float(value)
+
+
+def _retention(conf: Any) -> float | None:
+    """``orchestra_run_retention``: seconds or a ``timedelta`` (at least an hour), or ``None`` to keep everything."""
+    name = "orchestra_run_retention"
+    value = conf.get(name, timedelta(days=30))
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+        conf = {name: value}
+    try:
+        return _number(conf, name, 0.0, minimum=3600.0, maximum=100 * 365 * 86400.0)
+    except SettingsError:
+        shown = python_value(value) if not isinstance(value, int | float) or isinstance(value, bool) else repr(value)
+        raise SettingsError(
+            f"setting {name} must be a number of seconds (at least 3600) or a timedelta, or None to keep every "
+            f"run, got {shown[:80]}"
+        ) from None
 
 
 def read_settings(conf: Any) -> OrchestraSettings:
@@ -132,4 +171,7 @@ def read_settings(conf: Any) -> OrchestraSettings:
         misfire_grace=_number(conf, "orchestra_misfire_grace", 60.0, minimum=0.0),
         poll_interval=_number(conf, "orchestra_poll_interval", 1.0, minimum=0.05),
         remote_control=remote,
+        lease_ttl=_number(conf, "orchestra_lease_ttl", 10.0, minimum=1.0, maximum=3600.0),
+        store_wait=_number(conf, "orchestra_store_wait", 60.0, minimum=0.0, maximum=86400.0),
+        run_retention=_retention(conf),
     )

@@ -30,7 +30,7 @@ from celery.schedules import crontab, solar
 from kombu.exceptions import OperationalError
 
 from celery_orchestra import ScheduleEntry, Scheduler, run_task_id, timing
-from celery_orchestra.store import JobRecord, JobStore, RunRecord, StoreError
+from celery_orchestra.store import JobRecord, JobStore, LeaseLostError, Progress, RunRecord, StoreError
 
 #: A Monday, 09:00:00 UTC: the fake clock's "now" at the start of every test.
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -141,6 +141,9 @@ class RecordingScheduler(Scheduler):
         self.outbox = outbox
         self.label = label
         super().__init__(app, **kwargs)
+
+    def lease_time(self) -> datetime:
+        return self._now()  # the lease expires on the fake clock too
 
     def send_run(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
         ok = bool(super().send_run(entry, record, producer))
@@ -627,7 +630,7 @@ def test_interval_jobs_stay_on_their_grid_however_late_beat_wakes(harness: Harne
     scheduler = harness.start({"seven": every(7)})
     lateness = [0.0, 0.31, 0.9, 0.05, 0.6]
 
-    for index in range(600):
+    for index in range(800):  # beat also wakes to renew its lease
         delay = checked_delay(scheduler, scheduler.tick())
         clock.advance(delay + lateness[index % len(lateness)])
     end = clock.now()
@@ -907,10 +910,11 @@ def test_failed_send_is_released_not_counted_and_retried(harness: Harness, caplo
     record = harness.job("a")
     assert (record.last_run_at, record.total_run_count) == (None, 0)
     assert harness.other_store().history("a") == []  # the claim was released
-    assert (
-        f"celery-orchestra: sending a (tasks.job) for {at(60).isoformat()} failed: "
-        "[Errno 111] Connection refused (the test's broker is down); it will be retried"
-    ) in messages_of(caplog, logging.ERROR)
+    # One line for the outage, not one per job and retry.
+    assert messages_of(caplog, logging.ERROR) == [
+        "celery-orchestra: cannot reach the broker: [Errno 111] Connection refused (the test's broker is down); "
+        "holding what is due and trying again every 1 s until it is back"
+    ]
 
     harness.outbox.broken = False
     harness.run_until(at(130), scheduler)
@@ -923,6 +927,65 @@ def test_failed_send_is_released_not_counted_and_retried(harness: Harness, caplo
     record = harness.job("a")
     assert (record.last_run_at, record.total_run_count) == (at(120), 2)
     assert [e.fire_time for e in harness.other_store().history("a")] == [at(120), at(60)]
+
+
+def test_a_broker_outage_is_one_line_each_way_and_everything_due_goes_out_when_it_is_back(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    schedule = {
+        "fast": every(2),
+        "slow": every(7, task="tasks.slow"),
+        "once": {"task": "tasks.once", "schedule": "once in 15 seconds"},
+    }
+    scheduler = harness.start(schedule)
+    harness.run_until(at(10.5), scheduler)
+    harness.outbox.broken = True
+    harness.run_until(at(30.5), scheduler)  # down 20 s
+    assert [s.fire for s in harness.outbox.sent if s.fire > at(10.5)] == []
+    harness.outbox.broken = False
+    back_at = len(harness.outbox.sent)
+    harness.run_until(at(31.5), scheduler)
+
+    # Everything due meanwhile goes out within a second of the broker's return, the one-off once.
+    late = {(s.job, s.fire) for s in harness.outbox.sent[back_at:]}
+    assert late == {
+        *(("fast", at(t)) for t in range(12, 31, 2)),
+        ("slow", at(14)),
+        ("slow", at(21)),
+        ("slow", at(28)),
+        ("once", at(15)),
+    }
+    harness.run_until(at(60.5), scheduler)
+    assert harness.outbox.fires("fast") == grid(2, 60, 2)
+    assert harness.outbox.fires("once") == [at(15)]
+    assert harness.job("once").total_run_count == 1
+    errors = [m for m in messages_of(caplog, logging.ERROR) if "broker" in m]
+    back = [m for m in messages_of(caplog, logging.WARNING) if "broker is reachable again" in m]
+    assert len(errors) == 1 and len(back) == 1
+    # First failed send at 12 s (the first fire after it went), back at 31 s.
+    assert back[0] == "celery-orchestra: the broker is reachable again after 19.0 s; sending everything due"
+
+
+def test_a_run_the_broker_refuses_is_that_jobs_problem_only(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    scheduler = harness.start({"good": every(2), "bad": every(2, task="tasks.bad")})
+    real_send = harness.outbox.send_task
+
+    def refuse_bad(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "tasks.bad":
+            raise ValueError("expires: 'soon' is not a number")
+        return real_send(name, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler.app, "send_task", refuse_bad)
+    harness.run_until(at(20.5), scheduler)
+    assert harness.outbox.fires("good") == grid(2, 20, 2)
+    assert harness.outbox.fires("bad") == []
+    refusals = [m for m in messages_of(caplog, logging.ERROR) if "sending bad (tasks.bad)" in m]
+    assert 3 <= len(refusals) <= 6  # backed off: 1, 2, 5, 10 s...
+    assert not any("cannot reach the broker" in m for m in messages_of(caplog))
 
 
 def test_unreachable_broker_is_survived_and_retried(harness: Harness, clock: FakeClock) -> None:
@@ -1001,12 +1064,11 @@ def test_two_schedulers_on_one_database_send_each_fire_instant_once(harness: Har
         "slow": every(7, task="tasks.slow"),
         "one-off": {"task": "tasks.once", "schedule": "once in 11 seconds"},
     }
-    # A slow poll keeps each beat unaware of the other's progress, so both really race for every run.
     first = harness.start(schedule, label="first", orchestra_poll_interval=5)
     second = harness.start(schedule, label="second", orchestra_poll_interval=5)
+    assert (first.active, second.active) == (True, False)
 
     for step in range(120):
-        # Fires fall on even steps; who ticks first alternates from one fire instant to the next.
         order = (first, second) if (step // 2) % 2 else (second, first)
         for scheduler in order:
             checked_delay(scheduler, scheduler.tick())
@@ -1019,8 +1081,98 @@ def test_two_schedulers_on_one_database_send_each_fire_instant_once(harness: Har
     assert harness.outbox.fires("fast") == grid(3, 57, 3)
     assert harness.outbox.fires("slow") == grid(7, 56, 7)
     assert harness.outbox.fires("one-off") == [at(11)]
-    assert {s.by for s in sent} == {"first", "second"}  # both took part
+    assert {s.by for s in sent} == {"first"}  # the standby sends nothing
     assert len(harness.outbox.messages) == len(sent)
+
+
+def test_a_standby_takes_over_within_the_lease_ttl_of_the_active_beats_death(
+    harness: Harness, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    schedule = {"fast": every(2)}
+    active = harness.start(schedule, label="active")
+    standby = harness.start(schedule, label="standby")
+    assert any("standby: another beat" in m for m in messages_of(caplog)) or not standby.active
+    harness.run_until(at(20.5), active, standby, step=0.5)
+    # kill -9: the active beat stops ticking and never releases its lease (renewed last at ~20 s).
+    harness.run_until(at(60.5), standby, step=0.5)
+
+    by_beat = {label: [s.fire for s in harness.outbox.sent if s.by == label] for label in ("active", "standby")}
+    assert by_beat["active"] == grid(2, 20, 2)
+    # Every instant is sent once, and the standby sent within the lease's 10 s (+ its 1 s look).
+    assert harness.outbox.fires("fast") == grid(2, 60, 2)
+    first_by_standby = next(s for s in harness.outbox.sent if s.by == "standby")
+    assert first_by_standby.fire > at(20)
+    takeover = [m for m in messages_of(caplog, logging.WARNING) if "took over as the active one" in m]
+    assert len(takeover) == 1
+    assert standby.active
+
+
+def test_a_clean_stop_hands_the_lease_over_at_once(harness: Harness, clock: FakeClock) -> None:
+    schedule = {"fast": every(2)}
+    active = harness.start(schedule, label="active")
+    standby = harness.start(schedule, label="standby")
+    harness.run_until(at(10.5), active, standby, step=0.5)
+    active.close()
+    harness.run_until(at(12.5), standby, step=0.5)
+    assert standby.active
+    assert harness.outbox.fires("fast") == grid(2, 12, 2)
+    assert [s.fire for s in harness.outbox.sent if s.by == "standby"] == [at(12)]
+
+
+def test_a_beat_that_stalled_past_its_lease_writes_and_sends_nothing_once_another_took_over(
+    harness: Harness, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    schedule = {"fast": every(2)}
+    stalled = harness.start(schedule, label="stalled")
+    other = harness.start(schedule, label="other")
+    harness.run_until(at(10.5), stalled, other, step=0.5)
+    # SIGSTOP for 40 s: the other beat takes over meanwhile.
+    harness.run_until(at(50.5), other, step=0.5)
+    assert other.active
+    sent_before = len(harness.outbox.sent)
+    store_revision = harness.other_store().current_revision()
+
+    # SIGCONT: the stalled beat's first pass finds its lease gone and sends nothing.
+    checked_delay(stalled, stalled.tick())
+    assert not stalled.active
+    assert len(harness.outbox.sent) == sent_before
+    harness.run_until(at(70.5), stalled, other, step=0.5)
+
+    instants = [(s.job, s.fire) for s in harness.outbox.sent]
+    assert len(instants) == len(set(instants))
+    assert harness.outbox.fires("fast") == grid(2, 70, 2)
+    assert all(s.by == "other" for s in harness.outbox.sent if s.fire > at(11))
+    assert harness.other_store().current_revision() >= store_revision
+    lost = [m for m in messages_of(caplog, logging.ERROR) if "no longer the active one" in m]
+    assert len(lost) == 1
+
+
+def test_a_fenced_write_of_a_beat_that_lost_the_lease_is_refused(harness: Harness, clock: FakeClock) -> None:
+    schedule = {"fast": every(2)}
+    stalled = harness.start(schedule, label="stalled")
+    harness.run_until(at(4.5), stalled, step=0.5)
+    other = harness.start(schedule, label="other")
+    clock.advance(30)  # the stalled beat's lease expired
+    checked_delay(other, other.tick())
+    assert other.active
+    store = stalled.store
+    assert store is not None
+    before = harness.job("fast")
+    run = RunRecord("fast", at(100), clock.now(), run_task_id("fast", at(100)), None)
+    with pytest.raises(LeaseLostError):
+        store.claim_runs([run], abandoned_after=None)
+    with pytest.raises(LeaseLostError):
+        store.save_progress({"fast": Progress(at(100), 1, at(102))})
+    with pytest.raises(LeaseLostError):
+        store.set_next_run({"fast": at(102)})
+    after = harness.job("fast")
+    assert (after.total_run_count, after.last_run_at, after.next_run_at) == (
+        before.total_run_count,
+        before.last_run_at,
+        before.next_run_at,
+    )
+    assert at(100) not in {entry.fire_time for entry in harness.other_store().history("fast", 100)}
 
 
 def test_two_schedulers_keep_an_exact_run_count(harness: Harness, clock: FakeClock) -> None:
@@ -1182,13 +1334,12 @@ def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confir
     harness.run_until(at(120), restarted)
 
     assert [m.task_id for m in harness.outbox.messages] == [run_task_id("once", at(30))]
-    # The run most likely went out, so it is counted (once) and its claim confirmed.
+    # The run most likely went out, so it is counted (once); history says it was never confirmed.
     record = harness.job("once")
     assert (record.total_run_count, record.last_run_at) == (1, at(30))
     assert restarted.schedule["once"].state == "Done"
-    assert [(e.task_id, e.confirmed) for e in restarted.store.history("once")] == [  # type: ignore[union-attr]
-        (run_task_id("once", at(30)), True)
-    ]
+    history = restarted.store.history("once")  # type: ignore[union-attr]
+    assert [(e.task_id, e.confirmed, e.abandoned) for e in history] == [(run_task_id("once", at(30)), False, True)]
 
 
 def test_two_beats_do_not_resend_runs_whose_confirmation_write_failed(

@@ -1,8 +1,9 @@
 """Which nominal instants of a due job to send now: pure planning, no I/O, no clock of its own.
 
 A backlog that built up while beat was running, none of it older than ``orchestra_misfire_grace``,
-is sent in full: beat was merely busy. Anything else (beat was down, the clock jumped, or a run is
-later than the grace) follows ``orchestra_catch_up``: ``once`` sends the latest instant, ``skip``
+is sent in full: beat was merely busy (or a standby waited for a dead beat's lease). Instants from
+before beat came online (it was down, or the clock jumped) or later than the grace were missed and
+follow ``orchestra_catch_up``: ``once`` sends the latest instant, ``skip``
 sends it only if it is within the grace, ``all`` sends the latest ``orchestra_catch_up_limit`` of
 them. Every run not sent is explained in :attr:`CatchUpPlan.notice`, for the log.
 """
@@ -50,7 +51,16 @@ def plan_catch_up(
     backlog = missed_fires(schedule, first, now, limit)
     latest = backlog.latest[-1] if backlog.latest else first
     grace = timedelta(seconds=settings.misfire_grace)
-    if first >= online_since and now - first <= grace:
+
+    # Instants after beat came online and within the grace were merely delayed (beat was busy,
+    # or a standby was waiting for a dead beat's lease): all of them are sent.
+    def delayed_only(fire: datetime) -> bool:
+        return fire > online_since and now - fire <= grace
+
+    delayed = [fire for fire in backlog.latest if delayed_only(fire)]
+    missed = [fire for fire in backlog.latest if not delayed_only(fire)]
+    missed_count = backlog.count - len(delayed)
+    if missed_count == 0 or (not missed and not backlog.at_least):
         notice = None
         if backlog.count > len(backlog.latest):
             notice = (
@@ -60,18 +70,19 @@ def plan_catch_up(
         return CatchUpPlan(backlog.latest, latest, notice)
 
     if settings.catch_up == "all":
-        fires = backlog.latest
+        caught_up = missed
     elif settings.catch_up == "skip":
-        fires = [latest] if now - latest <= grace else []
+        caught_up = [missed[-1]] if missed and now - missed[-1] <= grace else []
     else:
-        fires = [latest]
-    if backlog.count == 1 and fires:
+        caught_up = missed[-1:]
+    fires = caught_up + delayed
+    if missed_count == 1 and caught_up:
         return CatchUpPlan(fires, latest)  # a single run, late but sent: nothing was missed
-    how_many = f"{'at least ' if backlog.at_least else ''}{backlog.count}"
-    if fires:
+    how_many = f"{'at least ' if backlog.at_least else ''}{missed_count}"
+    if caught_up:
         notice = (
             f"celery-orchestra: job {name} missed {how_many} run(s); catch-up {settings.catch_up!r}: "
-            f"sending {len(fires)}, the last for {fires[-1].isoformat()}"
+            f"sending {len(caught_up)}, the last for {caught_up[-1].isoformat()}"
         )
     else:
         notice = f"celery-orchestra: job {name}: skipped {how_many} missed run(s) (catch-up 'skip')"

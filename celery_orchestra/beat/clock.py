@@ -6,7 +6,11 @@ Wall time is compared with monotonic time on every tick. When their difference m
 
 from __future__ import annotations
 
+import logging
+
 __all__ = ["CLOCK_JUMP_THRESHOLD", "ClockWatch"]
+
+logger = logging.getLogger("celery_orchestra.scheduler")
 
 #: A wall-clock jump larger than this (seconds, against monotonic time) re-evaluates the schedule.
 CLOCK_JUMP_THRESHOLD = 5.0
@@ -30,3 +34,13 @@ class ClockWatch:
             return 0.0
         jumped = (wall - last[0]) - (monotonic - last[1])
         return jumped if abs(jumped) > self.threshold else 0.0
+
+    def jumped(self, wall: float, monotonic: float) -> bool:
+        """Whether the wall clock jumped since the last reading; a jump is logged (everything is re-evaluated)."""
+        jump = self.jump(wall, monotonic)
+        if jump:
+            direction = "forward" if jump > 0 else "backward"
+            logger.warning(
+                "celery-orchestra: the wall clock jumped %s by %.1f s; re-evaluating every job", direction, abs(jump)
+            )
+        return bool(jump)

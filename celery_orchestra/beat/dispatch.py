@@ -1,22 +1,24 @@
-"""Sending due runs in batches: claim in the run ledger -> publish -> settle.
+"""Sending due runs in batches: claim in the run ledger -> publish -> settle; and recovering from the ledger.
 
+* Only the beat holding the store's lease sends (:mod:`.lease`), and each of its ledger writes is
+  fenced by the lease's epoch: a beat that stalled past its lease writes nothing.
 * Each run is first *claimed* in the ledger, whose key is (job, nominal fire instant), in one
   transaction for the whole batch; only claimed runs are sent, and the sent ones are then
-  *confirmed* together with the jobs' progress. So two beats on one database never both send a
-  fire instant.
-* A send that fails is *released* again and retried later: it does not count as a run.
-* A beat killed between claiming and confirming leaves unconfirmed claims: a repeating job's is
-  taken over after :data:`~celery_orchestra.store.CLAIM_TIMEOUT` and sent (at least once), a
-  one-off's never is (at most once: a one-off never runs twice).
-* A graceful stop (SIGTERM) in the middle of a batch settles the batch before it propagates.
-* A progress or confirmation write that fails is kept and retried on the next tick: an
-  unconfirmed claim would otherwise be taken over, and its run sent again, by the next beat.
+  *confirmed* together with the jobs' progress.
+* A message is published only while the lease has time left; a run not published is *released*
+  and retried later: it does not count as a run.
+* Claims an earlier epoch left unconfirmed (its beat was killed between claiming and confirming)
+  are recovered by the new holder from the ledger (:meth:`Dispatcher.recover`): a repeating job's
+  run is sent again with its task id (at least once), a one-off's is marked abandoned and never
+  sent again (at most once).
+* A progress, confirmation or release write that fails is kept and retried on the next tick.
 * Task ids are :func:`run_task_id` ``(job, fire instant)``: a duplicate is recognisable downstream.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -24,19 +26,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from ..errors import BrokerUnavailableError, LeaseLostError
 from ..interfaces import SchedulerStore
 from ..settings import OrchestraSettings
-from ..store import CLAIM_TIMEOUT, Progress, RunKey, RunRecord
+from ..store import Progress, RunKey, RunRecord
+from .broker import BROKER_RETRY, BrokerWatch
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
+from .lease import LeaseKeeper
 
 __all__ = [
+    "RECOVER_EVERY",
     "SEND_RETRY_DELAYS",
     "TASK_ID_NAMESPACE",
     "Dispatcher",
     "Planned",
     "Publication",
-    "publish_run",
     "run_task_id",
 ]
 
@@ -49,6 +54,11 @@ TASK_ID_NAMESPACE: Final = uuid.UUID("6f1b0c1e-5a0e-4a4f-9c53-0c4e6b1d7a10")
 #: Retry delays (seconds) for a job whose send failed, growing with consecutive failures.
 SEND_RETRY_DELAYS: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
+#: Seconds between two looks at the ledger for claims that earlier epochs left unconfirmed.
+RECOVER_EVERY: Final = 30.0
+#: Unconfirmed claims settled per pass (a beat killed in a 100,000-run burst leaves many).
+UNCONFIRMED_BATCH: Final = 1000
+
 #: Publishes one run of an entry through a producer; False when the broker refused it.
 SendRun = Callable[[ScheduleEntry, RunRecord, Any], bool]
 
@@ -56,44 +66,6 @@ SendRun = Callable[[ScheduleEntry, RunRecord, Any], bool]
 def run_task_id(job_name: str, fire: datetime) -> str:
     """The task id of the run of ``job_name`` meant for the nominal instant ``fire``."""
     return str(uuid.uuid5(TASK_ID_NAMESPACE, f"{job_name}\0{fire.astimezone(UTC).isoformat()}"))
-
-
-def publish_run(app: Any, entry: ScheduleEntry, run: RunRecord, producer: Any) -> bool:
-    """Publish one run of ``entry`` with its task id through ``producer``; False (logged) if the broker refused.
-
-    Like stock beat: ``apply_async`` of the registered task (so its routing and options apply),
-    else ``send_task`` by name; the ``celery_beat_task`` header marks it as sent by beat.
-    """
-    options = dict(entry.options)
-    headers = dict(options.pop("headers", None) or {})
-    headers["celery_beat_task"] = True
-    task = app.tasks.get(entry.task)
-    try:
-        if task is not None:
-            task.apply_async(
-                entry.args, entry.kwargs, producer=producer, task_id=run.task_id, headers=headers, **options
-            )
-        else:
-            app.send_task(
-                entry.task, entry.args, entry.kwargs, producer=producer, task_id=run.task_id, headers=headers, **options
-            )
-    except Exception as error:
-        logger.error(
-            "celery-orchestra: sending %s (%s) for %s failed: %s; it will be retried",
-            entry.name,
-            entry.task,
-            run.fire_time.isoformat(),
-            error,
-        )
-        return False
-    logger.info(
-        "celery-orchestra: sent %s (%s) for %s, task id %s",
-        entry.name,
-        entry.task,
-        run.fire_time.isoformat(),
-        run.task_id,
-    )
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +102,8 @@ class Publication:
     sent: Counter[str]
     published: list[RunRecord]
     failed: list[RunRecord]
+    #: The broker could not be reached: the failed runs are held, not backed off job by job.
+    broker_down: bool = False
 
     @property
     def failed_jobs(self) -> set[str]:
@@ -138,15 +112,19 @@ class Publication:
 
 @dataclass
 class _Unsaved:
-    """Progress and confirmations whose store write failed, retried on the next tick."""
+    """Releases, progress and confirmations whose store write failed, retried on the next tick."""
 
     progress: dict[str, Progress] = field(default_factory=dict)
     published: list[RunRecord] = field(default_factory=list)
+    failed: list[RunRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.progress or self.published)
+        return bool(self.progress or self.published or self.failed)
 
-    def add(self, progress: Mapping[str, Progress], published: Sequence[RunRecord]) -> None:
+    def add(
+        self, progress: Mapping[str, Progress], published: Sequence[RunRecord], failed: Sequence[RunRecord] = ()
+    ) -> None:
+        self.failed.extend(failed)
         for name, update in progress.items():
             previous = self.progress.get(name)
             if previous is not None:
@@ -160,18 +138,33 @@ class Dispatcher:
     """Claims, publishes and settles batches of runs for one scheduler (see the module docstring).
 
     ``send`` publishes one run (the scheduler's :meth:`~celery_orchestra.Scheduler.send_run`);
-    ``producer`` returns the broker producer, raising when the broker cannot be reached.
+    ``producer`` returns the broker producer, raising when the broker cannot be reached, and
+    ``broker_lost`` drops it (the next one reconnects); ``lease`` says whether this beat may
+    publish and hears when a fenced write was refused.
     """
 
-    def __init__(self, store: SchedulerStore, *, send: SendRun, producer: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        store: SchedulerStore,
+        *,
+        send: SendRun,
+        producer: Callable[[], Any],
+        lease: LeaseKeeper,
+        broker_lost: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self._send = send
         self._producer = producer
+        self._lease = lease
+        self._broker_lost = broker_lost
         self._unsaved = _Unsaved()
         #: Consecutive failed sends per job (the retry back-off).
         self._send_failures: dict[str, int] = {}
-        #: Runs claimed but never confirmed by another beat, and when to look at them again.
-        self._orphans: dict[RunKey, datetime] = {}
+        #: Runs taken over from an earlier epoch whose send failed: retried by :meth:`recover`.
+        self._taken_over: list[RunRecord] = []
+        self._next_recovery = float("-inf")
+        self.broker = BrokerWatch(monotonic)
 
     # ---- retries
 
@@ -187,12 +180,52 @@ class Dispatcher:
 
     # ---- a batch
 
-    def publish(self, planned: Sequence[Planned], now: datetime) -> Publication | None:
-        """Claim and send every planned run; ``None`` (nothing claimed) when the store is unreachable.
+    def dispatch(
+        self,
+        due: Sequence[ScheduleEntry],
+        now: datetime,
+        *,
+        online_since: datetime,
+        settings: OrchestraSettings,
+        reschedule: Callable[[ScheduleEntry], None],
+        hold: Callable[[ScheduleEntry, timedelta], None],
+    ) -> None:
+        """Send every due run in one batch, then move each job on (``reschedule``) or ``hold`` it a while.
 
-        Runs another beat claimed are skipped: confirmed ones were sent, unconfirmed ones of a
-        repeating job are looked at again after the claim timeout (an orphan), and an unconfirmed
-        one-off is counted as sent but never sent again.
+        A job whose runs all went out moves on to its next fire time. One with a run the broker
+        refused is held with a growing back-off (what was sent is counted; the ledger skips it
+        next time); while the broker is unreachable every due job is held :data:`BROKER_RETRY`
+        seconds, and when the store is unreachable a second.
+        """
+        planned = [Planned.of(entry, now, online_since=online_since, settings=settings) for entry in due]
+        publication = self.publish(planned, now)
+        if publication is None:
+            for entry in due:
+                hold(entry, timedelta(seconds=BROKER_RETRY))
+            return
+        failed_jobs = publication.failed_jobs
+        progress: dict[str, Progress] = {}
+        for plan in planned:
+            entry = plan.entry
+            runs = publication.sent[entry.name]
+            entry.total_run_count += runs
+            if entry.name in failed_jobs:
+                delay = BROKER_RETRY if publication.broker_down else None
+                hold(entry, self.retry_delay(entry.name) if delay is None else timedelta(seconds=delay))
+                if runs:
+                    progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
+                continue
+            self.succeeded(entry.name)
+            entry.last_fire_at = entry.last_run_at = plan.latest
+            reschedule(entry)
+            progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
+        self.settle(failed=publication.failed, progress=progress, published=publication.published)
+
+    def publish(self, planned: Sequence[Planned], now: datetime) -> Publication | None:
+        """Claim and send every planned run; ``None`` (nothing claimed) when the store refused or failed.
+
+        Runs already in the ledger are skipped: confirmed ones were sent, and unconfirmed ones of
+        an earlier epoch are :meth:`recover`'s.
         """
         repeating: list[RunRecord] = []
         one_offs: list[RunRecord] = []
@@ -203,9 +236,10 @@ class Dispatcher:
             )
         records = {run.key: run for run in repeating + one_offs}
         try:
-            claimed = self._claim(repeating, take_over=True) | self._claim(one_offs, take_over=False)
-            unclaimed = [run for key, run in records.items() if key not in claimed]
-            unconfirmed = {run.key for run in self.store.unconfirmed_runs(unclaimed)} if unclaimed else set()
+            claimed = {run.key for run in self.store.claim_runs(repeating + one_offs, abandoned_after=None)}
+        except LeaseLostError as error:
+            self._lease.lost(error)
+            return None
         except Exception as error:
             logger.error(
                 "celery-orchestra: cannot record runs in the store (%s); %d job(s) will be retried", error, len(planned)
@@ -214,79 +248,62 @@ class Dispatcher:
 
         publication = Publication(Counter(), [], [])
         try:
-            producer = self._producer_or_none(len(claimed))
+            producer = self._producer_or_none()
             for plan in planned:
                 for fire in plan.fires:
-                    self._publish_one(
-                        plan.entry,
-                        records[RunKey(plan.entry.name, fire)],
-                        claimed,
-                        unconfirmed,
-                        producer,
-                        publication,
-                        now,
-                    )
+                    run = records[RunKey(plan.entry.name, fire)]
+                    if run.key in claimed:
+                        producer = self._publish_one(plan.entry, run, producer, publication)
+                    else:
+                        logger.info(
+                            "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
+                            plan.entry.name,
+                            fire.isoformat(),
+                        )
         except BaseException:
-            # Interrupted mid-batch (SIGTERM, KeyboardInterrupt): release what was not sent and
-            # confirm what was, so a restart neither loses nor repeats these runs.
+            # Interrupted mid-batch (a second SIGTERM, KeyboardInterrupt): release what was not
+            # sent and confirm what was, so a restart neither loses nor repeats these runs.
             sent = {run.key for run in publication.published}
             unsent = [run for key, run in records.items() if key in claimed and key not in sent]
             self.settle(failed=unsent, progress={}, published=publication.published)
             raise
+        if producer is None and claimed:
+            publication = Publication(publication.sent, publication.published, publication.failed, broker_down=True)
         return publication
 
-    def _publish_one(
-        self,
-        entry: ScheduleEntry,
-        run: RunRecord,
-        claimed: set[RunKey],
-        unconfirmed: set[RunKey],
-        producer: Any,
-        publication: Publication,
-        now: datetime,
-    ) -> None:
-        key = run.key
-        if key in claimed:
-            if producer is not None and self._send(entry, run, producer):
-                publication.sent[entry.name] += 1
-                publication.published.append(run)
+    def _publish_one(self, entry: ScheduleEntry, run: RunRecord, producer: Any, publication: Publication) -> Any:
+        """Publish ``run`` if the broker and the lease allow; the producer to use for the next run (``None``: stop).
+
+        After the broker refused one run of a job, the job's other runs of the batch are not
+        tried: they would be refused alike, each with its own line in the log.
+        """
+        sent = False
+        refused = publication.failed and publication.failed[-1].job_name == entry.name
+        if producer is not None and not refused and self._lease.may_publish():
+            try:
+                sent = self._send(entry, run, producer)
+            except BrokerUnavailableError as error:
+                self._broker_down(error)
+                producer = None
             else:
-                publication.failed.append(run)
-        elif key in unconfirmed and entry.max_runs is None:
-            # Being sent by another beat right now, or by one that died: look again later,
-            # without holding back this job's newer runs.
-            self._orphans.setdefault(key, now + CLAIM_TIMEOUT + timedelta(seconds=1))
-        elif key in unconfirmed:
-            # A one-off whose claimer stopped before confirming: it most likely went out, and a
-            # one-off is never sent twice. Confirm and count it (once: the store counts only
-            # confirmations that were still missing).
-            logger.warning(
-                "celery-orchestra: one-off %s for %s was claimed but never confirmed; "
-                "counting it as sent, not sending it again",
-                entry.name,
-                run.fire_time.isoformat(),
-            )
+                self.broker.answered()
+        if sent:
             publication.sent[entry.name] += 1
             publication.published.append(run)
         else:
-            logger.info(
-                "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
-                entry.name,
-                run.fire_time.isoformat(),
-            )
+            publication.failed.append(run)
+        return producer
 
-    def _claim(self, runs: list[RunRecord], *, take_over: bool) -> set[RunKey]:
-        if not runs:
-            return set()
-        abandoned_after = CLAIM_TIMEOUT if take_over else None
-        return {run.key for run in self.store.claim_runs(runs, abandoned_after=abandoned_after)}
-
-    def _producer_or_none(self, runs: int) -> Any:
+    def _producer_or_none(self) -> Any:
         try:
             return self._producer()
         except Exception as error:
-            logger.error("celery-orchestra: cannot reach the broker (%s); %d run(s) will be retried", error, runs)
+            self._broker_down(error)
             return None
+
+    def _broker_down(self, error: BaseException) -> None:
+        self.broker.failed(error)
+        self._broker_lost()
 
     # ---- settling
 
@@ -295,14 +312,22 @@ class Dispatcher:
     ) -> None:
         """Release the claims of unsent runs; confirm the sent ones with the jobs' progress.
 
-        A write that fails is kept and retried by :meth:`settle_pending` on the next tick.
+        A write that fails is kept and retried by :meth:`settle_pending` on the next tick. A write
+        refused because another beat holds the lease now is dropped: the new holder recovers
+        these claims from the ledger.
         """
-        self._unsaved.add(progress, published)
+        self._unsaved.add(progress, published, failed)
+        unsaved = self._unsaved
         try:
-            if failed:
-                self.store.release_runs(failed)
-            if self._unsaved:
-                self.store.save_progress(self._unsaved.progress, published=self._unsaved.published)
+            if unsaved.failed:
+                self.store.release_runs(unsaved.failed)
+                unsaved.failed = []
+            if unsaved:
+                self.store.save_progress(unsaved.progress, published=unsaved.published)
+        except LeaseLostError as error:
+            self._unsaved = _Unsaved()
+            self._lease.lost(error)
+            return
         except Exception as error:
             logger.error("celery-orchestra: cannot save run progress in the store (%s); retrying next tick", error)
             return
@@ -313,47 +338,85 @@ class Dispatcher:
         if self._unsaved:
             self.settle(failed=[], progress={}, published=[])
 
-    # ---- orphans
+    # ---- recovery
 
-    def retry_orphans(self, now: datetime, entries: Mapping[str, ScheduleEntry]) -> None:
-        """Take over runs whose claim stayed unconfirmed (their beat died) and send them late."""
-        ready = [key for key, when in self._orphans.items() if when <= now]
-        if not ready:
-            return
-        runs = [RunRecord(name, fire, now, run_task_id(name, fire), None) for name, fire in ready]
-        claimed = self._claim(runs, take_over=True)
-        still_unconfirmed = {run.key for run in self.store.unconfirmed_runs(runs)}
-        producer = self._producer_or_none(len(claimed)) if claimed else None
-        published: list[RunRecord] = []
-        failed: list[RunRecord] = []
-        for run in runs:
-            key = run.key
-            entry = entries.get(run.job_name)
-            if key in claimed:
-                if entry is None or producer is None:
-                    failed.append(run)  # job gone, or broker down: release, look again later
-                else:
-                    logger.warning(
-                        "celery-orchestra: sending the run of %s for %s, claimed by a beat that stopped before "
-                        "sending it",
-                        run.job_name,
-                        run.fire_time.isoformat(),
-                    )
-                    (published if self._send(entry, run, producer) else failed).append(run)
-            if (key in claimed and run in published) or entry is None:
-                del self._orphans[key]
-            elif key in claimed or key in still_unconfirmed:
-                self._orphans[key] = now + timedelta(seconds=SEND_RETRY_DELAYS[2])
-            else:
-                del self._orphans[key]  # its first claimer confirmed it after all
+    def recover(self, now: datetime, entries: Mapping[str, ScheduleEntry]) -> int:
+        """Settle the claims earlier epochs left unconfirmed; return how many were found (0: none left).
+
+        A repeating job's run is sent again with its task id (its beat may have died before
+        publishing it: at least once); a one-off's is marked abandoned and counted, never sent
+        again (at most once), and shows in history as unconfirmed. A run taken over whose send
+        fails stays this beat's claim and is sent by the next call.
+        """
+        try:
+            claims = self.store.unconfirmed_claims(limit=UNCONFIRMED_BATCH)
+            one_offs = self.store.abandon_claims([claim.run for claim in claims if claim.one_off])
+            taken = self.store.take_over_claims(
+                [RunRecord(c.run.job_name, c.run.fire_time, now, c.run.task_id, None) for c in claims if not c.one_off]
+            )
+        except LeaseLostError as error:
+            self._lease.lost(error)
+            return 0
         progress: dict[str, Progress] = {}
-        for run in published:
-            entry = entries[run.job_name]
-            entry.total_run_count += 1
-            runs_added = progress[entry.name].runs_added + 1 if entry.name in progress else 1
-            progress[entry.name] = Progress(None, runs_added, entry.next_fire_at)
-        self.settle(failed=failed, progress=progress, published=published)
+        for run in one_offs:
+            logger.warning(
+                "celery-orchestra: one-off %s for %s was claimed by a beat that stopped before confirming it was "
+                "sent; not sending it again (at most once)",
+                run.job_name,
+                run.fire_time.isoformat(),
+            )
+            self._count(progress, run, entries)
+        for run in taken:
+            logger.warning(
+                "celery-orchestra: sending the run of %s for %s again: the beat that claimed it stopped before "
+                "confirming it was sent (same task id %s)",
+                run.job_name,
+                run.fire_time.isoformat(),
+                run.task_id,
+            )
+        to_send, self._taken_over = [*self._taken_over, *taken], []
+        published: list[RunRecord] = []
+        producer = self._producer_or_none() if to_send else None
+        for run in to_send:
+            entry = entries.get(run.job_name)
+            if entry is None:
+                continue  # the job is gone: its claim stays, unconfirmed, never sent
+            if not entry.runnable:
+                self._taken_over.append(run)  # paused or disabled since: sent once it runs again
+                continue
+            if producer is not None and self._lease.may_publish():
+                try:
+                    if self._send(entry, run, producer):
+                        published.append(run)
+                        self._count(progress, run, entries)
+                        continue
+                except BrokerUnavailableError as error:
+                    self._broker_down(error)
+                    producer = None
+            self._taken_over.append(run)
+        if progress or published:
+            self.settle(failed=[], progress=progress, published=published)
+        return len(claims)
 
-    @property
-    def has_orphans(self) -> bool:
-        return bool(self._orphans)
+    def recover_when_due(self, now: datetime, entries: Mapping[str, ScheduleEntry], monotonic: float) -> None:
+        """:meth:`recover` every :data:`RECOVER_EVERY` seconds, and at each pass while work is left."""
+        if monotonic < self._next_recovery and not self._taken_over:
+            return
+        found = self.recover(now, entries)
+        self._next_recovery = monotonic + (0.0 if found >= UNCONFIRMED_BATCH else RECOVER_EVERY)
+
+    def recover_soon(self) -> None:
+        """Look for unconfirmed claims at the next pass (this beat just acquired the lease)."""
+        self._next_recovery = float("-inf")
+
+    @staticmethod
+    def _count(progress: dict[str, Progress], run: RunRecord, entries: Mapping[str, ScheduleEntry]) -> None:
+        entry = entries.get(run.job_name)
+        if entry is not None:
+            entry.total_run_count += 1
+        previous = progress.get(run.job_name)
+        if previous is None:
+            last, runs = run.fire_time, 1
+        else:
+            last, runs = max(previous.last_run_at or run.fire_time, run.fire_time), previous.runs_added + 1
+        progress[run.job_name] = Progress(last, runs, None if entry is None else entry.next_fire_at)

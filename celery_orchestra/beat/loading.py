@@ -8,6 +8,7 @@ last run share the computation of their next fire: at 100,000 jobs, thousands us
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -21,10 +22,10 @@ from ..store import JobRecord
 from ..timing.firing import next_fire
 from ..timing.schedule import Timing
 from ..timing.zones import resolve_zone
-from .entries import PendingEntry
+from .entries import Entries, PendingEntry
 from .entry import ScheduleEntry, entry_state
 
-__all__ = ["EntryLoader"]
+__all__ = ["EntryLoader", "log_next_fires"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -36,6 +37,13 @@ class _Batch:
     #: their data object): each value keeps its data alive, so that no id is reused meanwhile.
     by_identity: dict[tuple[int, str | None, datetime], tuple[object, BaseSchedule]] = field(default_factory=dict)
     next_fires: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
+
+
+def log_next_fires(entries: Mapping[str, ScheduleEntry], now: datetime) -> None:
+    """One line per job at start-up, at INFO: when it runs next (builds every entry: INFO only)."""
+    if logger.isEnabledFor(logging.INFO):
+        for entry in entries.values():
+            logger.info("%s", entry.describe_next_fire(now))
 
 
 class EntryLoader:
@@ -71,6 +79,16 @@ class EntryLoader:
         if self.expire_if_passed(entry):
             expired.append(entry.name)
         return entry
+
+    def entries(self, records: Iterable[JobRecord], now: datetime) -> tuple[Entries, list[str]]:
+        """Every stored job as a pending entry (built when first used), and the one-offs found expired."""
+        entries = Entries(self.build)
+        expired: list[str] = []
+        for record in records:
+            pending = self.pending(record, now, expired)
+            if pending is not None:
+                entries.add_pending(pending)
+        return entries, expired
 
     def pending(self, record: JobRecord, now: datetime, expired: list[str]) -> PendingEntry | None:
         """What beat's queue needs of a stored job, its entry left to :meth:`build` (see

@@ -79,17 +79,27 @@ class NextFireWriter:
         self._thread = threading.Thread(target=self._run, name="orchestra-next-fire-writer", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, write_pending: bool = True) -> None:
         """Stop the thread after its current chunk, then write what is left here (at shutdown)."""
+        self.halt()
+        if not write_pending:
+            return
+        try:
+            self.flush()
+        except Exception as error:
+            logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
+
+    def halt(self) -> None:
+        """Stop the thread without writing what is left (this beat is no longer the active one)."""
         thread, self._thread = self._thread, None
         self._stopping.set()
         self._wake.set()
         if thread is not None:
             thread.join(timeout=30)
-        try:
-            self.flush()
-        except Exception as error:
-            logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def flush(self) -> None:
         """Write everything pending, here and now (raises what the store raises)."""

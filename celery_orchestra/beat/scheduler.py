@@ -13,11 +13,14 @@ glue between beat's parts, each in its own module:
 * :mod:`.clock`: a wall-clock jump (NTP step, VM resume) re-evaluates every next fire instant
   instead of stalling or bursting;
 * :mod:`.entry`: one job as beat holds it; :mod:`.loading` builds entries from stored rows;
-* :mod:`.next_fires`: the store's ``next_run_at`` kept true by a thread of its own.
+* :mod:`.next_fires`: the store's ``next_run_at`` kept true by a thread of its own;
+* :mod:`.lease`: one beat per store is active and sends; the others are standbys that keep their
+  view of the jobs fresh and take over within ``orchestra_lease_ttl`` of the active one's death;
+* :mod:`.stopping`: SIGTERM and SIGINT let the batch in flight finish and settle before beat exits.
 
-Every ``orchestra_poll_interval`` the store's revision counter is read (one tiny query) and only
-rows changed since are loaded: pause, resume and edits by other processes arrive within about a
-second without reloading every job.
+* :mod:`.polling`: every ``orchestra_poll_interval`` the store's change counter is read and only
+  rows changed since are loaded: pause, resume and edits by other processes arrive within about
+  a second without reloading every job.
 """
 
 from __future__ import annotations
@@ -36,15 +39,20 @@ from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
 from ..settings import OrchestraSettings, read_settings
-from ..store import JobRecord, JobStore, Progress, RunRecord
+from ..store import JobRecord, JobStore, RunRecord
 from ..timing.zones import app_zone
+from .broker import forget_connection, publish_run
 from .clock import ClockWatch
-from .dispatch import Dispatcher, Planned, publish_run
-from .entries import Entries
+from .dispatch import Dispatcher
 from .entry import ScheduleEntry
-from .loading import EntryLoader
+from .housekeeping import Housekeeper
+from .lease import LeaseKeeper, beat_identity
+from .loading import EntryLoader, log_next_fires
 from .next_fires import NextFireWriter
+from .polling import StorePoller
 from .queue import FireQueue
+from .startup import refuse_to_start, wait_for_store
+from .stopping import GracefulStop
 
 __all__ = ["Scheduler"]
 
@@ -84,14 +92,16 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._clock = ClockWatch()
         self._dispatcher: Dispatcher | None = None
         self._loader = EntryLoader(app, app_zone=UTC, nowfun=self._now)
-        self._revision = 0
-        self._next_poll = 0.0
+        self._poller: StorePoller | None = None
         #: Since when beat has been running without a clock jump: fire instants before it were
         #: missed (catch-up policy), those after it at worst delayed.
         self._online_since = datetime.max.replace(tzinfo=UTC)
         self._node: OrchestraNode | None = None
         self._app_zone: tzinfo = UTC
         self._next_fires: NextFireWriter | None = None
+        self._lease: LeaseKeeper | None = None
+        self._housekeeper: Housekeeper | None = None
+        self._stop = GracefulStop()
         self._closed = False
         super().__init__(
             app,
@@ -115,15 +125,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             self._setup()
         except OrchestraError as error:
-            # A configuration mistake is the user's to fix: say what and where, no traceback.
-            problems = getattr(error, "problems", None)
-            if problems:
-                for problem in problems:
-                    logger.critical("%s", problem.format())
-                logger.critical("celery-orchestra: %d problem(s) in the schedule; beat will not start", len(problems))
-            else:
-                logger.critical("celery-orchestra: %s", error)
-            raise SystemExit(1) from None
+            refuse_to_start(error)
         finally:
             gc.freeze()
             if collecting:
@@ -138,9 +140,27 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         definitions += celery_default_definitions(self.app, definitions)
         store = JobStore(self.settings.store_url(self.schedule_filename))
         self.store = store
-        self._dispatcher = Dispatcher(store, send=self.send_run, producer=lambda: self.producer)
         self._next_fires = NextFireWriter(store)
-        store.migrate()
+        lease = LeaseKeeper(
+            store,
+            beat_identity(),
+            self.settings.lease_ttl,
+            monotonic=self.monotonic,
+            lease_now=self.lease_time,
+            on_acquired=self._become_active,
+            on_lost=self._next_fires.halt,  # a standby writes nothing
+        )
+        self._lease = lease
+        self._dispatcher = Dispatcher(
+            store,
+            send=self.send_run,
+            producer=lambda: self.producer,
+            lease=lease,
+            broker_lost=lambda: forget_connection(self),
+            monotonic=self.monotonic,
+        )
+        self._housekeeper = Housekeeper(store, self.settings.run_retention, active=lambda: self.active, now=self._now)
+        wait_for_store(store, self.settings.store_wait)
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
         self._online_since = now
@@ -148,12 +168,19 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._loader.start_batch()
         # New jobs' first fire times go into their rows: nothing to write for them afterwards.
         report = store.reconcile(definitions, now=now, first_fire=self._loader.first_fire)
-        self._revision = store.current_revision()
+        self._poller = StorePoller(
+            store,
+            self._next_fires,
+            interval=self.settings.poll_interval,
+            revision=store.current_revision(),
+            monotonic=self.monotonic,
+        )
         self._load_all(report.jobs, now)
         self._loader.end_batch()
-        self._next_fires.start()
         self._clock.reset(self.wall_time(), self.monotonic())
-        self._next_poll = self.monotonic() + self.settings.poll_interval
+        self._stop.install()
+        lease.tend()
+        self._housekeeper.start()
         if self.settings.remote_control:
             # `celery control orchestra_pause ...` lands here; the store stays the source of truth.
             self._node = OrchestraNode(self.app, store=store, on_change=self.request_refresh)
@@ -165,21 +192,14 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         """Every stored job, at start-up: each entry left to build when first used (see
         :mod:`.entries`), the queue filled in one go."""
         assert self._next_fires is not None
-        entries = Entries(self._loader.build)
-        expired: list[str] = []
-        for record in records:
-            pending = self._loader.pending(record, now, expired)
-            if pending is not None:
-                entries.add_pending(pending)
+        entries, expired = self._loader.entries(records, now)
         self.data = entries
         fires = entries.pending.values()
         self._queue.reset((pending.name, pending.next_fire_at) for pending in fires if pending.next_fire_at)
         self._next_fires.queue(fires)
         if expired and self.store is not None:
             self.store.set_expired(expired)
-        if logger.isEnabledFor(logging.INFO):
-            for entry in entries.values():
-                logger.info("%s", entry.describe_next_fire(now))
+        log_next_fires(entries, now)
 
     def _install(self, record: JobRecord, now: datetime) -> None:
         """Load or reload one job from its stored row and (re)schedule it."""
@@ -194,7 +214,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             # Resumed or re-enabled: what was missed meanwhile is not replayed.
             entry.resumed_at = max(now, entry.resumed_at or now)
         self.data[record.name] = entry
-        if expired and self.store is not None:
+        if expired and self.store is not None and self.active:  # a standby writes nothing
             self.store.set_expired(expired)
         self._reschedule(entry, now)
 
@@ -205,12 +225,31 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         else:
             self._queue.push(entry.name, entry.next_fire_at)
 
-    def _retry_later(self, entry: ScheduleEntry, now: datetime) -> None:
-        assert self._dispatcher is not None
-        self._queue.push(entry.name, now + self._dispatcher.retry_delay(entry.name))
+    def _ensure_connected(self) -> Any:
+        # Celery's retries up to broker_connection_max_retries times: the pass would stop for minutes
+        # (no lease renewal). Fail fast: the dispatcher holds the due runs and tries again in a second.
+        return self.connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=5)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.wall_time(), UTC)
+
+    def lease_time(self) -> datetime | None:
+        """The clock the lease is stamped with: ``None``, the database's (tests return their fake clock)."""
+        return None
+
+    @property
+    def active(self) -> bool:
+        """This beat holds the store's lease: it is the one that sends."""
+        return self._lease is not None and self._lease.active
+
+    def _become_active(self) -> None:
+        """Took the lease over: read what the previous holder wrote, recover its claims, keep next fires."""
+        if self._poller is not None:
+            self._poller.request()
+        if self._dispatcher is not None:
+            self._dispatcher.recover_soon()
+        if self._next_fires is not None:
+            self._next_fires.start()
 
     @property
     def unwritten_next_fires(self) -> int:
@@ -219,76 +258,62 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def request_refresh(self) -> None:
         """Make the next tick re-read the store (called by the remote-control thread after a change)."""
-        self._next_poll = 0.0
+        if self._poller is not None:
+            self._poller.request()
 
     # ------------------------------------------------------------------ the tick
 
     def tick(self, event_t: Any = None, min: Any = None, heappop: Any = None, heappush: Any = None) -> float:
-        """One pass: notice clock jumps and store changes, send everything due, say how long to sleep.
+        """One pass: look after the lease, notice clock jumps and store changes, send everything due.
 
-        Never raises and never returns a negative, NaN or unbounded delay: beat would die or spin.
+        Never raises (but for a stop asked for during the pass, once the pass is done) and never
+        returns a negative, NaN or unbounded delay: beat would die or spin.
         """
         dispatcher = self._dispatcher
-        if self.store is None or dispatcher is None:
+        lease = self._lease
+        if self.store is None or dispatcher is None or lease is None:
             return self.max_interval
-        try:
-            now = self._now()
-            self._check_clock(now)
-            if self.monotonic() >= self._next_poll:
-                self._poll_changes(now)
-            dispatcher.settle_pending()
-            if dispatcher.has_orphans:
-                dispatcher.retry_orphans(now, self.data)
-            due = self._pop_due(now)
-            if due:
-                self._dispatch(due, now)
-        except Exception:
-            logger.exception("celery-orchestra: tick failed; trying again shortly")
-            return 1.0
-        return self._sleep_seconds()
+        with self._stop.deferred():
+            try:
+                now = self._now()
+                self._check_clock(now)
+                lease.tend()
+                if self._poller is not None and self._poller.due:
+                    self._poll_changes(now)
+                if lease.active:
+                    self._send_due(dispatcher, now)
+            except Exception:
+                logger.exception("celery-orchestra: tick failed; trying again shortly")
+                return 1.0
+            return self._sleep_seconds()
+
+    def _send_due(self, dispatcher: Dispatcher, now: datetime) -> None:
+        dispatcher.settle_pending()
+        dispatcher.recover_when_due(now, self.data, self.monotonic())
+        due = self._pop_due(now)
+        if due:
+            self._dispatch(due, now)
 
     def _sleep_seconds(self) -> float:
-        settings = self.settings
-        assert settings is not None
-        limit = float(min(self.max_interval, max(self._next_poll - self.monotonic(), 0.0), settings.poll_interval))
+        assert self._poller is not None and self._lease is not None
+        limit = float(min(self.max_interval, self._poller.sleep_limit(), self._lease.sleep_limit()))
         when = self._queue.next_when()
-        if when is None:
+        if when is None or not self._lease.active:
             return max(limit, 0.01)
         return max(0.0, min(when - self.wall_time(), limit))
 
     def _check_clock(self, now: datetime) -> None:
-        jump = self._clock.jump(now.timestamp(), self.monotonic())
-        if not jump:
+        if not self._clock.jumped(now.timestamp(), self.monotonic()):
             return
-        direction = "forward" if jump > 0 else "backward"
-        logger.warning(
-            "celery-orchestra: the wall clock jumped %s by %.1f s; re-evaluating every job", direction, abs(jump)
-        )
         self._queue.clear()
         self._online_since = now
         for entry in self.data.values():
             self._reschedule(entry, now)
 
     def _poll_changes(self, now: datetime) -> None:
-        assert self.store is not None and self.settings is not None
-        self._next_poll = self.monotonic() + self.settings.poll_interval
-        revision = self.store.current_revision()
-        if revision <= self._revision:
-            return
-        writer = self._next_fires
-        if writer is not None:
-            if writer.writing.is_set():
-                # A chunk of our own is being written: look once it is known to be ours.
-                self._next_poll = self.monotonic() + 0.05
-                return
-            own = writer.own_revisions()
-            if all(seen in own for seen in range(self._revision + 1, revision + 1)):
-                self._revision = revision  # only our own next-fire writes: nothing to read back
-                return
-        revision, records = self.store.changes_since(self._revision)
-        self._revision = revision
+        assert self._poller is not None
         reloaded: list[ScheduleEntry] = []
-        for record in records:
+        for record in self._poller.changes():
             current = self.data.get(record.name)
             if current is not None and current.reflects(record):
                 continue  # our own write coming back
@@ -315,37 +340,22 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _dispatch(self, due: list[ScheduleEntry], now: datetime) -> None:
         """Send every due run in one batch (see :mod:`.dispatch`), then move each job on."""
-        dispatcher = self._dispatcher
-        assert dispatcher is not None
-        assert self.settings is not None
-        planned = [Planned.of(entry, now, online_since=self._online_since, settings=self.settings) for entry in due]
-        publication = dispatcher.publish(planned, now)
-        if publication is None:  # the database is unreachable: keep every due job, try again soon
-            for entry in due:
-                self._retry_later(entry, now)
-            return
-        failed_jobs = publication.failed_jobs
-        progress: dict[str, Progress] = {}
-        for plan in planned:
-            entry = plan.entry
-            runs = publication.sent[entry.name]
-            entry.total_run_count += runs
-            if entry.name in failed_jobs:
-                # What was sent is counted; the rest stays due (the ledger skips the sent ones).
-                self._retry_later(entry, now)
-                if runs:
-                    progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
-                continue
-            dispatcher.succeeded(entry.name)
-            entry.last_fire_at = entry.last_run_at = plan.latest
-            self._reschedule(entry, now)
-            progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
-        dispatcher.settle(failed=publication.failed, progress=progress, published=publication.published)
+        assert self._dispatcher is not None and self.settings is not None
+        self._dispatcher.dispatch(
+            due,
+            now,
+            online_since=self._online_since,
+            settings=self.settings,
+            reschedule=lambda entry: self._reschedule(entry, now),
+            hold=lambda entry, delay: self._queue.push(entry.name, now + delay),
+        )
 
     def send_run(self, entry: ScheduleEntry, run: RunRecord, producer: Any) -> bool:
         """Publish one run of ``entry`` with its deterministic task id; False (logged) if the broker refused.
 
         The one place a message leaves beat: subclasses may wrap it (to trace or count sends).
+        Raises :class:`~celery_orchestra.errors.BrokerUnavailableError` when the broker cannot be
+        reached (the run is held and sent once it answers again).
         """
         return publish_run(self.app, entry, run, producer)
 
@@ -360,8 +370,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     schedule = property(get_schedule, set_schedule)
 
     def sync(self) -> None:
-        """Write the queued next fire times; every run itself is written when it is sent."""
-        if self._next_fires is None or self._closed:
+        """Write the queued next fire times (the active beat's); every run itself is written when it is sent."""
+        if self._next_fires is None or self._closed or not self.active:
             return
         try:
             self._next_fires.flush()
@@ -369,17 +379,23 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
 
     def close(self) -> None:
-        """Release the broker connection and the database; safe to call twice (beat does on SIGTERM)."""
+        """Settle, hand the lease over, release the broker and the database; safe to call twice (beat does)."""
         if self._closed:
             return
         try:
-            if self._node is not None:
-                self._node.stop()
+            for thread in (self._node, self._housekeeper):
+                if thread is not None:
+                    thread.stop()
             if self._next_fires is not None:
-                self._next_fires.stop()  # writes what is left
+                self._next_fires.stop(write_pending=self.active)
+            if self._dispatcher is not None and self.active:
+                self._dispatcher.settle_pending()
+            if self._lease is not None:
+                self._lease.release()  # a standby takes over now, not a lease's time later
             super().close()
         finally:
             self._closed = True
+            self._stop.uninstall()
             if self.store is not None:
                 self.store.close()
 

@@ -1,0 +1,306 @@
+"""The store's fenced lease and the beats registry, on SQLite and PostgreSQL (see store/lease.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from celery_orchestra.beat.housekeeping import Housekeeper
+from celery_orchestra.beat.lease import LeaseKeeper, Transition, process_gone, process_namespace
+from celery_orchestra.beat.stopping import GracefulStop
+from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.store import BeatIdentity, JobStore, LeaseLostError, Progress, RunRecord
+from tests import ledger
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TTL = timedelta(seconds=10)
+A = BeatIdentity("beat-a", "host-1", 101, "0.1.0")
+B = BeatIdentity("beat-b", "host-2", 202, "0.1.0")
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def second(store: JobStore) -> Iterator[JobStore]:
+    """Another process's store on the same database."""
+    other = JobStore(store.engine.url)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def add_jobs(store: JobStore, *repeating: str, once: tuple[str, ...] = ()) -> None:
+    """Configure these jobs: repeating ones every 2 s, one-offs once, 2 s after T0."""
+    store.reconcile(
+        [
+            *(
+                JobDefinition(name, "tasks.job", {"type": "interval", "seconds": 2.0, "relative": False}, source="t")
+                for name in repeating
+            ),
+            *(
+                JobDefinition(name, "tasks.job", {"type": "timing", "expression": "once in 2 seconds"}, source="t")
+                for name in once
+            ),
+        ],
+        now=T0,
+    )
+
+
+def run(name: str, fire: float, task_id: str | None = None) -> RunRecord:
+    return RunRecord(name, at(fire), at(fire), task_id or f"{name}-{fire}", None)
+
+
+def test_the_first_beat_acquires_and_another_stays_standby_until_the_lease_expires(
+    store: JobStore, second: JobStore
+) -> None:
+    grant = store.acquire_lease(A, TTL, now=at(0))
+    assert grant is not None
+    assert (grant.fence.holder, grant.fence.epoch, grant.expires_at, grant.taken_from) == ("beat-a", 1, at(10), None)
+    assert second.acquire_lease(B, TTL, now=at(9.9)) is None
+    assert store.renew_lease(TTL, now=at(9)) is not None  # now until 19 s
+    assert second.acquire_lease(B, TTL, now=at(18.9)) is None
+
+    taken = second.acquire_lease(B, TTL, now=at(19.1))
+    assert taken is not None
+    assert (taken.fence.epoch, taken.taken_from) == (2, "beat-a")
+    assert store.renew_lease(TTL, now=at(19.2)) is None  # beat A lost it
+    lease = store.read_lease(now=at(20))
+    assert (lease.holder, lease.epoch, lease.live) == ("beat-b", 2, True)
+
+
+def test_every_fenced_write_of_a_beat_that_lost_the_lease_is_refused_and_changes_nothing(
+    store: JobStore, second: JobStore
+) -> None:
+    add_jobs(store, "job")
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    assert store.claim_runs([run("job", 2)], abandoned_after=None) == [run("job", 2)]
+    assert second.acquire_lease(B, TTL, now=at(30)) is not None
+
+    with pytest.raises(LeaseLostError, match="epoch 1; the lease is now at epoch 2, held by beat-b"):
+        store.claim_runs([run("job", 4)], abandoned_after=None)
+    with pytest.raises(LeaseLostError):
+        store.save_progress({"job": Progress(at(2), 1, at(4))}, published=[run("job", 2)])
+    with pytest.raises(LeaseLostError):
+        store.release_runs([run("job", 2)])
+    with pytest.raises(LeaseLostError):
+        store.set_next_run({"job": at(4)})
+    with pytest.raises(LeaseLostError):
+        store.set_expired(["job"])
+
+    record = second.get_job("job")
+    assert record is not None
+    assert (record.total_run_count, record.last_run_at, record.expired) == (0, None, False)
+    assert [(e.fire_time, e.confirmed) for e in second.history("job")] == [(at(2), False)]
+    # Operator writes are not a beat's: they work whoever holds the lease.
+    assert store.set_paused(["job"], True) == ["job"]
+
+
+def test_the_new_holder_finds_the_claims_earlier_epochs_left_unconfirmed(store: JobStore, second: JobStore) -> None:
+    add_jobs(store, "repeating", once=("once",))
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    store.claim_runs([run("repeating", 2), run("once", 2), run("repeating", 4)], abandoned_after=None)
+    store.save_progress({"repeating": Progress(at(4), 1, at(6))}, published=[run("repeating", 4)])
+    # Beat A is killed; B takes over at epoch 2.
+    assert second.acquire_lease(B, TTL, now=at(30)) is not None
+
+    claims = second.unconfirmed_claims()
+    assert [(c.run.job_name, c.run.fire_time, c.epoch, c.one_off) for c in claims] == [
+        ("once", at(2), 1, True),
+        ("repeating", at(2), 1, False),
+    ]
+    assert second.abandon_claims([claims[0].run]) == [claims[0].run]
+    taken = second.take_over_claims([RunRecord("repeating", at(2), at(30), claims[1].run.task_id, None)])
+    assert [r.fire_time for r in taken] == [at(2)]
+    assert second.unconfirmed_claims() == []  # its own epoch's claims are its own
+    # A claim cannot be taken twice, and the old holder cannot confirm it any more.
+    assert second.take_over_claims([RunRecord("repeating", at(2), at(31), "x", None)]) == []
+    with pytest.raises(LeaseLostError):
+        store.save_progress({"repeating": Progress(at(2), 1, None)}, published=[run("repeating", 2)])
+
+    second.save_progress({"repeating": Progress(at(2), 1, at(6))}, published=taken)
+    states = {(e.job_name, e.fire_time): (e.confirmed, e.abandoned) for e in second.history("repeating")}
+    states.update({(e.job_name, e.fire_time): (e.confirmed, e.abandoned) for e in second.history("once")})
+    assert states == {
+        ("repeating", at(2)): (True, False),
+        ("repeating", at(4)): (True, False),
+        ("once", at(2)): (False, True),
+    }
+    record = second.get_job("repeating")
+    assert record is not None and record.total_run_count == 2
+
+
+def test_a_released_lease_is_free_at_once_and_the_beats_registry_says_who_runs(
+    store: JobStore, second: JobStore
+) -> None:
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    second.record_beat(B, "standby", now=at(1))
+    beats, read_at = store.beats(now=at(2))
+    assert read_at == at(2)
+    assert [(b.id, b.host, b.pid, b.role, b.epoch, b.last_tick_at) for b in beats] == [
+        ("beat-b", "host-2", 202, "standby", None, at(1)),
+        ("beat-a", "host-1", 101, "active", 1, at(0)),
+    ]
+    assert store.release_lease() is True
+    assert store.release_lease() is False
+    grant = second.acquire_lease(B, TTL, now=at(3))
+    assert grant is not None and grant.taken_from is None and grant.fence.epoch == 2
+
+
+def test_acquisitions_racing_from_many_threads_give_one_holder_per_epoch(store: JobStore) -> None:
+    stores = [JobStore(store.engine.url) for _ in range(6)]
+    grants: list[Any] = []
+    barrier = threading.Barrier(len(stores))
+
+    def contend(index: int) -> None:
+        barrier.wait()
+        grants.append(stores[index].acquire_lease(BeatIdentity(f"b{index}", "h", index, "0"), TTL, now=at(0)))
+
+    threads = [threading.Thread(target=contend, args=(index,)) for index in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for each in stores:
+        each.close()
+    won = [grant for grant in grants if grant is not None]
+    assert len(won) == 1
+    assert won[0].fence.epoch == 1
+
+
+# ------------------------------------------------------------------------------ graceful stop
+
+
+def test_a_stop_signal_during_a_pass_takes_effect_when_the_pass_ends() -> None:
+    delivered: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(signum))
+    stop = GracefulStop()
+    try:
+        stop.install()
+        finished = False
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run: the pass goes on
+            assert delivered == []
+            finished = True
+        assert finished
+        assert delivered == [signal.SIGTERM]
+
+        os.kill(os.getpid(), signal.SIGTERM)  # between passes: at once
+        time.sleep(0.05)
+        assert delivered == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        stop.uninstall()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_second_stop_signal_during_a_pass_does_not_wait() -> None:
+    delivered: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(signum))
+    stop = GracefulStop()
+    try:
+        stop.install()
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert delivered == [signal.SIGTERM]
+        assert delivered == [signal.SIGTERM, signal.SIGTERM]
+    finally:
+        stop.uninstall()
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ------------------------------------------------------------------------------ beat side
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:
+        return at(self.seconds)
+
+
+def keeper(store: JobStore, identity: BeatIdentity, clock: FakeTime) -> LeaseKeeper:
+    return LeaseKeeper(store, identity, 10.0, monotonic=clock.monotonic, lease_now=clock.now)
+
+
+def test_a_beat_takes_the_lease_of_a_dead_holder_on_its_own_machine_at_once(store: JobStore, second: JobStore) -> None:
+    namespace = process_namespace()
+    if namespace is None:
+        pytest.skip("no /proc here: a dead holder cannot be recognised by its pid")
+    clock = FakeTime()
+    dead = BeatIdentity("killed", "host", dead_pid(), "0", namespace)
+    assert store.acquire_lease(dead, TTL, now=at(0)) is not None  # then kill -9: the lease runs until 10 s
+
+    restarted = keeper(second, BeatIdentity("restarted", "host", os.getpid(), "0", namespace), clock)
+    clock.seconds = 1.0
+    assert restarted.tend() is Transition.ACQUIRED
+    assert second.read_lease(now=at(1)).epoch == 2
+
+
+def test_a_live_holder_or_one_on_another_machine_keeps_its_lease_until_it_expires(
+    store: JobStore, second: JobStore
+) -> None:
+    namespace = process_namespace()
+    clock = FakeTime()
+    elsewhere = BeatIdentity("elsewhere", "other-host", dead_pid(), "0", "another-boot:1")
+    assert store.acquire_lease(elsewhere, TTL, now=at(0)) is not None
+    standby = keeper(second, BeatIdentity("standby", "host", os.getpid(), "0", namespace), clock)
+    for second_ in (1.0, 5.0, 9.5):
+        clock.seconds = second_
+        assert standby.tend() is None
+    clock.seconds = 10.5
+    assert standby.tend() is Transition.ACQUIRED
+    assert process_gone(os.getpid()) is False
+
+
+def test_a_holder_renews_before_a_third_of_its_lease_is_gone_and_may_publish_while_a_quarter_is_left(
+    store: JobStore,
+) -> None:
+    clock = FakeTime()
+    lease = keeper(store, A, clock)
+    assert lease.tend() is Transition.ACQUIRED
+    assert lease.may_publish()
+    clock.seconds = 3.4
+    assert lease.tend() is None  # renewed at 3.4 s: valid until 13.4 s
+    assert store.read_lease(now=at(3.4)).expires_at == at(13.4)
+    clock.seconds = 11.0  # stalled: no renewal since 3.4 s, 2.4 s left (< a quarter)...
+    assert lease.time_left() == pytest.approx(2.4)
+    assert lease.may_publish()  # ...so it renews first, and may publish
+    assert lease.time_left() == pytest.approx(10.0)
+
+
+def test_the_housekeeper_prunes_settled_runs_past_retention_only_while_active(store: JobStore) -> None:
+    add_jobs(store, "job")
+    old = [run("job", float(seconds)) for seconds in range(0, 20, 2)]
+    ledger.record_runs(store, old[:8])
+    store.claim_runs(old[8:], abandoned_after=None)  # two claims never confirmed
+    active = [False]
+    keeper_ = Housekeeper(store, 3600.0, active=lambda: active[0], now=lambda: at(2 * 86400))
+    assert keeper_.prune() == 0  # a standby prunes nothing
+    active[0] = True
+    assert keeper_.prune() == 8
+    assert [(e.fire_time, e.confirmed) for e in store.history("job")] == [(at(18), False), (at(16), False)]
+    assert Housekeeper(store, None, active=lambda: True, now=lambda: at(10**6)).prune() == 0  # keep every run
