@@ -10,12 +10,14 @@ import importlib
 import typing
 
 from .errors import (
+    BrokerUnavailableError,
     CommandError,
     ConfigError,
     ConfigProblem,
     ControlError,
     InvalidJobError,
     JobNotFound,
+    LeaseLostError,
     NoMatchingJobsError,
     NoSuchJobError,
     OrchestraError,
@@ -48,6 +50,8 @@ if typing.TYPE_CHECKING:
         resume_jobs,
         resume_jobs_with_tags,
     )
+    from .ops.liveness import BeatStatus, Liveness, beat_liveness
+    from .ops.maintenance import PruneResult, forget_job, prune_history
 
 #: Public names loaded on first use, and the module each lives in.
 _LAZY: dict[str, str] = {
@@ -66,9 +70,17 @@ _LAZY: dict[str, str] = {
     "resume_job": "ops.api",
     "resume_jobs": "ops.api",
     "resume_jobs_with_tags": "ops.api",
+    "PruneResult": "ops.maintenance",
+    "forget_job": "ops.maintenance",
+    "prune_history": "ops.maintenance",
+    "BeatStatus": "ops.liveness",
+    "Liveness": "ops.liveness",
+    "beat_liveness": "ops.liveness",
 }
 
 __all__ = [
+    "BeatStatus",
+    "BrokerUnavailableError",
     "ChangeResult",
     "CommandError",
     "ConfigError",
@@ -78,9 +90,12 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "Kind",
+    "LeaseLostError",
+    "Liveness",
     "NoMatchingJobsError",
     "NoSuchJobError",
     "OrchestraError",
+    "PruneResult",
     "RunInfo",
     "ScheduleDataError",
     "ScheduleEntry",
@@ -93,12 +108,15 @@ __all__ = [
     "Timing",
     "TimingError",
     "TimingSpec",
+    "beat_liveness",
+    "forget_job",
     "job_history",
     "list_jobs",
     "open_store",
     "pause_job",
     "pause_jobs",
     "pause_jobs_with_tags",
+    "prune_history",
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",

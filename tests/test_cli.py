@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from celery_orchestra.cli import orchestra
 from celery_orchestra.jobs.config import load_definitions
 from celery_orchestra.ops import api
-from celery_orchestra.store import JobStore, RunRecord
+from celery_orchestra.store import BeatIdentity, JobStore, RunRecord
 from tests import ledger
 
 APP_TEMPLATE = """
@@ -151,7 +151,9 @@ def test_status_json_is_machine_readable(cli: click.Group, project: Project) -> 
     api.pause_job(project.store(), "heartbeat")
     result = run(cli, project, "status", "--json")
     assert result.exit_code == 0, result.output
-    jobs = {job["name"]: job for job in json.loads(result.stdout)}
+    payload = json.loads(result.stdout)
+    assert payload["beat"]["active"] is None  # no beat runs in these tests
+    jobs = {job["name"]: job for job in payload["jobs"]}
     assert sorted(jobs) == JOB_NAMES
     assert jobs["heartbeat"]["state"] == "Paused"
     assert jobs["heartbeat"]["due_at"] is None
@@ -167,7 +169,10 @@ def test_status_json_is_machine_readable(cli: click.Group, project: Project) -> 
 
 def test_status_filters_by_tag_and_state(cli: click.Group, project: Project) -> None:
     api.pause_jobs(project.store(), ["cleanup", "heartbeat"])
-    names = lambda *args: [job["name"] for job in json.loads(run(cli, project, "status", "--json", *args).stdout)]  # noqa: E731
+
+    def names(*args: str) -> list[str]:
+        return [job["name"] for job in json.loads(run(cli, project, "status", "--json", *args).stdout)["jobs"]]
+
     assert names("--tag", "slow") == ["cleanup", "nightly-report"]
     assert names("--tag", "fast", "--tag", "io") == ["cleanup", "heartbeat"]
     assert names("--tag", "fast,io") == ["cleanup", "heartbeat"]
@@ -203,9 +208,9 @@ def test_schedule_option_finds_the_store_beside_beats_file(cli: click.Group, pro
     seed_like_beat(project.module, other / "beat.orchestra.db")
     api.pause_job(JobStore(f"sqlite:///{other / 'beat.orchestra.db'}"), "tokyo-lunch")
     result = run(cli, project, "status", "--json", "--schedule", str(other / "beat"))
-    assert {job["name"]: job["state"] for job in json.loads(result.stdout)}["tokyo-lunch"] == "Paused"
+    assert {job["name"]: job["state"] for job in json.loads(result.stdout)["jobs"]}["tokyo-lunch"] == "Paused"
     default = run(cli, project, "status", "--json")
-    assert {job["name"]: job["state"] for job in json.loads(default.stdout)}["tokyo-lunch"] == "Running"
+    assert {job["name"]: job["state"] for job in json.loads(default.stdout)["jobs"]}["tokyo-lunch"] == "Running"
 
 
 def test_unreachable_database_is_one_line(cli: click.Group, project: Project) -> None:
@@ -467,7 +472,7 @@ def record_runs(project: Project, name: str, first: datetime, count: int) -> Non
         [
             RunRecord(name, first + timedelta(days=day), first + timedelta(days=day, seconds=2), f"{name}-{day}", None)
             for day in range(count)
-        ]
+        ],
     )
     store.close()
 
@@ -477,7 +482,11 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
     result = run(cli, project, "history", "nightly-report")
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if "nightly-report-" in line]
-    assert [row.split()[-2] for row in rows] == ["nightly-report-2", "nightly-report-1", "nightly-report-0"]
+    assert [row.split()[-4:-1] for row in rows] == [
+        ["nightly-report-2", "│", "sent"],
+        ["nightly-report-1", "│", "sent"],
+        ["nightly-report-0", "│", "sent"],
+    ]
     assert "2026-11-22 03:00:00" in rows[0] and "2026-11-22 03:00:02" in rows[0] and "2.000s" in rows[0]
     assert "last 3 runs of nightly-report, times in Europe/Berlin" in result.output
     limited = run(cli, project, "history", "nightly-report", "-n", "1", "--json")
@@ -488,6 +497,7 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "sent_at": "2026-11-22T03:00:02+01:00",
             "task_id": "nightly-report-2",
             "confirmed": True,
+            "state": "sent",
         }
     ]
 
@@ -556,3 +566,76 @@ def test_group_help_lists_every_subcommand(cli: click.Group, project: Project) -
     assert result.exit_code == 0
     for name in ("status", "pause", "resume", "check", "next", "history"):
         assert f"  {name} " in result.output
+
+
+# ---------------------------------------------------------------------------- beats, health, prune, forget
+
+
+def test_health_fails_without_an_active_beat_and_passes_with_one(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "health")
+    assert result.exit_code == 1
+    assert result.stdout == "WARNING: no beat is active: nothing is being sent\n"
+
+    store = project.store()
+    beat = BeatIdentity("b1", "worker-7", 4242, "0.1.0")
+    assert store.acquire_lease(beat, timedelta(seconds=30)) is not None
+    store.record_beat(BeatIdentity("b2", "worker-8", 99, "0.1.0"), "standby")
+    store.close()
+
+    healthy = run(cli, project, "health", "--max-age", "30")
+    assert healthy.exit_code == 0, healthy.output
+    assert healthy.stdout.startswith("Active beat: worker-7 pid 4242 (epoch 1), ticked ")
+    beats = run(cli, project, "beats", "--json")
+    payload = json.loads(beats.stdout)
+    assert payload["active"]["id"] == "b1"
+    assert sorted((b["host"], b["role"]) for b in payload["beats"]) == [("worker-7", "active"), ("worker-8", "standby")]
+    table = run(cli, project, "beats")
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.stdout.splitlines() if "worker-" in line and line.startswith("│")]
+    assert len(rows) == 2 and "active" in rows[0] and "standby" in rows[1]
+    status = json.loads(run(cli, project, "status", "--json").stdout)
+    assert status["beat"]["active"]["pid"] == 4242
+    assert run(cli, project, "status").stdout.startswith("Active beat: worker-7 pid 4242 (epoch 1), ticked ")
+
+
+def test_health_fails_when_the_active_beat_stopped_ticking(cli: click.Group, project: Project) -> None:
+    store = project.store()
+    long_ago = datetime.now(UTC) - timedelta(seconds=50)
+    assert store.acquire_lease(BeatIdentity("b1", "h", 1, "0"), timedelta(seconds=60), now=long_ago) is not None
+    store.close()
+    result = run(cli, project, "health", "--max-age", "30")
+    assert result.exit_code == 1
+    assert "ticked 5" in result.stdout  # 50 s ago
+
+
+def test_prune_deletes_runs_older_than_asked(cli: click.Group, project: Project) -> None:
+    record_runs(project, "nightly-report", datetime.now(UTC) - timedelta(days=10), 8)  # 10 to 3 days ago
+    result = run(cli, project, "prune", "--older-than", "5d")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("deleted 6 runs fired before ")
+    assert len(api.job_history(project.store(), "nightly-report", 100)) == 2
+    assert run(cli, project, "prune").stdout.startswith("deleted 0 runs")  # the 30-day default
+    bad = run(cli, project, "prune", "--older-than", "soon")
+    assert bad.exit_code == 2
+    assert "'soon' is not a duration such as 7d, 12h, 30m, 90s or 3600" in bad.output
+
+
+def test_forget_deletes_only_a_removed_job(cli: click.Group, project: Project) -> None:
+    still = run(cli, project, "forget", "heartbeat")
+    assert_one_line_error(
+        still,
+        2,
+        "job 'heartbeat' is still configured: remove it from beat_schedule or its YAML file and restart beat first "
+        "(forget deletes only jobs shown as Removed)",
+    )
+    store = project.store()
+    store.reconcile([], now=datetime.now(UTC))  # every job gone from the configuration
+    store.close()
+    record_runs(project, "heartbeat", datetime(2026, 11, 20, 2, 0, tzinfo=UTC), 2)
+    result = run(cli, project, "forget", "heartbeat")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "forgot heartbeat and 2 recorded runs\n"
+    assert project.store().get_job("heartbeat") is None
+    unknown = run(cli, project, "forget", "heartbeet")
+    assert unknown.exit_code == 1
+    assert "heartbeet" in unknown.output

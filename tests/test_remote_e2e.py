@@ -266,13 +266,15 @@ def test_control_pauses_and_resumes_a_running_beat_and_the_pause_survives_a_rest
     time.sleep(SETTLE)
     project.stop(beat)
     paused_ticks, others = project.published("q-tick"), project.published("q-other")
-    project.beat(module)
+    restarted = project.beat(module)
     project.wait_for("the restarted beat to send", lambda: project.published("q-other") >= others + 4)
     assert project.published("q-tick") == paused_ticks, "the pause did not survive a restart"
     status = project.celery(module, "orchestra", "status", "--json", "-s", str(project.schedule_file))
     assert status.returncode == 0, status.stderr
-    states = {job["name"]: job["state"] for job in json.loads(status.stdout)}
+    payload = json.loads(status.stdout)
+    states = {job["name"]: job["state"] for job in payload["jobs"]}
     assert states == {"tick": "Paused", "other": "Running"}
+    assert payload["beat"]["active"]["pid"] == restarted.pid
 
     # The restarted beat answers remote control again.
     replies = control(project, module, "orchestra_resume", "tick", "nope", destination=beat_node())

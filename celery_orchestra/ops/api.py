@@ -187,8 +187,17 @@ class RunInfo:
     fire_time: datetime
     sent_at: datetime
     task_id: str
-    #: False: claimed and most likely sent by a beat that died before confirming it.
+    #: False: claimed, not (yet) confirmed as published.
     confirmed: bool = True
+    #: A one-off claimed by a beat that stopped while sending it: maybe sent, never sent again.
+    abandoned: bool = False
+
+    @property
+    def state(self) -> str:
+        """``sent``, ``sending`` (claimed, not confirmed yet) or ``unconfirmed: the beat stopped while sending``."""
+        if self.confirmed:
+            return "sent"
+        return "unconfirmed: the beat stopped while sending" if self.abandoned else "sending"
 
     @property
     def delay(self) -> timedelta:
@@ -202,6 +211,7 @@ class RunInfo:
             "sent_at": self.sent_at.isoformat(),
             "task_id": self.task_id,
             "confirmed": self.confirmed,
+            "state": self.state,
         }
 
 
@@ -253,7 +263,7 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _store_for(target: Target) -> Iterator[JobStore]:
+def store_for(target: Target) -> Iterator[JobStore]:
     """``target`` itself if it is a store; else the app's store, closed afterwards."""
     if isinstance(target, JobStore):
         yield target
@@ -357,11 +367,11 @@ def resume_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bo
 
 
 def _set_paused(target: Target, names: list[str], *, paused: bool, selector: str | None = None) -> ChangeResult:
-    with _store_for(target) as store:
+    with store_for(target) as store:
         try:
             changed = set(store.set_paused(names, paused, now=datetime.now(UTC)))
         except JobNotFound as missing:
-            raise _no_such_job(store, missing.names) from None
+            raise no_such_job(store, missing.names) from None
     return ChangeResult(
         action="pause" if paused else "resume",
         changed=tuple(name for name in names if name in changed),
@@ -371,7 +381,7 @@ def _set_paused(target: Target, names: list[str], *, paused: bool, selector: str
 
 
 def _set_paused_by_tags(target: Target, tags: tuple[str, ...], any_tag: bool, *, paused: bool) -> ChangeResult:
-    with _store_for(target) as store:
+    with store_for(target) as store:
         names = store.names_with_tags(tags, any_tag=any_tag)
         if not names:
             raise NoMatchingJobsError(tags, any_tag)
@@ -385,7 +395,7 @@ def _tag_selector(tags: Sequence[str], any_tag: bool) -> str:
     return f"jobs with {'any' if any_tag else 'all'} of the tags {listed}"
 
 
-def _no_such_job(store: JobStore, names: Sequence[str]) -> NoSuchJobError:
+def no_such_job(store: JobStore, names: Sequence[str]) -> NoSuchJobError:
     known = [record.name for record in store.all_jobs()]
     suggestions = {}
     for name in names:
@@ -426,7 +436,7 @@ def list_jobs(
     zone = _default_zone(target, default_timezone)
     app = target if hasattr(target, "conf") else None
     moment = now if now is not None else datetime.now(UTC)
-    with _store_for(target) as store:
+    with store_for(target) as store:
         records = store.all_jobs(include_removed=include_removed)
     statuses = []
     for record in records:
@@ -515,14 +525,14 @@ def job_history(
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
     zone = _default_zone(target, default_timezone)
-    with _store_for(target) as store:
+    with store_for(target) as store:
         try:
             record = store.get_job(name)
             if record is None:
                 raise JobNotFound([name])
             entries: list[LedgerEntry] = store.history(name, limit)
         except JobNotFound as missing:
-            raise _no_such_job(store, missing.names) from None
+            raise no_such_job(store, missing.names) from None
     job_zone = _record_zone(record, zone)
     return [
         RunInfo(
@@ -531,6 +541,7 @@ def job_history(
             entry.sent_at.astimezone(job_zone),
             entry.task_id,
             entry.confirmed,
+            entry.abandoned,
         )
         for entry in entries
     ]

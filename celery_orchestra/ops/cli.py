@@ -212,11 +212,15 @@ def status(
     database_url: str | None,
     **kwargs: Any,
 ) -> None:
-    """Show every job: state, schedule, task, when it is due, runs and tags."""
+    """Which beat is active, then every job: state, schedule, task, when it is due, runs and tags."""
     if watch and as_json:
         raise BadUsage("--watch and --json cannot be combined")
+    from rich.console import Group
+    from rich.text import Text
+
     from .api import list_jobs
-    from .status import jobs_json, jobs_table
+    from .liveness import beat_liveness
+    from .status import jobs_table, status_json
 
     store = _open_store(ctx, schedule_filename, database_url)
     try:
@@ -226,15 +230,19 @@ def status(
             return list_jobs(store, tags=tags, states=states, default_timezone=zone, now=now)
 
         if as_json:
-            click.echo(jobs_json(jobs_at(datetime.now(UTC))))
+            jobs = jobs_at(datetime.now(UTC))
+            click.echo(status_json(jobs, beat_liveness(store)))
             return
 
         def render() -> RenderableType:
             now = datetime.now(UTC)
             jobs = jobs_at(now)
-            return jobs_table(
+            liveness = beat_liveness(store)
+            table = jobs_table(
                 jobs, now=now, caption=_status_caption(len(jobs), store, now, filtered=bool(tags or states))
             )
+            line = Text(liveness.summary(), style="bold red" if liveness.active is None else "green")
+            return Group(line, table)
 
         console = _console(ctx)
         first = render()  # errors here (no store, bad filter) end the command with a one-line error
@@ -269,6 +277,155 @@ def _watch(console: Console, first: RenderableType, render: Callable[[], Rendera
                 live.update(view, refresh=True)
         except KeyboardInterrupt:
             pass
+
+
+# ---------------------------------------------------------------------------- beats / health
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (ISO 8601 datetimes).")
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def beats(
+    ctx: click.Context, /, as_json: bool, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """The beats that use this store: which one is active, which are standby, and when each last ticked."""
+    import json
+
+    from .liveness import beat_liveness
+    from .status import beats_table
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        liveness = beat_liveness(store)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(liveness.as_dict(), indent=2, ensure_ascii=False))
+        return
+    console = _console(ctx)
+    console.print(liveness.summary(), markup=False, highlight=False)
+    if liveness.beats:
+        console.print(beats_table(liveness))
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0.0, max=86400.0),
+    default=30.0,
+    show_default=True,
+    help="Healthy when the active beat ticked at most this many seconds ago.",
+)
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def health(
+    ctx: click.Context, /, max_age: float, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """Exit 0 when an active beat ticked within --max-age seconds, else 1 (for container health checks)."""
+    from .liveness import beat_liveness
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        liveness = beat_liveness(store)
+    finally:
+        store.close()
+    click.echo(liveness.summary())
+    if not liveness.healthy(max_age):
+        ctx.exit(1)
+
+
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; older clicks (Celery 5.4's) do not
+    _DurationBase = click.ParamType[Any]
+else:
+    _DurationBase = click.ParamType
+
+
+class Duration(_DurationBase):
+    """``7d``, ``12h``, ``30m``, ``90s`` or a number of seconds."""
+
+    name = "duration"
+    _UNITS: dict[str, float] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}  # noqa: RUF012
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from datetime import timedelta
+
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = self._UNITS.get(text[-1:], None)
+        number = text[:-1] if unit is not None else text
+        try:
+            amount = float(number) if len(number) <= 20 else float("nan")
+        except ValueError:
+            amount = float("nan")
+        if not (amount >= 0 and amount * (unit or 1) < 100 * 365 * 86400):
+            self.fail(f"{str(value)[:40]!r} is not a duration such as 7d, 12h, 30m, 90s or 3600", param, ctx)
+        return timedelta(seconds=amount * (unit or 1))
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.option(
+    "--older-than",
+    type=Duration(),
+    default=None,
+    metavar="DURATION",
+    help="Delete runs that fired longer ago than this: 7d, 12h, 30m (default: orchestra_run_retention, 30d).",
+)
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def prune(
+    ctx: click.Context,
+    /,
+    older_than: Any,
+    schedule_filename: str | None,
+    database_url: str | None,
+    **kwargs: Any,
+) -> None:
+    """Delete old runs from the run ledger (the active beat does this by itself every 10 minutes)."""
+    from datetime import timedelta
+
+    from ..settings import read_settings
+    from .maintenance import prune_history
+
+    if older_than is None:
+        seconds = read_settings(ctx.obj.app.conf).run_retention
+        if seconds is None:
+            raise BadUsage("orchestra_run_retention is None (keep every run): say how old with --older-than")
+        older_than = timedelta(seconds=seconds)
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        result = prune_history(store, older_than)
+    finally:
+        store.close()
+    noun = "run" if result.deleted == 1 else "runs"
+    click.echo(f"deleted {result.deleted} {noun} fired before {result.before:%Y-%m-%d %H:%M:%S %Z}")
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("name")
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def forget(
+    ctx: click.Context, /, name: str, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """Delete job NAME, no longer configured (state Removed), and its run history."""
+    from .maintenance import forget_job
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        runs = forget_job(store, name)
+    finally:
+        store.close()
+    click.echo(f"forgot {name} and {runs} recorded run{'' if runs == 1 else 's'}")
 
 
 # ---------------------------------------------------------------------------- pause / resume

@@ -20,8 +20,17 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import JobStatus, RunInfo
+from .liveness import Liveness
 
-__all__ = ["STATE_STYLES", "history_table", "humanize_delta", "jobs_json", "jobs_table", "runs_json"]
+__all__ = [
+    "STATE_STYLES",
+    "beats_table",
+    "history_table",
+    "humanize_delta",
+    "jobs_table",
+    "runs_json",
+    "status_json",
+]
 
 STATE_STYLES: Final = {
     "Running": "green",
@@ -96,20 +105,44 @@ def jobs_table(jobs: Sequence[JobStatus], *, now: datetime, caption: str | None 
     return table
 
 
-def jobs_json(jobs: Sequence[JobStatus]) -> str:
-    """A JSON array of jobs (see :meth:`JobStatus.as_dict`); datetimes are ISO 8601 with offsets."""
-    return json.dumps([job.as_dict() for job in jobs], indent=2, ensure_ascii=False)
+def status_json(jobs: Sequence[JobStatus], liveness: Liveness) -> str:
+    """``{"beat": ..., "jobs": [...]}``: the beats' liveness (see :meth:`Liveness.as_dict`) and the
+    jobs (see :meth:`JobStatus.as_dict`); datetimes are ISO 8601 with offsets."""
+    payload = {"beat": liveness.as_dict(), "jobs": [job.as_dict() for job in jobs]}
+    return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def beats_table(liveness: Liveness) -> Table:
+    """Every beat that used the store: role, where it runs, since when, and when it last ticked."""
+    table = Table(header_style="bold", box=box.ROUNDED)
+    for column in ("Role", "Host", "Pid", "Version", "Epoch", "Started", "Last tick", "Ago"):
+        table.add_column(column, no_wrap=True)
+    for beat in liveness.beats:
+        active = liveness.active is not None and beat.id == liveness.active.id
+        role = "active" if active else ("standby" if beat.role == "standby" else f"{beat.role} (not active)")
+        table.add_row(
+            Text(role, style="green" if active else ""),
+            Text(beat.host),
+            str(beat.pid),
+            Text(beat.version),
+            _NONE if beat.epoch is None else str(beat.epoch),
+            _when(beat.started_at),
+            _when(beat.last_tick_at),
+            _late_by(beat.ticked_ago),
+        )
+    return table
 
 
 def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
-    """Recorded runs, newest first: when each was due, when it was sent, and its task id."""
+    """Recorded runs, newest first: when each was due, when it was sent, its task id and whether it was confirmed."""
     table = Table(caption=caption, caption_justify="left", header_style="bold", box=box.ROUNDED)
     table.add_column("Fire time", no_wrap=True)
     table.add_column("Sent at", no_wrap=True)
     table.add_column("Late by", no_wrap=True, justify="right")
     table.add_column("Task id", no_wrap=True)
+    table.add_column("State")
     for run in runs:
-        table.add_row(_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id)
+        table.add_row(_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id, run.state)
     return table
 
 
