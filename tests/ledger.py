@@ -18,7 +18,7 @@ def record_runs(store: JobStore, runs: Sequence[RunRecord]) -> list[RunRecord]:
     Each job's count grows by its new runs; its last and next run move to its newest new run when
     that is newer than the stored last run (as a beat's progress does).
     """
-    claimed = store.claim_runs(runs, abandoned_after=None)
+    claimed = store.claim_runs(runs)
     if not claimed:
         return []
     stored = {record.name: record for record in store.all_jobs()}

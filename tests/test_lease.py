@@ -84,11 +84,11 @@ def test_every_fenced_write_of_a_beat_that_lost_the_lease_is_refused_and_changes
 ) -> None:
     add_jobs(store, "job")
     assert store.acquire_lease(A, TTL, now=at(0)) is not None
-    assert store.claim_runs([run("job", 2)], abandoned_after=None) == [run("job", 2)]
+    assert store.claim_runs([run("job", 2)]) == [run("job", 2)]
     assert second.acquire_lease(B, TTL, now=at(30)) is not None
 
     with pytest.raises(LeaseLostError, match="epoch 1; the lease is now at epoch 2, held by beat-b"):
-        store.claim_runs([run("job", 4)], abandoned_after=None)
+        store.claim_runs([run("job", 4)])
     with pytest.raises(LeaseLostError):
         store.save_progress({"job": Progress(at(2), 1, at(4))}, published=[run("job", 2)])
     with pytest.raises(LeaseLostError):
@@ -109,7 +109,7 @@ def test_every_fenced_write_of_a_beat_that_lost_the_lease_is_refused_and_changes
 def test_the_new_holder_finds_the_claims_earlier_epochs_left_unconfirmed(store: JobStore, second: JobStore) -> None:
     add_jobs(store, "repeating", once=("once",))
     assert store.acquire_lease(A, TTL, now=at(0)) is not None
-    store.claim_runs([run("repeating", 2), run("once", 2), run("repeating", 4)], abandoned_after=None)
+    store.claim_runs([run("repeating", 2), run("once", 2), run("repeating", 4)])
     store.save_progress({"repeating": Progress(at(4), 1, at(6))}, published=[run("repeating", 4)])
     # Beat A is killed; B takes over at epoch 2.
     assert second.acquire_lease(B, TTL, now=at(30)) is not None
@@ -296,7 +296,7 @@ def test_the_housekeeper_prunes_settled_runs_past_retention_only_while_active(st
     add_jobs(store, "job")
     old = [run("job", float(seconds)) for seconds in range(0, 20, 2)]
     ledger.record_runs(store, old[:8])
-    store.claim_runs(old[8:], abandoned_after=None)  # two claims never confirmed
+    store.claim_runs(old[8:])  # two claims never confirmed
     active = [False]
     keeper_ = Housekeeper(store, 3600.0, active=lambda: active[0], now=lambda: at(2 * 86400))
     assert keeper_.prune() == 0  # a standby prunes nothing

@@ -1161,7 +1161,7 @@ def test_a_fenced_write_of_a_beat_that_lost_the_lease_is_refused(harness: Harnes
     before = harness.job("fast")
     run = RunRecord("fast", at(100), clock.now(), run_task_id("fast", at(100)), None)
     with pytest.raises(LeaseLostError):
-        store.claim_runs([run], abandoned_after=None)
+        store.claim_runs([run])
     with pytest.raises(LeaseLostError):
         store.save_progress({"fast": Progress(at(100), 1, at(102))})
     with pytest.raises(LeaseLostError):

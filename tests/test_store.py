@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from celery_orchestra.errors import ControlError
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import (
-    CLAIM_TIMEOUT,
     InvalidJobError,
     JobNotFound,
     JobRecord,
@@ -559,13 +558,12 @@ def test_claim_release_and_save_progress(store: JobStore) -> None:
     store.release_runs([runs[1], run("a", T0, task_id="not-mine")])
     # Claimed, not yet confirmed as sent: in the ledger, marked unconfirmed.
     assert [(e.task_id, e.confirmed) for e in store.history("a")] == [(runs[0].task_id, False)]
-    assert store.unconfirmed_runs(runs) == [runs[0]]  # b's claim was released
+    assert [(e.task_id, e.confirmed) for e in store.history("b")] == []  # b's claim was released
     assert store.claim_runs(runs) == [runs[1]]
 
     progress = {"a": (T0, 1, T0 + timedelta(minutes=1)), "b": (T0, 1, None)}
     assert sorted(store.save_progress(progress, published=runs)) == ["a", "b"]
     assert [(e.task_id, e.confirmed) for e in store.history("a")] == [(runs[0].task_id, True)]
-    assert store.unconfirmed_runs(runs) == []
     a = stored(store, "a")
     assert (a.last_run_at, a.total_run_count, a.next_run_at) == (T0, 1, T0 + timedelta(minutes=1))
     assert store.save_progress({"a": (T0, 0, T0 + timedelta(minutes=1))}) == []
@@ -587,23 +585,6 @@ def test_a_run_confirmed_by_two_schedulers_is_counted_once(store: JobStore) -> N
     assert stored(store, "a").total_run_count == 1
 
 
-def test_an_abandoned_claim_is_taken_over_and_a_fresh_one_is_not(store: JobStore) -> None:
-    reconcile(store, [job("a")])
-    claim = run("a", T0)
-    assert store.claim_runs([claim]) == [claim]  # then its claimer dies before publishing
-
-    soon = RunRecord("a", T0, T0 + timedelta(seconds=5), "second-claimer", None)
-    assert store.claim_runs([soon]) == []  # perhaps still publishing: not taken over
-    assert store.unconfirmed_runs([soon]) == [soon]
-
-    later = RunRecord("a", T0, T0 + CLAIM_TIMEOUT + timedelta(seconds=1), "third-claimer", None)
-    assert store.claim_runs([later]) == [later]  # abandoned: taken over with this run's task id
-    store.save_progress({}, published=[later])
-    assert [(e.task_id, e.sent_at, e.confirmed) for e in store.history("a")] == [("third-claimer", later.sent_at, True)]
-    assert store.claim_runs([later]) == []  # published now: nobody takes it over again
-    assert store.unconfirmed_runs([later]) == []
-
-
 def test_prune_runs_deletes_old_ledger_rows_only(store: JobStore) -> None:
     reconcile(store, [job("a")])
     record_runs(store, [run("a", T0 + timedelta(minutes=minute)) for minute in range(5)])
@@ -619,7 +600,7 @@ def test_pruning_keeps_unconfirmed_claims_for_recovery_and_goes_batch_by_batch(
     reconcile(store, [job("a")])
     minutes = [T0 + timedelta(minutes=minute) for minute in range(7)]
     record_runs(store, [run("a", fire) for fire in minutes[:5]])
-    store.claim_runs([run("a", minutes[5]), run("a", minutes[6])], abandoned_after=None)  # never confirmed
+    store.claim_runs([run("a", minutes[5]), run("a", minutes[6])])  # never confirmed
     monkeypatch.setattr(ledger, "PRUNE_BATCH", 2)
 
     assert store.prune_runs(T0 + timedelta(hours=1), batches=1) == 2

@@ -236,7 +236,7 @@ class Dispatcher:
             )
         records = {run.key: run for run in repeating + one_offs}
         try:
-            claimed = {run.key for run in self.store.claim_runs(repeating + one_offs, abandoned_after=None)}
+            claimed = {run.key for run in self.store.claim_runs(repeating + one_offs)}
         except LeaseLostError as error:
             self._lease.lost(error)
             return None

@@ -16,12 +16,11 @@ Typical use::
 from __future__ import annotations
 
 from ..errors import InvalidJobError, JobNotFound, LeaseLostError, StoreError
-from .jobstore import CLAIM_TIMEOUT, JobStore
+from .jobstore import JobStore
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord, UnconfirmedClaim
 
 __all__ = [
-    "CLAIM_TIMEOUT",
     "BeatIdentity",
     "BeatInfo",
     "Fence",

@@ -43,12 +43,11 @@ from . import lease, ledger, operator, progress, queries
 from .database import Database
 from .engine import mask_url
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
-from .ledger import CLAIM_TIMEOUT
 from .reconcile import FirstFire, reconcile
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord, UnconfirmedClaim
 from .schema import current_schema_revision, upgrade_schema
 
-__all__ = ["CLAIM_TIMEOUT", "JobStore"]
+__all__ = ["JobStore"]
 
 
 class JobStore:
@@ -159,19 +158,13 @@ class JobStore:
 
     # -- the run ledger --------------------------------------------------------------------------
 
-    def claim_runs(
-        self, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None = CLAIM_TIMEOUT
-    ) -> list[RunRecord]:
+    def claim_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
         """Claim runs before publishing them; return the runs this caller now owns (see :func:`.ledger.claim_runs`).
 
         Publish what this returns, :meth:`release_runs` the failures, then confirm the rest with
         :meth:`save_progress`.
         """
-        return ledger.claim_runs(self._db, runs, abandoned_after=abandoned_after, fence=self._fence)
-
-    def unconfirmed_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
-        """Those of ``runs`` claimed in the ledger but not confirmed as published."""
-        return ledger.unconfirmed_runs(self._db, runs)
+        return ledger.claim_runs(self._db, runs, fence=self._fence)
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
         """Delete the claims of runs that were not sent (same job, fire time and task id), to send later."""

@@ -4,7 +4,6 @@ The protocol, for every batch a beat sends:
 
 1. :func:`claim_runs` inserts the runs with ``ON CONFLICT DO NOTHING`` and returns the ones this
    caller now owns, so two beats (or a restart right after a send) cannot both send a fire time;
-   a claim left unconfirmed by a beat that died may be taken over after a timeout;
 2. the caller publishes what it owns;
 3. :func:`release_runs` deletes the claims of runs whose send failed (they can be sent later),
    and :func:`~celery_orchestra.store.progress.save_progress` confirms the sent ones together
@@ -24,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, or_, select, update
@@ -39,7 +38,6 @@ from .sql import chunks, dialect_insert, existing, lock_writers
 from .tables import JOBS, NAME_LENGTH, RUNS
 
 __all__ = [
-    "CLAIM_TIMEOUT",
     "PRUNE_BATCH",
     "abandon_claims",
     "claim_runs",
@@ -50,27 +48,9 @@ __all__ = [
     "run_batch",
     "take_over_claims",
     "unconfirmed_claims",
-    "unconfirmed_runs",
 ]
 
 log = logging.getLogger(__name__)
-
-#: How long a claimed run may stay unconfirmed before another scheduler may take it over: far
-#: longer than a publish takes, short enough that a run claimed by a beat that died is sent soon.
-CLAIM_TIMEOUT: Final = timedelta(seconds=30)
-
-_TAKE_OVER: Final = (
-    update(RUNS)
-    .where(
-        and_(
-            RUNS.c.job_name == bindparam("b_job_name"),
-            RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
-            RUNS.c.published.is_(False),
-            RUNS.c.sent_at < bindparam("b_abandoned_before", type_=RUNS.c.sent_at.type),
-        )
-    )
-    .values(sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type), task_id=bindparam("b_task_id"))
-)
 
 _RELEASE: Final = delete(RUNS).where(
     and_(
@@ -99,16 +79,12 @@ def run_batch(runs: Iterable[RunRecord]) -> dict[RunKey, RunRecord]:
     return dict(sorted(batch.items(), key=lambda item: item[0]))
 
 
-def claim_runs(
-    db: Database, runs: Sequence[RunRecord], *, abandoned_after: timedelta | None, fence: Fence | None = None
-) -> list[RunRecord]:
+def claim_runs(db: Database, runs: Sequence[RunRecord], *, fence: Fence | None = None) -> list[RunRecord]:
     """Claim runs in the ledger before publishing them; return the runs this caller now owns.
 
-    A run is owned when its (job, fire time) was not in the ledger, or when it was claimed but
-    never confirmed as published for longer than ``abandoned_after`` (its claimer died between
-    claiming and publishing): such a claim is taken over with this run's ``sent_at`` and task
-    id; ``abandoned_after=None`` never takes a claim over (at most once, for one-offs). Jobs'
-    rows are not written here. Runs of jobs not in the store are skipped with a warning.
+    A run is owned when its (job, fire time) was not in the ledger. A claim left unconfirmed by a
+    beat that died is not taken here: the next lease holder recovers it (:func:`take_over_claims`).
+    Jobs' rows are not written here. Runs of jobs not in the store are skipped with a warning.
     """
     batch = run_batch(runs)
     if not batch:
@@ -127,38 +103,9 @@ def claim_runs(
         if not rows:
             return [], False
         owned = {RunKey(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
-        if abandoned_after is not None:
-            stored_jobs = {row["job_name"] for row in rows}
-            for key, run in batch.items():
-                if (
-                    key not in owned
-                    and key.job_name in stored_jobs
-                    and _take_over(connection, key, run, abandoned_after)
-                ):
-                    owned.add(key)
         return [run for key, run in batch.items() if key in owned], bool(owned)
 
     return db.run(f"claim {len(batch)} runs", work, write=True)
-
-
-def _take_over(connection: Connection, key: RunKey, run: RunRecord, abandoned_after: timedelta) -> bool:
-    taken = connection.execute(
-        _TAKE_OVER,
-        {
-            "b_job_name": key.job_name,
-            "b_fire_time": key.fire_time,
-            "b_abandoned_before": run.sent_at - abandoned_after,
-            "b_sent_at": run.sent_at,
-            "b_task_id": run.task_id,
-        },
-    ).rowcount
-    if taken:
-        log.warning(
-            "taking over the run of %s for %s: it was claimed but never confirmed as sent",
-            key.job_name,
-            key.fire_time.isoformat(),
-        )
-    return bool(taken)
 
 
 def _ledger_rows(
@@ -182,29 +129,6 @@ def _ledger_rows(
         for key, run in batch.items()
         if key.job_name in known
     ]
-
-
-def unconfirmed_runs(db: Database, runs: Sequence[RunRecord]) -> list[RunRecord]:
-    """Those of ``runs`` whose fire time is claimed in the ledger but not confirmed as published.
-
-    For a scheduler that could not claim a run: if another claimer is still publishing it (or
-    died doing so), the run is not "already sent" yet and must be looked at again later.
-    """
-    batch = run_batch(runs)
-    if not batch:
-        return []
-    names = sorted({key.job_name for key in batch})
-
-    def work(connection: Connection) -> list[RunRecord]:
-        pending: set[RunKey] = set()
-        for chunk in chunks(names):
-            query = select(RUNS.c.job_name, RUNS.c.fire_time).where(
-                and_(RUNS.c.job_name.in_(chunk), RUNS.c.published.is_(False))
-            )
-            pending.update(RunKey(row.job_name, row.fire_time) for row in connection.execute(query))
-        return [run for key, run in batch.items() if key in pending]
-
-    return db.read(f"read {len(batch)} unconfirmed runs", work)
 
 
 def confirmed_runs(connection: Connection, batch: Mapping[RunKey, RunRecord]) -> set[RunKey]:
