@@ -26,6 +26,7 @@ import pytest
 
 from celery_orchestra import run_task_id
 from celery_orchestra.store import JobRecord, JobStore, LedgerEntry
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +63,14 @@ class Published:
 class Project:
     """A Celery project in a temporary folder, and the processes started on it."""
 
-    def __init__(self, folder: Path, schedule: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, folder: Path, schedule: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
         self.folder = folder
         folder.mkdir()
         self.broker = folder / "broker"
         self.broker.mkdir()
         (folder / "control").mkdir()
-        (folder / "e2eapp.py").write_text(APP_TEMPLATE.format(schedule=schedule))
+        app = APP_TEMPLATE.format(schedule=schedule) + f"app.conf.update({settings!r})\n"
+        (folder / "e2eapp.py").write_text(app)
         self.schedule_file = folder / "celerybeat-schedule"
         self.db_url = f"sqlite:///{self.schedule_file}.orchestra.db"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -159,11 +161,11 @@ class Project:
 
 
 @pytest.fixture
-def make_project(tmp_path: Path) -> Iterator[Callable[[dict[str, dict[str, Any]]], Project]]:
+def make_project(tmp_path: Path) -> Iterator[Callable[..., Project]]:
     projects: list[Project] = []
 
-    def make(schedule: dict[str, dict[str, Any]]) -> Project:
-        project = Project(tmp_path / f"project-{len(projects) + 1}", schedule)
+    def make(schedule: dict[str, dict[str, Any]], **settings: Any) -> Project:
+        project = Project(tmp_path / f"project-{len(projects) + 1}", schedule, settings)
         projects.append(project)
         return project
 
@@ -186,7 +188,7 @@ def assert_on_grid(record: JobRecord, fires: list[datetime], every: float) -> No
 
 
 def test_one_off_is_never_resent_and_interval_job_never_duplicated_across_kill_and_term(
-    make_project: Callable[[dict[str, dict[str, Any]]], Project],
+    make_project: Callable[..., Project],
 ) -> None:
     project = make_project(
         {
@@ -238,7 +240,7 @@ def test_one_off_is_never_resent_and_interval_job_never_duplicated_across_kill_a
 
 
 def test_interval_job_fires_although_beat_restarts_more_often_than_its_interval(
-    make_project: Callable[[dict[str, dict[str, Any]]], Project],
+    make_project: Callable[..., Project],
 ) -> None:
     project = make_project({"every5": {"task": "tasks.every5", "schedule": "every 5 seconds"}})
     started = time.monotonic()
@@ -268,7 +270,7 @@ def test_interval_job_fires_although_beat_restarts_more_often_than_its_interval(
     assert [r.task_id for r in runs] == [run_task_id("every5", f) for f in fires]
 
 
-def test_scheduler_alias_orchestra_works(make_project: Callable[[dict[str, dict[str, Any]]], Project]) -> None:
+def test_scheduler_alias_orchestra_works(make_project: Callable[..., Project]) -> None:
     project = make_project({"tick": {"task": "tasks.tick", "schedule": "every 1 second"}})
 
     process = project.beat(scheduler="orchestra")
@@ -282,7 +284,7 @@ def test_scheduler_alias_orchestra_works(make_project: Callable[[dict[str, dict[
     assert_on_grid(record, [r.fire_time for r in runs], 1)
 
 
-def test_worker_with_embedded_beat_sends(make_project: Callable[[dict[str, dict[str, Any]]], Project]) -> None:
+def test_worker_with_embedded_beat_sends(make_project: Callable[..., Project]) -> None:
     # The job goes to a queue the worker does not consume, so its messages stay in the folder to count.
     project = make_project(
         {"embedded": {"task": "tasks.embedded", "schedule": "every 1 second", "options": {"queue": "beat-only"}}}
@@ -312,3 +314,63 @@ def test_worker_with_embedded_beat_sends(make_project: Callable[[dict[str, dict[
     assert {p.task_id for p in published} <= {r.task_id for r in runs}
     assert len(runs) >= 2
     assert_on_grid(record, [r.fire_time for r in runs], 1)
+
+
+def test_beat_waits_for_an_unreachable_database_then_exits_in_one_line(
+    make_project: Callable[..., Project],
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql://orchestra:secret@127.0.0.1:{port}/orchestra?connect_timeout=1"
+    project = make_project(
+        {"tick": {"task": "tasks.tick", "schedule": "every 1 second"}},
+        orchestra_database_url=url,
+        orchestra_store_wait=3,
+    )
+    process = project.beat()
+    assert process.wait(timeout=START_DEADLINE) == 1, project.all_logs()
+    log = project.log_text()
+    assert "Traceback" not in log
+    assert "secret" not in log
+    assert "the store is not reachable yet" in log
+    [last] = [line for line in log.splitlines() if "CRITICAL" in line]
+    assert last.endswith("(waited 3 s for the store: orchestra_store_wait)")
+
+
+def test_sigterm_in_the_middle_of_a_batch_settles_it_and_stops(make_project: Callable[..., Project]) -> None:
+    jobs = {f"job-{n:04d}": {"task": "tasks.many", "schedule": "every 20 seconds"} for n in range(1500)}
+    project = make_project(jobs)
+    process = project.beat()
+    project.wait_for("the batch to start going out", lambda: project.count("tasks.many") >= 50, deadline=60)
+    stopped = time.monotonic()
+    assert project.stop(process) == 0
+    took = time.monotonic() - stopped
+    log = project.log_text()
+    assert "Traceback" not in log and "I/O operation on closed file" not in log
+    assert took < 15, took
+
+    published = {p.task_id for p in project.published() if p.task == "tasks.many"}
+    store = JobStore(project.db_url)
+    try:
+        with store.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT task_id, published FROM orchestra_runs").all()
+    finally:
+        store.close()
+    # Every message that went out is confirmed in the ledger, and nothing is left claimed but unsent.
+    assert {task_id for task_id, confirmed in rows if confirmed} == published
+    assert [task_id for task_id, confirmed in rows if not confirmed] == []
+
+
+def test_a_standby_beat_takes_over_when_the_active_one_is_killed(make_project: Callable[..., Project]) -> None:
+    project = make_project({"tick": {"task": "tasks.tick", "schedule": "every 1 second"}})
+    first = project.beat()
+    project.wait_for("the first beat to send", lambda: project.count("tasks.tick") >= 2)
+    second = project.beat()
+    project.wait_for("the second beat to be standby", lambda: "standby: another beat" in project.log_text(-1))
+    project.stop(first, signal.SIGKILL)
+    killed_at, sent = time.monotonic(), project.count("tasks.tick")
+    project.wait_for("the standby to send", lambda: project.count("tasks.tick") > sent)
+    assert time.monotonic() - killed_at < 12  # the lease TTL (10 s) + 2 s; same host: about 1 s
+    assert "taking its lease over now" in project.log_text(-1) or "took over" in project.log_text(-1)
+    assert project.stop(second) == 0
+    published = [p.task_id for p in project.published() if p.task == "tasks.tick"]
+    assert len(published) - len(set(published)) <= 1  # at most the one run killed between send and confirm
