@@ -87,6 +87,8 @@ class Report:
     unknown: list[Seen] = field(default_factory=list)
     failovers: list[tuple[str, float | None]] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    #: The latest first sends: (lag in seconds, fire time).
+    slowest: list[tuple[float, Fire]] = field(default_factory=list)
     steady_lags: list[float] = field(default_factory=list)
     collector_delays: list[float] = field(default_factory=list)
     ledger_unconfirmed: list[Fire] = field(default_factory=list)
@@ -178,6 +180,7 @@ class Report:
                 f"- sends for fire times outside the window (after its end, or skipped by a clock jump): "
                 f"{self.outside_window}"
             )
+        listed("slowest first sends (lag s, fire time)", (f"{lag:.1f} {fire}" for lag, fire in self.slowest), 5)
         if self.collector_delays:
             lines.append(
                 f"- collector delay (seen minus published) p50 {_ms(_pct(self.collector_delays, 50))}, "
@@ -431,10 +434,13 @@ class Analysis:
             clock = first.clock_at if first.clock_at is not None else first.sent_at + run.offset_at(first.sent_at)
             lag = clock - ts(fire.at)
             report.lags.append(lag)
+            report.slowest.append((lag, fire))
             moment = ts(fire.at) - run.offset_at(first.sent_at)
             disturbed = any(d.start - 1.0 <= moment <= d.end + STEADY_AFTER for d in run.disturbances)
             if not disturbed and len(run.clock) == 1:
                 report.steady_lags.append(lag)
+
+        report.slowest = sorted(report.slowest, key=lambda item: -item[0])[:5]
 
     def _failovers(self, report: Report, messages: list[Seen]) -> None:
         ordered = sorted(messages, key=lambda m: m.sent_at)

@@ -17,10 +17,12 @@ __all__ = ["SCENARIOS", "Scenario", "Settings", "failed_targets", "run_scenario"
 JOBS: dict[str, float] = {"every1": 1, "every2": 2, "every3": 3, "paused2": 2}
 #: When the first beat must be sending at the latest (s after the run started); one-offs and
 #: planned faults are placed after it.
-LEAD = 20.0
+LEAD = 14.0
 #: The earliest one-off (s after the run started). A one-off whose instant passes before the first
 #: beat registered it is expired by design: the report notes it and does not count it.
 FIRST_ONE_OFF = 10.0
+#: Normal running after the last fault, before the window closes.
+AFTER = 6.0
 #: Fire times this close to the end of the observed window are not owed (still being sent).
 END_MARGIN = 3.0
 
@@ -127,7 +129,7 @@ def _outage(kind: str) -> Callable[[Run, Settings, int], str]:
                 proxy.set_mode("forward")
             run.event(f"{kind} up")
             run.disturbance(f"{kind} down", start, now())
-        run.sleep(10)
+        run.sleep(AFTER)
         return f"{settings.cycles} x {kind} down {settings.outage:g} s"
 
     return script
@@ -162,7 +164,7 @@ def _freeze(run: Run, settings: Settings, beats: int) -> str:
         slot.broker_proxy.set_mode("forward")
         run.event("thaw", slot=slot.index, pid=active)
         run.disturbance("frozen link", start, now(), active)
-    run.sleep(10)
+    run.sleep(AFTER)
     return f"{settings.cycles} x active beat's broker link frozen {settings.stall:g} s"
 
 
@@ -180,12 +182,12 @@ def _stall(run: Run, settings: Settings, beats: int) -> str:
         run.sleep(settings.stall)
         slot.send(signal.SIGCONT)
         run.disturbance("SIGSTOP", start, now(), active)
-    run.sleep(10)
+    run.sleep(AFTER)
     return f"{settings.cycles} x active beat stopped {settings.stall:g} s"
 
 
 #: One cycle of the clock scenario: (seconds to wait, then the new offset of the beats' clock).
-CLOCK_STEPS: tuple[tuple[float, float], ...] = ((8, 20.0), (8, -15.0), (10, 0.0))
+CLOCK_STEPS: tuple[tuple[float, float], ...] = ((6, 20.0), (6, -15.0), (8, 0.0))
 
 
 def _clock(run: Run, settings: Settings, beats: int) -> str:
@@ -198,7 +200,7 @@ def _clock(run: Run, settings: Settings, beats: int) -> str:
             at = now()
             run.set_clock_offset(offset)
             run.disturbance("clock jump", at, at)
-    run.sleep(8)
+    run.sleep(AFTER)
     return f"{settings.cycles} x clock +20 s, -35 s, +15 s"
 
 
@@ -208,7 +210,7 @@ def _clock_one_offs(settings: Settings) -> dict[str, float]:
     cycle_length = sum(wait for wait, _ in CLOCK_STEPS)
     for cycle in range(settings.cycles):
         start = LEAD + cycle * cycle_length
-        for index, offset in enumerate((4, 18, 31, cycle_length + 4)):
+        for index, offset in enumerate((3, 6 + 10, 12 + 20 - 5, cycle_length + 3)):
             one_offs[f"once{cycle}_{index}"] = start + offset
     return one_offs
 
@@ -230,7 +232,7 @@ SCENARIOS: dict[str, Scenario] = {
             "3 beats, kill -9 the active one in a loop, a pause and a resume in the middle",
             "postgresql",
             3,
-            Settings(cycles=4),
+            Settings(cycles=3),
             Settings(cycles=100),
             _kill_loop,
             _spread_one_offs(6.0),
@@ -242,7 +244,7 @@ SCENARIOS: dict[str, Scenario] = {
             "1 beat on SQLite, kill -9 and restart in a loop",
             "sqlite",
             1,
-            Settings(cycles=4),
+            Settings(cycles=3),
             Settings(cycles=50),
             _kill_loop,
             _spread_one_offs(5.0),
@@ -253,7 +255,7 @@ SCENARIOS: dict[str, Scenario] = {
             "1 beat, SIGTERM and restart in a loop (a deploy)",
             "sqlite",
             1,
-            Settings(cycles=4),
+            Settings(cycles=3),
             Settings(cycles=20),
             _sigterm_loop,
             _spread_one_offs(6.0),
