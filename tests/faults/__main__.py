@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for logs and the report (default: a new temp folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every harness event")
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every beat we started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
 
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     needs_postgres = any((args.backend or SCENARIOS[name].backend) == "postgresql" for name in names)
 
     reports: list[tuple[Report, list[str]]] = []
+    errors: list[str] = []
     try:
         with Servers.started(postgres=needs_postgres) as servers:
             for name in names:
@@ -65,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                 settings = dataclasses.replace(settings, **changes)
                 print(f"== {name}: {scenario.title} ({settings})", file=sys.stderr, flush=True)
                 started = time.monotonic()
-                report = run_scenario(scenario, servers, out / name, settings, args.backend)
+                try:
+                    report = run_scenario(scenario, servers, out / name, settings, args.backend)
+                except Exception as error:  # a harness failure: say so, go on with the next scenario
+                    logging.exception("%s: the run itself failed", name)
+                    errors.append(f"{name}: the run failed: {error!r}")
+                    continue
                 failed = failed_targets(report, scenario, settings)
                 reports.append((report, failed))
                 print(f"   done in {time.monotonic() - started:.0f} s; missed: {failed or 'none'}", file=sys.stderr)
@@ -74,10 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     text = render(reports)
+    if errors:
+        text += "\n\n" + "\n".join(f"- {error}" for error in errors)
     print(text)
     (out / "report.md").write_text(text + "\n")
     print(f"\nlogs and report: {out}", file=sys.stderr)
-    return 1 if any(failed for _, failed in reports) else 0
+    return 1 if errors or any(failed for _, failed in reports) else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def render(reports: list[tuple[Report, list[str]]]) -> str:

@@ -12,6 +12,7 @@ Every process is started by us, on loopback, and stopped by its pid in :meth:`Ru
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -323,7 +324,13 @@ class BeatSlot:
         ]
         with open(log, "wb") as output:
             self.process = subprocess.Popen(
-                command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=REPO,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         incarnation = Incarnation(self.index, self.process.pid, log, now())
         self.incarnations.append(incarnation)
@@ -403,6 +410,12 @@ class BeatSlot:
         if incarnation is None or not incarnation.log.exists():
             return ""
         return "\n".join(incarnation.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if the harness dies without cleaning up (Linux only)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 # ---------------------------------------------------------------------------------------------- the run

@@ -20,7 +20,7 @@ JOBS: dict[str, float] = {"every1": 1, "every2": 2, "every3": 3, "paused2": 2}
 LEAD = 14.0
 #: The earliest one-off (s after the run started). A one-off whose instant passes before the first
 #: beat registered it is expired by design: the report notes it and does not count it.
-FIRST_ONE_OFF = 10.0
+FIRST_ONE_OFF = 8.0
 #: Normal running after the last fault, before the window closes.
 AFTER = 6.0
 #: Fire times this close to the end of the observed window are not owed (still being sent).
@@ -144,7 +144,7 @@ def _outage_one_offs(settings: Settings) -> dict[str, float]:
     one_offs: dict[str, float] = {}
     for cycle in range(settings.cycles):
         start = LEAD + cycle * (settings.outage + 20)
-        for index, offset in enumerate((-3, 3, settings.outage - 4, settings.outage + 5)):
+        for index, offset in enumerate((-3, 3, settings.outage - 4, settings.outage + 2)):
             one_offs[f"once{cycle}_{index}"] = start + offset
     return one_offs
 
@@ -235,7 +235,7 @@ SCENARIOS: dict[str, Scenario] = {
             Settings(cycles=3),
             Settings(cycles=100),
             _kill_loop,
-            _spread_one_offs(6.0),
+            _spread_one_offs(4.0),
             kills=True,
             failover=True,
         ),
@@ -247,7 +247,7 @@ SCENARIOS: dict[str, Scenario] = {
             Settings(cycles=3),
             Settings(cycles=50),
             _kill_loop,
-            _spread_one_offs(5.0),
+            _spread_one_offs(4.0),
             kills=True,
         ),
         Scenario(
@@ -258,7 +258,7 @@ SCENARIOS: dict[str, Scenario] = {
             Settings(cycles=3),
             Settings(cycles=20),
             _sigterm_loop,
-            _spread_one_offs(6.0),
+            _spread_one_offs(4.0),
         ),
         Scenario(
             "broker-down",
@@ -269,7 +269,7 @@ SCENARIOS: dict[str, Scenario] = {
             Settings(cycles=3),
             _outage("broker"),
             _outage_one_offs,
-            settle=45.0,
+            settle=40.0,
         ),
         Scenario(
             "db-down",
