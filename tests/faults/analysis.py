@@ -281,10 +281,10 @@ class Analysis:
         one_offs: dict[str, Fire] = {}
         for job, at in run.one_off_times.items():
             anchor = anchors.get(job)
-            moment = datetime.fromtimestamp(at, UTC)
-            if anchor is None or anchor >= moment or at > top:
+            instant = datetime.fromtimestamp(at, UTC)
+            if anchor is None or anchor >= instant or at > top:
                 continue
-            one_offs[job] = Fire(job, moment)
+            one_offs[job] = Fire(job, instant)
         return owed, forbidden, one_offs
 
     def candidates(self, horizon: float) -> dict[str, Fire]:
@@ -300,8 +300,8 @@ class Analysis:
                 found[task_id(job, fire)] = Fire(job, fire)
                 fire += step
         for job, at in self.run.one_off_times.items():
-            fire = Fire(job, datetime.fromtimestamp(at, UTC))
-            found[task_id(job, fire.at)] = fire
+            instant = datetime.fromtimestamp(at, UTC)
+            found[task_id(job, instant)] = Fire(job, instant)
         return found
 
     def sends(self, messages: list[Seen]) -> tuple[dict[Fire, list[Seen]], list[Seen]]:

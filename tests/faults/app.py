@@ -45,7 +45,7 @@ app.conf.beat_schedule = {
 }
 
 
-@before_task_publish.connect
+@before_task_publish.connect  # type: ignore[untyped-decorator]
 def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:
         headers["faults_pid"] = os.getpid()
@@ -77,7 +77,7 @@ def shifted_time() -> float:
     return time.time() + _offset()
 
 
-class ClockScheduler(Scheduler):  # type: ignore[misc]
+class ClockScheduler(Scheduler):
     """``celery_orchestra.Scheduler`` whose wall clock is shifted by the harness's offset file."""
 
     wall_time = staticmethod(shifted_time)

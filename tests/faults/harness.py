@@ -188,15 +188,15 @@ class Collector:
 
     def drain(self, block: float = 0.0) -> int:
         """Take everything queued now (after waiting up to ``block`` seconds for a first message)."""
-        raw: list[bytes] = []
+        raw: list[bytes | str] = []
         if block:
-            item = self._client.brpop(list(self.QUEUES), timeout=block)
+            item: Any = self._client.brpop(list(self.QUEUES), timeout=block)
             if item is None:
                 return 0
             raw.append(item[1])
         for queue in self.QUEUES:
             while True:
-                items = self._client.rpop(queue, 100)
+                items: Any = self._client.rpop(queue, 100)
                 if not items:
                     break
                 raw.extend(items)
@@ -208,7 +208,7 @@ class Collector:
                 self._changed.notify_all()
         return len(raw)
 
-    def _decode(self, body: bytes, seen_at: float) -> Seen | None:
+    def _decode(self, body: bytes | str, seen_at: float) -> Seen | None:
         try:
             headers = json.loads(body).get("headers") or {}
             return Seen(
@@ -514,7 +514,8 @@ class Run:
             self.hub.close()
             self.engine.dispose()
             self._write_journal()
-            self.store.drop() if os.environ.get("FAULTS_KEEP_DB") != "1" else None
+            if os.environ.get("FAULTS_KEEP_DB") != "1":  # keep the PostgreSQL database to look at
+                self.store.drop()
 
     def _write_journal(self) -> None:
         journal = {

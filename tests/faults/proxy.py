@@ -60,6 +60,9 @@ class Proxy:
 
     # ---- the loop's side
 
+    def _dropped(self) -> bool:
+        return self.mode == "drop"
+
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._handle, LOOPBACK, self.port or 0, reuse_address=True)
         if not self.port:
@@ -92,7 +95,7 @@ class Proxy:
         self._writers.add(client_writer)
         try:
             await self._flowing.wait()  # a connection made while frozen waits here, unconnected upstream
-            if self.mode == "drop":
+            if self._dropped():  # dropped while it waited
                 return
             try:
                 upstream_reader, upstream_writer = await asyncio.open_connection(LOOPBACK, self.upstream_port)

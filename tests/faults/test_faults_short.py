@@ -26,9 +26,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.redis, pytest.ma
 def fault_servers(redis: RedisServer, request: pytest.FixtureRequest) -> Iterator[Servers]:
     """The session's Redis, and its PostgreSQL when a selected scenario needs one."""
     needs_postgres = any(
-        SCENARIOS[item.callspec.params["name"]].backend == "postgresql"
+        SCENARIOS[str(item.callspec.params["name"])].backend == "postgresql"
         for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec")
+        if isinstance(item, pytest.Function) and item.module is request.module and hasattr(item, "callspec")
     )
     postgres: PostgresServer | None = request.getfixturevalue("postgres") if needs_postgres else None
     yield Servers(redis, postgres)
