@@ -391,22 +391,24 @@ class Analysis:
         return report
 
     def _resend_reason(self, sent: list[Seen], killed: dict[int, float]) -> str:
-        """Why a fire time was sent again: ``kill`` when every earlier sender was killed -9 before
-        the last send (a re-send of an unconfirmed claim: allowed); ``stall`` when an earlier
-        sender was the beat stopped (SIGSTOP) or cut off (frozen link) at that moment and the other
-        send came from another beat during or after it; else ``other``."""
+        """Why a fire time was sent again.
+
+        ``kill``: every earlier sender was killed -9 before the last send (a re-send of an
+        unconfirmed claim: allowed in the kill scenarios). ``stall``: one of the senders was the
+        beat stopped (SIGSTOP) or cut off (frozen link) at the time, sending before the fault ended
+        or in the flush right after it (within 5 s), and another beat sent it too (nothing fenced
+        the stalled beat). ``other``: anything else.
+        """
         last = sent[-1]
         if all(m.pid in killed and killed[m.pid] < last.sent_at for m in sent[:-1]):
             return "kill"
-        for message in sent[:-1]:
-            for fault in self.run.disturbances:
-                if (
-                    fault.kind in ("SIGSTOP", "frozen link")
-                    and message.pid == fault.active_pid
-                    and message.sent_at <= fault.end
-                    and any(m.pid != message.pid and m.sent_at >= fault.start for m in sent)
-                ):
-                    return "stall"
+        for fault in self.run.disturbances:
+            if fault.kind not in ("SIGSTOP", "frozen link"):
+                continue
+            stalled = [m for m in sent if m.pid == fault.active_pid and m.sent_at <= fault.end + 5.0]
+            others = [m for m in sent if m.pid != fault.active_pid and m.sent_at >= fault.start]
+            if stalled and others:
+                return "stall"
         return "other"
 
     def _in_transition(self, fire: Fire) -> bool:
