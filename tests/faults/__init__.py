@@ -18,7 +18,8 @@ The command prints a Markdown table (one row per scenario), then per scenario th
 (which fire times were lost and what the ledger says about them, which were sent twice and by
 which pids, failovers, the slowest sends) and the targets missed; it writes the same to
 ``report.md`` in ``--out`` (default: a new temporary folder), beside every beat's log
-(``<scenario>/beat-<slot>-<n>.log``) and ``journal.json`` (what the harness did, when). Exit
+(``<scenario>/beat-<slot>-<n>.log``), ``journal.json`` (what the harness did, when) and
+``messages.jsonl`` (every message collected: task id, task, pid, publish and seen times). Exit
 status 1 when a target was missed, 2 when a server binary is missing. ``redis-server`` is
 needed, and ``initdb``/``postgres`` for the PostgreSQL scenarios; without them the tests skip
 (fail under ``CI=true``), like the rest of the suite (``tests/servers.py``).

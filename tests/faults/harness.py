@@ -526,6 +526,9 @@ class Run:
             "clock": self.clock,
         }
         (self.folder / "journal.json").write_text(json.dumps(journal, indent=1, default=str))
+        with open(self.folder / "messages.jsonl", "w") as messages:
+            for message in self.collector.snapshot():
+                messages.write(json.dumps(vars(message)) + "\n")
 
     # ---- bookkeeping
 
