@@ -72,9 +72,12 @@ How it works
 * **Expected fire times** are computed from the ``anchor`` column of ``orchestra_jobs`` read with
   plain SQL plus k x interval, within the observed window; see :mod:`.analysis` for the rules
   (edge margins, pause grace, clock segments, one-offs).
-* **The end**: the harness closes the window, waits (up to a per-scenario limit, 20-45 s) until
-  every owed fire time has been seen, so a slow catch-up counts as lag rather than as a loss; then
-  SIGTERMs the beats and drains the broker list.
+* **Kills and SIGTERMs** land a few ms after a whole second, when the beat is claiming,
+  publishing or confirming the batch due then (every job fires on whole seconds): the moment a
+  crash or stop hurts most.
+* **The end**: the harness closes the window, waits (up to 40-45 s, longer than the current 30 s
+  take-over of unconfirmed claims) until every owed fire time has been seen, so a late re-send or
+  a slow catch-up counts as lag rather than as a loss; then SIGTERMs the beats and drains the list.
 
 What each figure means
 ======================
