@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: every layer may import this module withou
     from .jobs.codec import ScheduleContext
     from .jobs.definitions import JobDefinition
     from .store.lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
+    from .store.progress import LateSettlement
     from .store.records import JobRecord, Progress, ReconcileReport, RunRecord, UnconfirmedClaim
 
 __all__ = ["ScheduleCodec", "SchedulerStore"]
@@ -50,6 +51,8 @@ class SchedulerStore(Protocol):
     def save_progress(self, progress: Mapping[str, Progress], *, published: Sequence[RunRecord] = ...) -> list[str]: ...
 
     def set_next_run(self, updates: Mapping[str, datetime | None]) -> list[str]: ...
+
+    def settle_late(self, *, published: Sequence[RunRecord], unsent: Sequence[RunRecord]) -> LateSettlement: ...
 
     def set_expired(self, names: Sequence[str], expired: bool = ...) -> list[str]: ...
 

@@ -304,3 +304,65 @@ def test_the_housekeeper_prunes_settled_runs_past_retention_only_while_active(st
     assert keeper_.prune() == 8
     assert [(e.fire_time, e.confirmed) for e in store.history("job")] == [(at(18), False), (at(16), False)]
     assert Housekeeper(store, None, active=lambda: True, now=lambda: at(10**6)).prune() == 0  # keep every run
+
+
+def test_a_beat_that_lost_its_lease_mid_batch_confirms_what_it_sent_and_hands_back_the_rest(
+    store: JobStore, second: JobStore
+) -> None:
+    add_jobs(store, "job")
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    sent, unsent, raced = run("job", 2), run("job", 4), run("job", 6)
+    store.claim_runs([sent, unsent, raced])
+    # A stalls mid-batch; B takes over and has already taken one claim over when A wakes up.
+    assert second.acquire_lease(B, TTL, now=at(30)) is not None
+    assert second.take_over_claims([RunRecord("job", at(6), at(30), raced.task_id, None)]) != []
+
+    late = store.settle_late(published=[sent, raced], unsent=[unsent])
+    assert (late.confirmed, late.handed_back) == ([sent], 1)
+    record = second.get_job("job")
+    assert record is not None and (record.total_run_count, record.last_run_at) == (1, at(2))
+    claims = second.unconfirmed_claims()
+    assert [(c.run.fire_time, c.epoch) for c in claims] == [(at(4), None)]  # B sends it at once
+    states = {e.fire_time: e.confirmed for e in second.history("job")}
+    assert states == {at(2): True, at(4): False, at(6): False}  # at(6) is B's to send now
+
+
+def test_claims_of_a_beat_that_is_stopped_on_this_machine_are_left_to_it_for_a_while(
+    store: JobStore, second: JobStore
+) -> None:
+    namespace = process_namespace()
+    if namespace is None:
+        pytest.skip("no /proc here")
+    add_jobs(store, "job")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        stopped = BeatIdentity("stopped", "host", sleeper.pid, "0", namespace)
+        assert store.acquire_lease(stopped, TTL, now=at(0)) is not None
+        store.claim_runs([run("job", 2)])
+        claims_of_the_living = second_beat_claims(second, namespace, at(30))
+        assert claims_of_the_living == []  # left to the stopped beat
+        assert second_beat_claims(second, namespace, at(2 + 121)) == [at(2)]  # waited long enough
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[datetime]:
+    """What a fresh active beat on ``second`` would recover now (and send), by fire time."""
+    from celery_orchestra.beat.dispatch import Dispatcher
+
+    clock = FakeTime()
+    clock.seconds = (now - T0).total_seconds()
+    lease = keeper(second, BeatIdentity(f"b-{now.timestamp()}", "host", os.getpid(), "0", namespace), clock)
+    assert lease.tend() is Transition.ACQUIRED
+    sent: list[datetime] = []
+    entries = {"job": type("Entry", (), {"runnable": True, "total_run_count": 0, "next_fire_at": None})()}
+    dispatcher = Dispatcher(
+        second,
+        send=lambda entry, run, producer: sent.append(run.fire_time) or True,
+        producer=lambda: object(),
+        lease=lease,
+        monotonic=clock.monotonic,
+    )
+    dispatcher.recover(now, entries)  # type: ignore[arg-type]
+    return sent

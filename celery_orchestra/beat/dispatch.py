@@ -33,10 +33,10 @@ from ..store import Progress, RunKey, RunRecord
 from .broker import BROKER_RETRY, BrokerWatch
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
-from .lease import LeaseKeeper
+from .lease import STANDBY_LOOK_EVERY, LeaseKeeper
+from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run
 
 __all__ = [
-    "RECOVER_EVERY",
     "SEND_RETRY_DELAYS",
     "TASK_ID_NAMESPACE",
     "Dispatcher",
@@ -54,10 +54,6 @@ TASK_ID_NAMESPACE: Final = uuid.UUID("6f1b0c1e-5a0e-4a4f-9c53-0c4e6b1d7a10")
 #: Retry delays (seconds) for a job whose send failed, growing with consecutive failures.
 SEND_RETRY_DELAYS: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
-#: Seconds between two looks at the ledger for claims that earlier epochs left unconfirmed.
-RECOVER_EVERY: Final = 30.0
-#: Unconfirmed claims settled per pass (a beat killed in a 100,000-run burst leaves many).
-UNCONFIRMED_BATCH: Final = 1000
 
 #: Publishes one run of an entry through a producer; False when the broker refused it.
 SendRun = Callable[[ScheduleEntry, RunRecord, Any], bool]
@@ -163,6 +159,7 @@ class Dispatcher:
         self._send_failures: dict[str, int] = {}
         #: Runs taken over from an earlier epoch whose send failed: retried by :meth:`recover`.
         self._taken_over: list[RunRecord] = []
+        self._claimers = ClaimerWatch()
         self._next_recovery = float("-inf")
         self.broker = BrokerWatch(monotonic)
 
@@ -325,13 +322,40 @@ class Dispatcher:
             if unsaved:
                 self.store.save_progress(unsaved.progress, published=unsaved.published)
         except LeaseLostError as error:
-            self._unsaved = _Unsaved()
-            self._lease.lost(error)
+            self._lost_mid_batch(error)
             return
         except Exception as error:
             logger.error("celery-orchestra: cannot save run progress in the store (%s); retrying next tick", error)
             return
         self._unsaved = _Unsaved()
+
+    def _lost_mid_batch(self, error: LeaseLostError) -> None:
+        """Another beat took over while this one had runs in flight (it stalled): settle them late.
+
+        What this beat sent is confirmed, so the new holder does not send it again; what it did
+        not send is handed over, so the new holder sends it at once (see ``JobStore.settle_late``).
+        """
+        unsaved, self._unsaved = self._unsaved, _Unsaved()
+        unsent, self._taken_over = [*unsaved.failed, *self._taken_over], []
+        self._lease.lost(error)
+        if not unsaved.published and not unsent:
+            return
+        try:
+            late = self.store.settle_late(published=unsaved.published, unsent=unsent)
+        except Exception as late_error:
+            logger.error(
+                "celery-orchestra: could not settle the %d run(s) in flight after losing the lease (%s); "
+                "the active beat recovers them",
+                len(unsaved.published) + len(unsent),
+                late_error,
+            )
+            return
+        logger.warning(
+            "celery-orchestra: lost the lease with runs in flight: %d sent run(s) confirmed, %d unsent handed to the "
+            "active beat",
+            len(late.confirmed),
+            late.handed_back,
+        )
 
     def settle_pending(self) -> None:
         """Retry the writes a failed :meth:`settle` kept."""
@@ -350,12 +374,14 @@ class Dispatcher:
         """
         try:
             claims = self.store.unconfirmed_claims(limit=UNCONFIRMED_BATCH)
+            waiting = self._claimers.alive_epochs(claims, self._lease.identity, now)
+            claims = [claim for claim in claims if claim.epoch not in waiting]
             one_offs = self.store.abandon_claims([claim.run for claim in claims if claim.one_off])
             taken = self.store.take_over_claims(
                 [RunRecord(c.run.job_name, c.run.fire_time, now, c.run.task_id, None) for c in claims if not c.one_off]
             )
         except LeaseLostError as error:
-            self._lease.lost(error)
+            self._lost_mid_batch(error)
             return 0
         progress: dict[str, Progress] = {}
         for run in one_offs:
@@ -365,7 +391,7 @@ class Dispatcher:
                 run.job_name,
                 run.fire_time.isoformat(),
             )
-            self._count(progress, run, entries)
+            count_run(progress, run, entries)
         for run in taken:
             logger.warning(
                 "celery-orchestra: sending the run of %s for %s again: the beat that claimed it stopped before "
@@ -388,7 +414,7 @@ class Dispatcher:
                 try:
                     if self._send(entry, run, producer):
                         published.append(run)
-                        self._count(progress, run, entries)
+                        count_run(progress, run, entries)
                         continue
                 except BrokerUnavailableError as error:
                     self._broker_down(error)
@@ -403,20 +429,9 @@ class Dispatcher:
         if monotonic < self._next_recovery and not self._taken_over:
             return
         found = self.recover(now, entries)
-        self._next_recovery = monotonic + (0.0 if found >= UNCONFIRMED_BATCH else RECOVER_EVERY)
+        soon = found >= UNCONFIRMED_BATCH or self._claimers.waiting
+        self._next_recovery = monotonic + (STANDBY_LOOK_EVERY if soon else RECOVER_EVERY)
 
     def recover_soon(self) -> None:
         """Look for unconfirmed claims at the next pass (this beat just acquired the lease)."""
         self._next_recovery = float("-inf")
-
-    @staticmethod
-    def _count(progress: dict[str, Progress], run: RunRecord, entries: Mapping[str, ScheduleEntry]) -> None:
-        entry = entries.get(run.job_name)
-        if entry is not None:
-            entry.total_run_count += 1
-        previous = progress.get(run.job_name)
-        if previous is None:
-            last, runs = run.fire_time, 1
-        else:
-            last, runs = max(previous.last_run_at or run.fire_time, run.fire_time), previous.runs_added + 1
-        progress[run.job_name] = Progress(last, runs, None if entry is None else entry.next_fire_at)

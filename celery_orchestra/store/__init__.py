@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..errors import InvalidJobError, JobNotFound, LeaseLostError, StoreError
 from .jobstore import JobStore
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
+from .progress import LateSettlement
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord, UnconfirmedClaim
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "JobNotFound",
     "JobRecord",
     "JobStore",
+    "LateSettlement",
     "LeaseGrant",
     "LeaseInfo",
     "LeaseLostError",

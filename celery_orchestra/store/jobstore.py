@@ -43,6 +43,7 @@ from . import lease, ledger, operator, progress, queries
 from .database import Database
 from .engine import mask_url
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
+from .progress import LateSettlement
 from .reconcile import FirstFire, reconcile
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord, UnconfirmedClaim
 from .schema import current_schema_revision, upgrade_schema
@@ -181,6 +182,15 @@ class JobStore:
         See :func:`.progress.save_progress`: counts add up across beats and a run is counted once.
         """
         return progress.save_progress(self._db, progress_by_job, published=published, fence=self._fence)
+
+    def settle_late(self, *, published: Sequence[RunRecord], unsent: Sequence[RunRecord]) -> LateSettlement:
+        """After losing the lease mid-batch: confirm the runs this beat sent, hand the unsent back.
+
+        Only rows still claimed at this instance's epoch change (see :func:`.progress.settle_late`).
+        """
+        if self._fence is None:
+            return LateSettlement([], 0)
+        return progress.settle_late(self._db, self._fence.epoch, published=published, unsent=unsent)
 
     def set_next_run(self, updates: Mapping[str, datetime | None]) -> list[str]:
         """Store the next fire time of each named job; return the names whose value changed."""

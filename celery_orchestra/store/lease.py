@@ -262,11 +262,11 @@ def _upsert_beat(connection: Connection, beat: BeatIdentity, role: str, epoch: i
         started_at=now,
         last_tick_at=now,
     )
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[BEATS.c.id], set_={"role": role, "epoch": epoch, "last_tick_at": now}
-        )
-    )
+    # A beat's row keeps the last epoch it held: a new holder looks up who claimed a run by it.
+    changes: dict[str, Any] = {"role": role, "last_tick_at": now}
+    if epoch is not None:
+        changes["epoch"] = epoch
+    connection.execute(statement.on_conflict_do_update(index_elements=[BEATS.c.id], set_=changes))
 
 
 def list_beats(db: Database, now: datetime | None = None) -> tuple[list[BeatInfo], datetime]:

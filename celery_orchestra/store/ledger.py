@@ -35,7 +35,7 @@ from .database import Database
 from .lease import Fence, check_fence
 from .records import LedgerEntry, RunKey, RunRecord, UnconfirmedClaim
 from .sql import chunks, dialect_insert, existing, lock_writers
-from .tables import JOBS, NAME_LENGTH, RUNS
+from .tables import BEATS, JOBS, NAME_LENGTH, RUNS
 
 __all__ = [
     "PRUNE_BATCH",
@@ -181,8 +181,18 @@ def unconfirmed_claims(db: Database, before_epoch: int, *, limit: int = 1000) ->
     Those beats are gone: whatever they claimed and did not confirm is the new holder's to settle.
     """
     query = (
-        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.epoch, JOBS.c.max_runs)
+        select(
+            RUNS.c.job_name,
+            RUNS.c.fire_time,
+            RUNS.c.sent_at,
+            RUNS.c.task_id,
+            RUNS.c.epoch,
+            JOBS.c.max_runs,
+            BEATS.c.pid,
+            BEATS.c.process_ns,
+        )
         .join(JOBS, JOBS.c.name == RUNS.c.job_name)
+        .outerjoin(BEATS, BEATS.c.epoch == RUNS.c.epoch)
         .where(_from_earlier_epoch(before_epoch))
         .order_by(RUNS.c.fire_time, RUNS.c.job_name)
         .limit(limit)
@@ -194,6 +204,8 @@ def unconfirmed_claims(db: Database, before_epoch: int, *, limit: int = 1000) ->
                 RunRecord(row.job_name, row.fire_time, row.sent_at, row.task_id, None),
                 row.epoch,
                 row.max_runs is not None,
+                row.pid,
+                row.process_ns,
             )
             for row in connection.execute(query)
         ]

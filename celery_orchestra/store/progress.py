@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import and_, bindparam, update
 from sqlalchemy.engine import Connection
@@ -14,10 +14,10 @@ from .database import Database
 from .lease import Fence, check_fence
 from .ledger import confirmed_runs, run_batch
 from .records import Progress, RunKey, RunRecord
-from .sql import bump_revision, existing, require_known, update_by_name, update_many
+from .sql import bump_revision, existing, lock_writers, require_known, update_by_name, update_many
 from .tables import JOBS, RUNS
 
-__all__ = ["save_progress", "set_next_run"]
+__all__ = ["LateSettlement", "save_progress", "set_next_run", "settle_late"]
 
 _CONFIRM: Final = (
     update(RUNS)
@@ -168,3 +168,79 @@ def set_next_run(db: Database, updates: Mapping[str, datetime | None], *, fence:
         return changed, True
 
     return db.run(f"store the next run of {len(wanted)} jobs", work, write=True)
+
+
+class LateSettlement(NamedTuple):
+    """What a beat that lost its lease could still settle of its own epoch's claims."""
+
+    #: Runs it had sent, now confirmed and counted (nobody had taken their claims over).
+    confirmed: list[RunRecord]
+    #: Claims of runs it had not sent, handed to the new holder (which sends them at once).
+    handed_back: int
+
+
+def settle_late(
+    db: Database, epoch: int, *, published: Sequence[RunRecord], unsent: Sequence[RunRecord]
+) -> LateSettlement:
+    """Settle the claims of epoch ``epoch`` after its beat lost the lease (it stalled mid-batch).
+
+    The one write of a beat that no longer holds the lease, and it only ever tells the truth about
+    its own claims: each row is changed only while it is still claimed at ``epoch`` and
+    unconfirmed. Sent runs are confirmed and counted, so the new holder does not send them again;
+    unsent ones lose their epoch, so the new holder recovers them at once. A claim the new holder
+    already took over is left alone (it sends it: the duplicate is then unavoidable).
+    """
+    sent = run_batch(published)
+    not_sent = run_batch(unsent)
+    if not sent and not not_sent:
+        return LateSettlement([], 0)
+    mine = and_(
+        RUNS.c.job_name == bindparam("b_job_name"),
+        RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
+        RUNS.c.task_id == bindparam("b_task_id"),
+        RUNS.c.epoch == epoch,
+        RUNS.c.published.is_(False),
+    )
+    confirm = update(RUNS).where(mine).values(published=True, sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type))
+    hand_back = update(RUNS).where(mine).values(epoch=None)
+
+    def key_of(key: RunKey, run: RunRecord) -> dict[str, Any]:
+        return {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_task_id": run.task_id}
+
+    def work(connection: Connection) -> tuple[LateSettlement, bool]:
+        lock_writers(connection)
+        confirmed = [
+            run
+            for key, run in sent.items()
+            if connection.execute(confirm, {**key_of(key, run), "b_sent_at": run.sent_at}).rowcount
+        ]
+        handed = sum(connection.execute(hand_back, key_of(key, run)).rowcount for key, run in not_sent.items())
+        if confirmed:
+            revision = bump_revision(connection, db.safe_url)
+            _count_late(connection, confirmed, revision)
+        return LateSettlement(confirmed, handed), bool(confirmed or handed)
+
+    return db.run(f"settle {len(sent) + len(not_sent)} runs of a lost lease", work, write=True)
+
+
+def _count_late(connection: Connection, confirmed: Sequence[RunRecord], revision: int) -> None:
+    """Add the late-confirmed runs to their jobs' counts; the last run never moves backwards."""
+    per_job: dict[str, tuple[int, datetime]] = {}
+    for run in confirmed:
+        count, last = per_job.get(run.job_name, (0, run.fire_time))
+        per_job[run.job_name] = (count + 1, max(last, run.fire_time))
+    current = existing(connection, per_job, _PROGRESS_COLUMNS)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "b_name": name,
+            "b_last_run_at": last if current[name][0] is None or current[name][0] < last else current[name][0],
+            "b_total_run_count": current[name][1] + count,
+            "b_revision": revision,
+            "b_updated_at": now,
+        }
+        for name, (count, last) in per_job.items()
+        if name in current
+    ]
+    if rows:
+        connection.execute(update_by_name(("last_run_at", "total_run_count", "revision", "updated_at")), rows)

@@ -136,10 +136,14 @@ class UnconfirmedClaim(NamedTuple):
     """A run claimed by a beat that stopped before confirming it (see :func:`~.ledger.unconfirmed_claims`)."""
 
     run: RunRecord
-    #: The epoch of the beat that claimed it (``None``: claimed outside a lease).
+    #: The epoch of the beat that claimed it (``None``: claimed outside a lease, or handed back).
     epoch: int | None
     #: A one-off's run is never sent again; a repeating job's is.
     one_off: bool
+    #: The claimer's pid and pid namespace, when the beats registry still knows it: a claimer
+    #: alive on the same machine may still confirm the run (it was stopped, not killed).
+    claimer_pid: int | None = None
+    claimer_ns: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ class BeatRow(Base):
     version: Mapped[str] = mapped_column(String(64))
     #: ``active``, ``standby`` or ``stopped``.
     role: Mapped[str] = mapped_column(String(16))
-    #: The lease epoch it holds while active.
+    #: The last lease epoch it held (``None``: never active): who claimed a run, by its epoch.
     epoch: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime]
     last_tick_at: Mapped[datetime]
