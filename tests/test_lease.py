@@ -362,7 +362,6 @@ def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[
         send=lambda entry, run, producer: sent.append(run.fire_time) or True,
         producer=lambda: object(),
         lease=lease,
-        monotonic=clock.monotonic,
     )
     dispatcher.recover(now, entries)  # type: ignore[arg-type]
     return sent

@@ -1038,21 +1038,22 @@ def test_tick_survives_a_store_outage_and_says_how_long_to_wait(
     scheduler = harness.start({"a": every(10)})
     store = scheduler.store
     assert store is not None
-    real_revision = store.current_revision
+    database = store._db  # every transaction of this beat goes through it
+    real_run = database.run
 
-    def broken_revision() -> int:
-        raise StoreError("cannot read the change counter: disk I/O error", harness.db_url)
+    def broken(*_: Any, **__: Any) -> Any:
+        raise StoreError("cannot read the change counter: disk I/O error", harness.db_url, transient=True)
 
-    monkeypatch.setattr(store, "current_revision", broken_revision)
+    monkeypatch.setattr(database, "run", broken)
     delays = []
     for _ in range(12):  # an outage from 1 s to 12 s, across the run due at 10 s
         clock.advance(1)
         delays.append(checked_delay(scheduler, scheduler.tick()))
-    assert delays == [1.0] * 12
-    assert harness.outbox.sent == []
-    monkeypatch.setattr(store, "current_revision", real_revision)
+    assert all(0.01 <= delay <= 1.0 for delay in delays), delays  # no spin, no long sleep
+    assert harness.outbox.sent == []  # nothing that could not be claimed
+    monkeypatch.setattr(database, "run", real_run)
     harness.run_until(at(30), scheduler)
-    assert harness.outbox.fires("a") == [at(10), at(20), at(30)]
+    assert harness.outbox.fires("a") == [at(10), at(20), at(30)]  # caught up once it was back
 
 
 # ------------------------------------------------------------------------------------ two schedulers
@@ -1476,3 +1477,42 @@ def test_a_job_removed_from_the_configuration_is_marked_removed_and_never_sent(
     assert harness.outbox.fires("drop") == [at(10), at(20)]
     assert harness.outbox.fires("keep") == grid(10, 120, 10)
     assert "celery-orchestra: job drop (tasks.drop) is Removed; it will not be sent" in messages_of(caplog)
+
+
+def test_a_beat_that_lost_its_lease_while_the_database_was_down_confirms_what_it_sent_when_it_is_back(
+    harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    schedule = {"fast": every(2)}
+    active = harness.start(schedule, label="active", orchestra_catch_up="all")
+    store = active.store
+    assert store is not None
+    harness.run_until(at(3.5), active, step=0.5)
+    database = store._db  # every transaction of this beat goes through it
+    real_run = database.run
+    down = StoreError("cannot save: server closed the connection unexpectedly", harness.db_url, transient=True)
+    gone = [False]
+
+    def fail_after_publishing(operation: str, *args: Any, **kwargs: Any) -> Any:
+        # The batch at 4 s is claimed and published; the database goes before its confirmation.
+        gone[0] = gone[0] or operation.startswith("save the progress")
+        if gone[0]:
+            raise down
+        return real_run(operation, *args, **kwargs)
+
+    monkeypatch.setattr(database, "run", fail_after_publishing)
+    harness.run_until(at(16.5), active, step=0.5)
+    assert not active.active  # could not renew for longer than the lease
+    assert [s.fire for s in harness.outbox.sent] == grid(2, 4, 2)
+
+    monkeypatch.setattr(database, "run", real_run)
+    checked_delay(active, active.tick())  # back: as a standby it settles what it had in flight
+    assert "lost the lease with runs in flight" in " ".join(messages_of(caplog, logging.WARNING))
+    other = harness.start(schedule, label="other", orchestra_catch_up="all")
+    harness.run_until(at(30.5), active, other, step=0.5)
+
+    instants = [s.fire for s in harness.outbox.sent]
+    assert len(instants) == len(set(instants)), Counter(instants).most_common(2)
+    assert sorted(instants) == grid(2, 30, 2)  # catch-up "all": nothing missed while the database was away
+    outage = [m for m in messages_of(caplog, logging.ERROR) if "cannot reach the store" in m]
+    assert len(outage) == 1, outage
+    assert "Traceback" not in caplog.text

@@ -4,7 +4,7 @@ A run the broker refused (a bad option of that job, an unknown exchange) is that
 is logged with the job's name and retried with a growing back-off. A broker that cannot be reached
 is everyone's: :func:`publish_run` raises :class:`~celery_orchestra.errors.BrokerUnavailableError`,
 the batch stops at once (every further send would wait out Celery's retry policy in vain), and
-:class:`BrokerWatch` says so in one line when it goes and one when it is back. Meanwhile due runs
+:func:`~.outages.broker_watch` says so in one line when it goes and one when it is back. Meanwhile due runs
 are held and retried every :data:`BROKER_RETRY` seconds, and all that is due goes out together
 when the broker answers again.
 """
@@ -12,8 +12,6 @@ when the broker answers again.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from kombu.exceptions import OperationalError
@@ -22,7 +20,7 @@ from ..errors import BrokerUnavailableError
 from ..store import RunRecord
 from .entry import ScheduleEntry
 
-__all__ = ["BROKER_RETRY", "BrokerWatch", "forget_connection", "publish_run"]
+__all__ = ["BROKER_RETRY", "forget_connection", "publish_run"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -93,34 +91,3 @@ def forget_connection(scheduler: Any) -> None:
             connection.release()
         except Exception as error:
             logger.debug("celery-orchestra: releasing the broken broker connection failed: %s", error)
-
-
-class BrokerWatch:
-    """Whether the broker answered last time, logged once per outage."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._down_since: float | None = None
-
-    @property
-    def down(self) -> bool:
-        return self._down_since is not None
-
-    def failed(self, error: BaseException) -> None:
-        """The broker could not be reached: say so if it is news."""
-        if self._down_since is None:
-            self._down_since = self._monotonic()
-            logger.error(
-                "celery-orchestra: %s; holding what is due and trying again every %g s until it is back",
-                error if isinstance(error, BrokerUnavailableError) else f"cannot reach the broker: {error}",
-                BROKER_RETRY,
-            )
-
-    def answered(self) -> None:
-        """A publish went through: if the broker was down, say it is back."""
-        if self._down_since is not None:
-            outage = self._monotonic() - self._down_since
-            self._down_since = None
-            logger.warning(
-                "celery-orchestra: the broker is reachable again after %.1f s; sending everything due", outage
-            )

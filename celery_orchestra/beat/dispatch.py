@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -30,11 +29,12 @@ from ..errors import BrokerUnavailableError, LeaseLostError
 from ..interfaces import SchedulerStore
 from ..settings import OrchestraSettings
 from ..store import Progress, RunKey, RunRecord
-from .broker import BROKER_RETRY, BrokerWatch
+from .broker import BROKER_RETRY
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
 from .lease import STANDBY_LOOK_EVERY, LeaseKeeper
-from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run
+from .outages import broker_watch
+from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run, log_recovered
 
 __all__ = [
     "SEND_RETRY_DELAYS",
@@ -136,7 +136,7 @@ class Dispatcher:
     ``send`` publishes one run (the scheduler's :meth:`~celery_orchestra.Scheduler.send_run`);
     ``producer`` returns the broker producer, raising when the broker cannot be reached, and
     ``broker_lost`` drops it (the next one reconnects); ``lease`` says whether this beat may
-    publish and hears when a fenced write was refused.
+    publish, hears when a fenced write was refused, and lends its clock and store-outage watch.
     """
 
     def __init__(
@@ -147,7 +147,6 @@ class Dispatcher:
         producer: Callable[[], Any],
         lease: LeaseKeeper,
         broker_lost: Callable[[], None] = lambda: None,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self._send = send
@@ -161,7 +160,8 @@ class Dispatcher:
         self._taken_over: list[RunRecord] = []
         self._claimers = ClaimerWatch()
         self._next_recovery = float("-inf")
-        self.broker = BrokerWatch(monotonic)
+        self.broker = broker_watch(lease.monotonic)
+        self.store_outage = lease.outage
 
     # ---- retries
 
@@ -238,10 +238,9 @@ class Dispatcher:
             self._lease.lost(error)
             return None
         except Exception as error:
-            logger.error(
-                "celery-orchestra: cannot record runs in the store (%s); %d job(s) will be retried", error, len(planned)
-            )
+            self.store_outage.failed(error)
             return None
+        self.store_outage.answered()
 
         publication = Publication(Counter(), [], [])
         try:
@@ -309,11 +308,13 @@ class Dispatcher:
     ) -> None:
         """Release the claims of unsent runs; confirm the sent ones with the jobs' progress.
 
-        A write that fails is kept and retried by :meth:`settle_pending` on the next tick. A write
-        refused because another beat holds the lease now is dropped: the new holder recovers
-        these claims from the ledger.
+        A write that fails is kept and retried by :meth:`settle_pending` on the next tick. Once
+        this beat no longer holds the lease, what it still has in flight is settled late instead.
         """
         self._unsaved.add(progress, published, failed)
+        if not self._lease.active:
+            self._settle_late()
+            return
         unsaved = self._unsaved
         try:
             if unsaved.failed:
@@ -322,34 +323,32 @@ class Dispatcher:
             if unsaved:
                 self.store.save_progress(unsaved.progress, published=unsaved.published)
         except LeaseLostError as error:
-            self._lost_mid_batch(error)
+            self._lease.lost(error)
+            self._settle_late()
             return
         except Exception as error:
-            logger.error("celery-orchestra: cannot save run progress in the store (%s); retrying next tick", error)
+            self.store_outage.failed(error)  # kept, and written at the next pass
             return
         self._unsaved = _Unsaved()
 
-    def _lost_mid_batch(self, error: LeaseLostError) -> None:
-        """Another beat took over while this one had runs in flight (it stalled): settle them late.
+    def _settle_late(self) -> None:
+        """This beat lost the lease with runs in flight (it stalled, or lost the database): settle them late.
 
-        What this beat sent is confirmed, so the new holder does not send it again; what it did
-        not send is handed over, so the new holder sends it at once (see ``JobStore.settle_late``).
+        What it sent is confirmed, so the new holder does not send it again; what it did not send
+        is handed over, so the new holder sends it at once (see ``JobStore.settle_late``). A
+        write that fails is retried at the next pass, standby or not.
         """
-        unsaved, self._unsaved = self._unsaved, _Unsaved()
-        unsent, self._taken_over = [*unsaved.failed, *self._taken_over], []
-        self._lease.lost(error)
+        unsaved = self._unsaved
+        unsent = [*unsaved.failed, *self._taken_over]
         if not unsaved.published and not unsent:
+            self._unsaved = _Unsaved()
             return
         try:
             late = self.store.settle_late(published=unsaved.published, unsent=unsent)
-        except Exception as late_error:
-            logger.error(
-                "celery-orchestra: could not settle the %d run(s) in flight after losing the lease (%s); "
-                "the active beat recovers them",
-                len(unsaved.published) + len(unsent),
-                late_error,
-            )
+        except Exception as error:
+            self.store_outage.failed(error)  # settled at a later pass
             return
+        self._unsaved, self._taken_over = _Unsaved(), []
         logger.warning(
             "celery-orchestra: lost the lease with runs in flight: %d sent run(s) confirmed, %d unsent handed to the "
             "active beat",
@@ -358,8 +357,8 @@ class Dispatcher:
         )
 
     def settle_pending(self) -> None:
-        """Retry the writes a failed :meth:`settle` kept."""
-        if self._unsaved:
+        """Retry the writes a failed :meth:`settle` kept (late, if this beat lost the lease meanwhile)."""
+        if self._unsaved or (self._taken_over and not self._lease.active):
             self.settle(failed=[], progress={}, published=[])
 
     # ---- recovery
@@ -381,25 +380,16 @@ class Dispatcher:
                 [RunRecord(c.run.job_name, c.run.fire_time, now, c.run.task_id, None) for c in claims if not c.one_off]
             )
         except LeaseLostError as error:
-            self._lost_mid_batch(error)
+            self._lease.lost(error)
+            self._settle_late()
+            return 0
+        except Exception as error:
+            self.store_outage.failed(error)
             return 0
         progress: dict[str, Progress] = {}
+        log_recovered(one_offs, taken)
         for run in one_offs:
-            logger.warning(
-                "celery-orchestra: one-off %s for %s was claimed by a beat that stopped before confirming it was "
-                "sent; not sending it again (at most once)",
-                run.job_name,
-                run.fire_time.isoformat(),
-            )
             count_run(progress, run, entries)
-        for run in taken:
-            logger.warning(
-                "celery-orchestra: sending the run of %s for %s again: the beat that claimed it stopped before "
-                "confirming it was sent (same task id %s)",
-                run.job_name,
-                run.fire_time.isoformat(),
-                run.task_id,
-            )
         to_send, self._taken_over = [*self._taken_over, *taken], []
         published: list[RunRecord] = []
         producer = self._producer_or_none() if to_send else None

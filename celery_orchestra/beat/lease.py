@@ -27,6 +27,7 @@ from typing import Final
 from ..errors import LeaseLostError
 from ..interfaces import SchedulerStore
 from ..store import BeatIdentity
+from .outages import OutageWatch, store_watch
 
 __all__ = ["STANDBY_LOOK_EVERY", "LeaseKeeper", "Transition", "beat_identity", "process_gone", "process_namespace"]
 
@@ -100,6 +101,7 @@ class LeaseKeeper:
         lease_now: Callable[[], datetime | None],
         on_acquired: Callable[[], None] = lambda: None,
         on_lost: Callable[[], None] = lambda: None,
+        outage: OutageWatch | None = None,
     ) -> None:
         self.store = store
         self._on_acquired = on_acquired
@@ -107,6 +109,7 @@ class LeaseKeeper:
         self.identity = identity
         self.ttl = ttl
         self._monotonic = monotonic
+        self.monotonic = monotonic
         self._lease_now = lease_now
         self.active = False
         #: Monotonic instant until which the lease surely holds (renewal asked for + ttl).
@@ -114,7 +117,8 @@ class LeaseKeeper:
         self._next_attempt = 0.0
         self._next_heartbeat = 0.0
         self._said_standby = False
-        self._store_trouble = False
+        #: The store's outages, told once whichever part of beat notices them first.
+        self.outage = outage or store_watch(monotonic)
 
     @property
     def epoch(self) -> int | None:
@@ -171,27 +175,31 @@ class LeaseKeeper:
         ttl = timedelta(seconds=self.ttl)
         self._next_attempt = now + STANDBY_LOOK_EVERY
         try:
-            grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now())
-            if grant is None:
-                dead = self._dead_holder()
+            # A read first: a standby looks every second, and a write each time would queue behind
+            # (and hold up) the active beat's claims for nothing.
+            held = self.store.read_lease(now=self._lease_now())
+            grant = None
+            if not held.live or held.holder == self.identity.id:
+                grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now())
+            else:
+                dead = self._dead_holder(held.holder)
                 if dead is not None:
                     grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now(), replacing=dead)
             if grant is None and now >= self._next_heartbeat:
                 self._next_heartbeat = now + self.ttl / 3
                 self.store.record_beat(self.identity, "standby", None, now=self._lease_now())
         except Exception as error:
-            self._trouble(f"cannot reach the store to look at its lease ({error})")
+            self.outage.failed(error)
             return None
-        self._store_trouble = False
+        self.outage.answered()
         if grant is None:
             if not self._said_standby:
                 self._said_standby = True
-                holder = self.store.read_lease(now=self._lease_now())
                 logger.info(
                     "celery-orchestra: standby: another beat (%s, epoch %d) is active on %s; this beat takes over "
                     "if that one stops renewing its lease for %g s",
-                    holder.holder,
-                    holder.epoch,
+                    held.holder,
+                    held.epoch,
                     self.store.safe_url,
                     self.ttl,
                 )
@@ -217,11 +225,10 @@ class LeaseKeeper:
         self._on_acquired()
         return Transition.ACQUIRED
 
-    def _dead_holder(self) -> str | None:
-        """The holder of the lease, if its process is known to be gone (same machine and pid namespace)."""
+    def _dead_holder(self, holder: str | None) -> str | None:
+        """``holder``, if its process is known to be gone (same machine and pid namespace)."""
         if self.identity.process_ns is None:
             return None
-        holder = self.store.read_lease(now=self._lease_now()).holder
         beat = None if holder is None else self.store.beat(holder)
         if (
             beat is None
@@ -241,11 +248,11 @@ class LeaseKeeper:
             grant = self.store.renew_lease(timedelta(seconds=self.ttl), now=self._lease_now())
         except Exception as error:
             self._next_attempt = asked_at + STANDBY_LOOK_EVERY
-            self._trouble(f"cannot renew its lease ({error})")
+            self.outage.failed(error)
             if asked_at >= self._valid_until:
                 self._lose("its lease ran out while the store could not be reached")
             return
-        self._store_trouble = False
+        self.outage.answered()
         if grant is None:
             self._lose("another beat acquired the lease")
             return
@@ -258,8 +265,3 @@ class LeaseKeeper:
         self._next_attempt = self._monotonic() + STANDBY_LOOK_EVERY
         logger.error("celery-orchestra: this beat is no longer the active one (%s); it sends nothing now", why)
         self._on_lost()
-
-    def _trouble(self, what: str) -> None:
-        if not self._store_trouble:
-            self._store_trouble = True
-            logger.error("celery-orchestra: this beat %s; trying again every %g s", what, STANDBY_LOOK_EVERY)

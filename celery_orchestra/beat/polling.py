@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from ..errors import StoreError
 from ..interfaces import SchedulerStore
 from ..store import JobRecord
 from .next_fires import NextFireWriter
+from .outages import OutageWatch
 
 __all__ = ["StorePoller"]
 
@@ -32,8 +34,10 @@ class StorePoller:
         interval: float,
         revision: int,
         monotonic: Callable[[], float],
+        outage: OutageWatch,
     ) -> None:
         self._store = store
+        self._outage = outage
         self._writer = writer
         self._interval = interval
         self._monotonic = monotonic
@@ -53,9 +57,20 @@ class StorePoller:
         return max(self._next_poll - self._monotonic(), 0.0)
 
     def changes(self) -> list[JobRecord]:
-        """The rows others changed since the last look (often none); schedules the next look."""
+        """The rows others changed since the last look (often none); schedules the next look.
+
+        An unreachable store is told once (``outage``) and looked at again at the next poll.
+        """
         self._next_poll = self._monotonic() + self._interval
+        try:
+            return self._changes()
+        except StoreError as error:
+            self._outage.failed(error)
+            return []
+
+    def _changes(self) -> list[JobRecord]:
         revision = self._store.current_revision()
+        self._outage.answered()
         if revision <= self.revision:
             return []
         if self._writer.writing.is_set():

@@ -20,7 +20,7 @@ from ..store import BeatIdentity, Progress, RunRecord, UnconfirmedClaim
 from .entry import ScheduleEntry
 from .lease import process_gone
 
-__all__ = ["CLAIMER_WAIT", "RECOVER_EVERY", "UNCONFIRMED_BATCH", "ClaimerWatch", "count_run"]
+__all__ = ["CLAIMER_WAIT", "RECOVER_EVERY", "UNCONFIRMED_BATCH", "ClaimerWatch", "count_run", "log_recovered"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -79,3 +79,22 @@ def count_run(progress: dict[str, Progress], run: RunRecord, entries: Mapping[st
     else:
         last, runs = max(previous.last_run_at or run.fire_time, run.fire_time), previous.runs_added + 1
     progress[run.job_name] = Progress(last, runs, None if entry is None else entry.next_fire_at)
+
+
+def log_recovered(one_offs: Sequence[RunRecord], taken: Sequence[RunRecord]) -> None:
+    """One line per recovered claim: a one-off not sent again, a repeating job's run sent again."""
+    for run in one_offs:
+        logger.warning(
+            "celery-orchestra: one-off %s for %s was claimed by a beat that stopped before confirming it was "
+            "sent; not sending it again (at most once)",
+            run.job_name,
+            run.fire_time.isoformat(),
+        )
+    for run in taken:
+        logger.warning(
+            "celery-orchestra: sending the run of %s for %s again: the beat that claimed it stopped before "
+            "confirming it was sent (same task id %s)",
+            run.job_name,
+            run.fire_time.isoformat(),
+            run.task_id,
+        )

@@ -49,6 +49,7 @@ from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
 from .loading import EntryLoader, log_next_fires
 from .next_fires import NextFireWriter
+from .outages import store_watch
 from .polling import StorePoller
 from .queue import FireQueue
 from .startup import refuse_to_start, wait_for_store
@@ -141,6 +142,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         store = JobStore(self.settings.store_url(self.schedule_filename))
         self.store = store
         self._next_fires = NextFireWriter(store)
+        outage = store_watch(self.monotonic)  # told once, whichever part notices it first
         lease = LeaseKeeper(
             store,
             beat_identity(),
@@ -149,6 +151,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             lease_now=self.lease_time,
             on_acquired=self._become_active,
             on_lost=self._next_fires.halt,  # a standby writes nothing
+            outage=outage,
         )
         self._lease = lease
         self._dispatcher = Dispatcher(
@@ -157,7 +160,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             producer=lambda: self.producer,
             lease=lease,
             broker_lost=lambda: forget_connection(self),
-            monotonic=self.monotonic,
         )
         self._housekeeper = Housekeeper(store, self.settings.run_retention, active=lambda: self.active, now=self._now)
         wait_for_store(store, self.settings.store_wait)
@@ -174,6 +176,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             interval=self.settings.poll_interval,
             revision=store.current_revision(),
             monotonic=self.monotonic,
+            outage=outage,
         )
         self._load_all(report.jobs, now)
         self._loader.end_batch()
@@ -244,12 +247,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _become_active(self) -> None:
         """Took the lease over: read what the previous holder wrote, recover its claims, keep next fires."""
-        if self._poller is not None:
-            self._poller.request()
-        if self._dispatcher is not None:
-            self._dispatcher.recover_soon()
-        if self._next_fires is not None:
-            self._next_fires.start()
+        assert self._poller is not None and self._dispatcher is not None and self._next_fires is not None
+        self._poller.request()
+        self._dispatcher.recover_soon()
+        self._next_fires.start()
 
     @property
     def unwritten_next_fires(self) -> int:
@@ -282,6 +283,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                     self._poll_changes(now)
                 if lease.active:
                     self._send_due(dispatcher, now)
+                else:
+                    dispatcher.settle_pending()  # what it had in flight when it lost the lease
             except Exception:
                 logger.exception("celery-orchestra: tick failed; trying again shortly")
                 return 1.0
