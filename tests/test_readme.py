@@ -82,3 +82,32 @@ def test_the_engine_example_reads_the_jobs_table(tmp_path: Path) -> None:
     namespace: dict[str, object] = {"JobStore": JobStore, "url": url}
     exec(code, namespace)
     assert namespace["due"] == [("a", None)]
+
+
+def test_the_liveness_and_retention_example_runs(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from celery_orchestra.jobs.definitions import JobDefinition
+    from celery_orchestra.store import BeatIdentity, JobStore
+    from tests.ledger import record_runs
+
+    store = JobStore(f"sqlite:///{tmp_path / 'readme.db'}")
+    store.migrate()
+    every_minute = {"type": "interval", "seconds": 60.0, "relative": False}
+    now = datetime.now(UTC)
+    store.reconcile([JobDefinition("old-report", "t", every_minute), JobDefinition("a", "t", every_minute)], now=now)
+    from celery_orchestra.store import RunRecord
+
+    old = now - timedelta(days=10)
+    record_runs(store, [RunRecord("a", old, old, "a-old", None), RunRecord("old-report", old, old, "r-old", None)])
+    store.reconcile([JobDefinition("a", "t", every_minute)], now=now)  # old-report is removed
+    assert store.acquire_lease(BeatIdentity("b", "web-1", 4242, "0.1.0"), timedelta(seconds=30)) is not None
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "beat_liveness(app)" in b)
+    namespace: dict[str, object] = {"app": store}
+    exec(block, namespace)
+    assert str(namespace["liveness"].summary()).startswith("Active beat: web-1 pid 4242 (epoch 1), ticked ")  # type: ignore[attr-defined]
+    assert namespace["pruned"].deleted == 2  # type: ignore[attr-defined]
+    assert namespace["runs_deleted"] == 0  # its one run was pruned just before
+    assert store.get_job("old-report") is None
+    store.close()
