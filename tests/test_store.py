@@ -88,6 +88,38 @@ def test_new_jobs_are_inserted_with_their_configuration_and_anchor_now(store: Jo
     assert stored(store, "launch").max_runs == 1
 
 
+def test_a_reconcile_hands_on_every_job_as_stored_whatever_the_order_of_the_configuration(store: JobStore) -> None:
+    first = [job(name) for name in ("a", "b", "c", "d", "e", "gone")]
+    reconcile(store, first)
+    reconcile(store, first[:-1])
+    store.set_paused(["c"], True, now=T0)
+    # Configured in another order than stored: "b" is no longer configured, "f" is new, "a" has a
+    # new timing and "d" a new task; "c" (paused by an operator) and "e" are unchanged.
+    again = [job("f"), job("e"), job("d", task="tasks.other"), job("c"), job("a", 120)]
+    report = reconcile(store, again, now=T0 + timedelta(hours=1))
+
+    assert (report.added, report.retimed, report.changed, report.unchanged) == (("f",), ("a",), ("d",), ("c", "e"))
+    assert (report.removed, report.already_removed) == (("b",), ("gone",))
+    assert list(report.jobs) == store.all_jobs()
+    assert [each.name for each in report.jobs] == ["a", "b", "c", "d", "e", "f", "gone"]
+
+
+def test_a_reconcile_in_the_stored_order_finds_the_one_job_that_changed(store: JobStore) -> None:
+    names = [f"job-{number:02d}" for number in range(12)]
+    reconcile(store, [job(name) for name in names])
+    again = [job(name, options={"queue": "slow"}) if name == "job-07" else job(name) for name in names]
+    report = reconcile(store, again, now=T0 + timedelta(hours=1))
+
+    assert report.changed == ("job-07",)
+    assert report.unchanged == tuple(name for name in names if name != "job-07")
+    assert list(report.jobs) == store.all_jobs()
+    assert stored(store, "job-07").options == {"queue": "slow"}
+
+    unchanged = reconcile(store, again, now=T0 + timedelta(hours=2))
+    assert not unchanged.wrote_anything and unchanged.unchanged == tuple(names)
+    assert list(unchanged.jobs) == store.all_jobs()
+
+
 def test_an_unchanged_job_keeps_anchor_last_run_and_counts_and_nothing_is_written(store: JobStore) -> None:
     definitions = [job("a"), job("b")]
     reconcile(store, definitions)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import JobNotFound, StoreError
 from .columns import UTCDateTime
+from .job_columns import JobColumns
 from .records import JOB_FIELDS
 from .tables import JOBS, META, META_ROW_ID
 
@@ -35,7 +36,7 @@ __all__ = [
     "insert_jobs",
     "job_bind",
     "lock_writers",
-    "read_job_rows",
+    "read_job_columns",
     "read_revision",
     "require_known",
     "stamp",
@@ -123,9 +124,8 @@ def update_by_name(columns: Sequence[str]) -> Any:
     return update(JOBS).where(JOBS.c.name == bindparam("b_name")).values(assignments)
 
 
-def insert_jobs(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert job rows, each its values in :data:`~.records.JOB_FIELDS` order with the JSON columns
-    as JSON text.
+def insert_jobs(connection: Connection, jobs: JobColumns) -> None:
+    """Insert jobs given as columns, the JSON columns as JSON text.
 
     On SQLite the rows go to the driver directly, :data:`SQLITE_ROWS_PER_INSERT` to a statement:
     converting 100,000 rows' parameters one by one costs SQLAlchemy twice what SQLite needs to
@@ -136,14 +136,16 @@ def insert_jobs(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
     SQLAlchemy. PostgreSQL takes SQLAlchemy's batched ``INSERT ... VALUES`` (one round trip per
     page of rows, not per row).
     """
-    if not rows:
+    if not jobs:
         return
     dialect = connection.dialect
     if dialect.name != "sqlite":
         text_columns = {column: bindparam(column, type_=Text()) for column in JSON_COLUMNS}
-        connection.execute(insert(JOBS).values(text_columns), [dict(zip(JOB_FIELDS, row, strict=True)) for row in rows])
+        connection.execute(
+            insert(JOBS).values(text_columns), [dict(zip(JOB_FIELDS, row, strict=True)) for row in jobs.rows()]
+        )
         return
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    columns: list[Sequence[Any]] = [jobs.column(name) for name in JOB_FIELDS]
     bind = _SOME_DATETIME.dialect_impl(dialect).bind_processor(dialect) or _same
     for position in _DATETIME_POSITIONS:
         columns[position] = _converted(columns[position], bind)
@@ -154,8 +156,8 @@ def insert_jobs(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
     # A build of SQLite may allow fewer parameters than the 32,766 of its defaults.
     limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if isinstance(driver, sqlite3.Connection) else 999
     per_statement = max(1, min(SQLITE_ROWS_PER_INSERT, limit // width))
-    for start in range(0, len(rows), per_statement):
-        count = min(per_statement, len(rows) - start)
+    for start in range(0, len(jobs), per_statement):
+        count = min(per_statement, len(jobs) - start)
         connection.exec_driver_sql(
             f"INSERT INTO {JOBS.name} ({', '.join(JOB_FIELDS)}) VALUES {', '.join([one_row] * count)}",
             tuple(values[start * width : (start + count) * width]),
@@ -166,8 +168,8 @@ def insert_jobs(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
 SQLITE_ROWS_PER_INSERT: Final = 500
 
 
-def read_job_rows(connection: Connection) -> list[tuple[Any, ...]]:
-    """Every stored job's values in :data:`~.records.JOB_FIELDS` order, the JSON columns as their
+def read_job_columns(connection: Connection) -> JobColumns:
+    """Every stored job, column by column (in the table's own order), the JSON columns as their
     stored text (comparing text costs a fraction of decoding it), datetimes aware UTC.
 
     Read through the driver and converted column by column, each distinct value once (every job
@@ -180,15 +182,16 @@ def read_job_rows(connection: Connection) -> list[tuple[Any, ...]]:
         statement = _JOB_TEXT_QUERIES[dialect.name] = str(_JOB_TEXT_QUERY.compile(dialect=dialect))
     rows = connection.exec_driver_sql(statement).fetchall()
     if not rows:
-        return []
+        return JobColumns.empty()
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    del rows
     convert_datetime = _SOME_DATETIME.dialect_impl(dialect).result_processor(dialect, None) or _same
     for position in _DATETIME_POSITIONS:
         columns[position] = _converted(columns[position], convert_datetime)
     for position in _BOOLEAN_POSITIONS:
         columns[position] = _converted(columns[position], bool)
     columns[_REVISION_POSITION] = _converted(columns[_REVISION_POSITION], int)
-    return list(zip(*columns, strict=True))
+    return JobColumns(columns)
 
 
 def _converted(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
