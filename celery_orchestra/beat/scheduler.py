@@ -37,6 +37,7 @@ from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
 from ..settings import OrchestraSettings, read_settings
 from ..store import JobRecord, JobStore, Progress, RunRecord
+from ..store.job_columns import JobColumns
 from ..timing.zones import app_zone
 from .clock import ClockWatch
 from .dispatch import Dispatcher, Planned, publish_run
@@ -167,14 +168,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         assert self._next_fires is not None
         entries = Entries(self._loader.build)
         expired: list[str] = []
-        for record in records:
-            pending = self._loader.pending(record, now, expired)
-            if pending is not None:
-                entries.add_pending(pending)
+        pending = self._loader.pending_entries(JobColumns.of(records), now, expired)
+        entries.extend_pending(pending)
         self.data = entries
-        fires = entries.pending.values()
-        self._queue.reset((pending.name, pending.next_fire_at) for pending in fires if pending.next_fire_at)
-        self._next_fires.queue(fires)
+        self._queue.reset((job.name, job.next_fire_at) for job in pending if job.next_fire_at)
+        self._next_fires.queue(pending)
         if expired and self.store is not None:
             self.store.set_expired(expired)
         if logger.isEnabledFor(logging.INFO):
