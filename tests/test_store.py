@@ -104,6 +104,32 @@ def test_a_reconcile_hands_on_every_job_as_stored_whatever_the_order_of_the_conf
     assert [each.name for each in report.jobs] == ["a", "b", "c", "d", "e", "f", "gone"]
 
 
+def test_new_jobs_get_the_first_fire_of_their_own_schedule_and_zone(store: JobStore) -> None:
+    shared = {"type": "interval", "seconds": 60, "relative": False}
+    offsets = {None: 1, "Europe/Berlin": 2, "Asia/Tokyo": 3}
+    asked: list[str] = []
+
+    def first_fire(definition: JobDefinition, anchor: datetime) -> datetime | None:
+        asked.append(definition.name)
+        return anchor + timedelta(minutes=offsets[definition.timezone] * definition.schedule_data["seconds"] / 60)
+
+    definitions = [
+        JobDefinition("utc-1", "t", shared),
+        JobDefinition("utc-2", "t", shared),
+        JobDefinition("berlin", "t", shared, timezone="Europe/Berlin"),
+        JobDefinition("tokyo", "t", shared, timezone="Asia/Tokyo"),
+        JobDefinition("off", "t", shared, enabled=False),
+        JobDefinition("slower", "t", {"type": "interval", "seconds": 120, "relative": False}),
+    ]
+    store.reconcile(definitions, now=T0, first_fire=first_fire)
+
+    expected = {"utc-1": 1, "utc-2": 1, "berlin": 2, "tokyo": 3, "slower": 2}
+    for name, minutes in expected.items():
+        assert stored(store, name).next_run_at == T0 + timedelta(minutes=minutes), name
+    assert stored(store, "off").next_run_at is None
+    assert sorted(asked) == ["berlin", "slower", "tokyo", "utc-1"]  # once per schedule and zone
+
+
 def test_a_reconcile_in_the_stored_order_finds_the_one_job_that_changed(store: JobStore) -> None:
     names = [f"job-{number:02d}" for number in range(12)]
     reconcile(store, [job(name) for name in names])

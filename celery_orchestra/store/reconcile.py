@@ -48,9 +48,10 @@ _CONFIGURED_ENABLED, _ENABLED, _PAUSED, _ANCHOR, _NEXT_RUN_AT, _REMOVED, _EXPIRE
     for name in ("configured_enabled", "enabled", "paused", "anchor", "next_run_at", "removed", "expired")
 )
 
-#: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never). The
-#: store cannot work it out (it knows no timings); a scheduler that passes it saves writing a
-#: next fire time into every new row afterwards.
+#: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never): a
+#: function of the definition's schedule and zone alone, so jobs sharing both share it. The store
+#: cannot work it out (it knows no timings); a scheduler that passes it saves writing a next fire
+#: time into every new row afterwards.
 FirstFire = Callable[[JobDefinition, datetime], datetime | None]
 
 
@@ -186,8 +187,7 @@ class _Plan:
         enabled = taken(wanted.enabled, indices)
         next_run_at: Sequence[datetime | None] = [None] * count
         if first_fire is not None:
-            definitions = taken(wanted.definitions, indices)
-            next_run_at = [first_fire(d, now) if on else None for d, on in zip(definitions, enabled, strict=True)]
+            next_run_at = _first_fires(taken(wanted.definitions, indices), enabled, now, first_fire)
         # What a new row holds besides its configuration.
         state: dict[str, Sequence[Any]] = {
             "enabled": enabled,
@@ -263,6 +263,23 @@ class _Plan:
             revision=revision,
             jobs=jobs.sorted_by_name(),
         )
+
+
+def _first_fires(
+    definitions: Sequence[JobDefinition], enabled: Sequence[bool], now: datetime, first_fire: FirstFire
+) -> list[datetime | None]:
+    """Each enabled new job's first fire, worked out once per schedule (data object) and zone."""
+    known: dict[tuple[int, str | None], datetime | None] = {}
+    fires: list[datetime | None] = []
+    for definition, on in zip(definitions, enabled, strict=True):
+        if not on:
+            fires.append(None)
+            continue
+        key = (id(definition.schedule_data), definition.timezone)
+        if key not in known:
+            known[key] = first_fire(definition, now)
+        fires.append(known[key])
+    return fires
 
 
 def _patched(row: Row, values: Mapping[str, Any]) -> Row:
