@@ -104,6 +104,37 @@ def test_a_reconcile_hands_on_every_job_as_stored_whatever_the_order_of_the_conf
     assert [each.name for each in report.jobs] == ["a", "b", "c", "d", "e", "f", "gone"]
 
 
+def test_jobs_sharing_their_schedule_each_store_their_own_other_values(store: JobStore) -> None:
+    shared = {"type": "interval", "seconds": 60, "relative": False}
+    same_kwargs = {"k": 1}
+    empty_list: Any = []  # a definition built by hand may hold a list
+    definitions = [
+        JobDefinition("plain", "t", shared),
+        JobDefinition("kwargs-1", "t", shared, kwargs=same_kwargs),
+        JobDefinition("kwargs-2", "t", shared, kwargs=same_kwargs),
+        JobDefinition("kwargs-3", "t", shared, kwargs={"k": 3}),
+        JobDefinition("args", "t", shared, args=(1,)),
+        JobDefinition("list-args", "t", shared, args=empty_list),
+        JobDefinition("tagged", "t", shared, tags=("x",)),
+        JobDefinition("off", "t", shared, enabled=False),
+        JobDefinition("other-task", "u", shared),
+        JobDefinition("berlin", "t", shared, timezone="Europe/Berlin"),
+    ]
+    reconcile(store, definitions)
+
+    assert [stored(store, name).kwargs for name in ("plain", "kwargs-1", "kwargs-2", "kwargs-3")] == [
+        {},
+        {"k": 1},
+        {"k": 1},
+        {"k": 3},
+    ]
+    assert stored(store, "args").args == (1,) and stored(store, "list-args").args == ()
+    assert stored(store, "tagged").tags == ("x",) and stored(store, "plain").tags == ()
+    assert stored(store, "off").enabled is False and stored(store, "plain").enabled is True
+    assert stored(store, "other-task").task == "u" and stored(store, "berlin").timezone == "Europe/Berlin"
+    assert not reconcile(store, definitions).wrote_anything
+
+
 def test_new_jobs_get_the_first_fire_of_their_own_schedule_and_zone(store: JobStore) -> None:
     shared = {"type": "interval", "seconds": 60, "relative": False}
     offsets = {None: 1, "Europe/Berlin": 2, "Asia/Tokyo": 3}

@@ -67,7 +67,7 @@ def reconcile(
     duplicate names, names or tasks that are too long, and arguments that are not JSON.
     """
     now = require_aware(now, "reconcile(now=...)")
-    wanted = WantedColumns(prepare_definitions(definitions))
+    wanted = prepare_definitions(definitions)
 
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
@@ -174,7 +174,7 @@ class _Plan:
         if match.new:
             plan._add(wanted, match.new, now, revision, first_fire)
         for k in sorted(differing):
-            want = wanted.jobs[match.wanted[k]]
+            want = wanted.job(match.wanted[k])
             plan._compare(want, stored.row(match.stored[k]), now, revision, first_fire)
         for at in match.unconfigured:
             plan._unconfigured(stored.row(at), now, revision)

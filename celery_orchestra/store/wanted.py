@@ -65,7 +65,7 @@ if JOB_FIELDS[:_ENABLED] != _RECORD_LAYOUT or JOB_FIELDS[_MAX_RUNS:_REMOVED] != 
     "source",
 ):  # pragma: no cover - a guard for whoever edits JobRecord
     raise ImportError(f"wanted.WantedJob.record does not know JobRecord's field order {JOB_FIELDS}")
-_TEXT_POSITIONS: Final = tuple((_POSITION[column], COMPARED.index(column)) for column in JSON_COLUMNS)
+_KIND, _COMPARED_MAX_RUNS = COMPARED.index("kind"), COMPARED.index("max_runs")
 
 
 class WantedJob(NamedTuple):
@@ -130,16 +130,12 @@ class WantedColumns:
     """The wanted jobs column by column, in configuration order: what reconcile compares with
     the stored columns, and the configured values of the records it hands on."""
 
-    def __init__(self, wanted: Sequence[WantedJob]) -> None:
-        self.jobs = wanted
-        self.definitions: list[JobDefinition] = [want.definition for want in wanted]
-        by_field = dict(
-            zip(JobDefinition._fields, _transposed(self.definitions, len(JobDefinition._fields)), strict=True)
-        )
-        #: The configuration's values in :data:`COMPARED` order (JSON columns as text).
-        self.compared: dict[str, Sequence[Any]] = dict(
-            zip(COMPARED, _transposed([want.compared for want in wanted], len(COMPARED)), strict=True)
-        )
+    def __init__(self, definitions: Sequence[JobDefinition], compared: Sequence[tuple[Any, ...]]) -> None:
+        self.definitions = definitions
+        by_field = dict(zip(JobDefinition._fields, _transposed(definitions, len(JobDefinition._fields)), strict=True))
+        #: The configuration's values by :data:`COMPARED` column (JSON columns as text).
+        self.compared: dict[str, Sequence[Any]] = dict(zip(COMPARED, _transposed(compared, len(COMPARED)), strict=True))
+        self._rows = compared
         self.names: Sequence[str] = by_field["name"]
         self.enabled: Sequence[bool] = by_field["enabled"]
         #: The values a record holds for the :data:`CONFIGURED_FIELDS`.
@@ -158,7 +154,12 @@ class WantedColumns:
         }
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return len(self.definitions)
+
+    def job(self, index: int) -> WantedJob:
+        """The wanted job at ``index``, for comparing it with its stored row value by value."""
+        compared = self._rows[index]
+        return WantedJob(self.definitions[index], compared[_KIND], compared[_COMPARED_MAX_RUNS], compared)
 
     def table(
         self, indices: Sequence[int], state: Mapping[str, Sequence[Any]], *, json_text: bool = False
@@ -183,29 +184,50 @@ def _transposed(rows: Sequence[Sequence[Any]], width: int) -> list[Sequence[Any]
     return list(zip(*rows, strict=True))
 
 
-def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]:
-    """Check every definition and compute its column values, before any transaction starts."""
+def prepare_definitions(definitions: Sequence[JobDefinition]) -> WantedColumns:
+    """Check every definition and compute its column values, before any transaction starts.
+
+    Jobs often share their configuration (often the very same objects: one schedule, no
+    arguments): a schedule's kind and text are worked out once per distinct schedule, and the
+    compared values once per distinct set of configured objects; only the name is every job's own.
+    """
     seen: dict[str, JobDefinition] = {}
-    wanted: list[WantedJob] = []
-    # Jobs often share a schedule (often the very same data object): its kind and text are worked
-    # out once per distinct schedule.
     by_identity: dict[int, _ScheduleTexts] = {}
     by_key: dict[object, _ScheduleTexts] = {}
+    compared_of: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    compared: list[tuple[Any, ...]] = []
     for definition in definitions:
-        name = definition.name
-        earlier = seen.get(name)
-        if earlier is not None:
+        name, task, data, timezone, args, kwargs, options, tags, enabled, source = definition
+        earlier = seen.setdefault(name, definition)
+        if earlier is not definition:
             raise InvalidJobError(
                 f"duplicate job name {name!r}: defined in {earlier.source} and again in {definition.source}"
             )
-        seen[name] = definition
-        data = definition.schedule_data
         known = by_identity.get(id(data))
         if known is None:
-            known = _schedule_texts(definition, by_key)
-            by_identity[id(data)] = known
-        wanted.append(_wanted(definition, known[0], known[1]))
-    return wanted
+            known = by_identity[id(data)] = _schedule_texts(definition, by_key)
+        if not name:
+            raise InvalidJobError(f"a job defined in {source} has an empty name")
+        if len(name) > NAME_LENGTH:
+            raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
+        # Empty containers stand for themselves by type; others by identity (the definitions keep
+        # them alive meanwhile).
+        key = (
+            task,
+            id(data),
+            timezone,
+            id(args) if args else type(args),
+            id(kwargs) if kwargs else type(kwargs),
+            id(options) if options else type(options),
+            id(tags) if tags else type(tags),
+            enabled,
+            source,
+        )
+        values = compared_of.get(key)
+        if values is None:
+            values = compared_of[key] = _compared(definition, known[0], known[1])
+        compared.append(values)
+    return WantedColumns(definitions, compared)
 
 
 #: A schedule's kind and JSON text, and the data they are of (kept alive while memoised by identity).
@@ -228,19 +250,14 @@ def _schedule_texts(definition: JobDefinition, by_key: dict[object, _ScheduleTex
     return known[0], known[1], data
 
 
-def _wanted(definition: JobDefinition, kind: str, schedule_text: str) -> WantedJob:
-    name = definition.name
-    if not name:
-        raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
-    if len(name) > NAME_LENGTH:
-        raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
+def _compared(definition: JobDefinition, kind: str, schedule_text: str) -> tuple[Any, ...]:
+    """A definition's values in :data:`COMPARED` order, checked (its name is checked by the caller)."""
     if len(definition.task) > NAME_LENGTH:
         raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
     tags = definition.tags
     if tags and not all(isinstance(tag, str) for tag in tags):
         raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(tags)!r}")
-    max_runs = max_runs_of_kind(kind)
-    compared = (
+    return (
         definition.task,
         schedule_text,
         definition.timezone,
@@ -250,10 +267,9 @@ def _wanted(definition: JobDefinition, kind: str, schedule_text: str) -> WantedJ
         _json_text(definition.options, "options", definition),
         _json_text(tags, "tags", definition),
         definition.source,
-        max_runs,
+        max_runs_of_kind(kind),
         definition.enabled,
     )
-    return WantedJob(definition, kind, max_runs, compared)
 
 
 def _where(definition: JobDefinition) -> str:
