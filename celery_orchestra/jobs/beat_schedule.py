@@ -107,10 +107,7 @@ class _BeatScheduleReader:
             self.report(job, f"an entry must be a dict with 'task' and 'schedule', got {python_value(entry)}")
             return None
         if not _BEAT_KEY_SET.issuperset(entry):
-            for key in entry:
-                if key not in _BEAT_KEY_SET:
-                    shown = key if isinstance(key, str) else repr(key)
-                    self.report(job, unknown_key_message(shown, _BEAT_KEYS, "the entry", _BEAT_HINTS))
+            self.unknown_keys(job, entry)
         get = entry.get
         task = get("task", _MISSING)
         if type(task) is not str or not task.strip():
@@ -155,6 +152,12 @@ class _BeatScheduleReader:
             enabled,
             BEAT_SCHEDULE_SOURCE,
         )
+
+    def unknown_keys(self, job: str, entry: Mapping[Any, Any]) -> None:
+        for key in entry:
+            if key not in _BEAT_KEY_SET:
+                shown = key if isinstance(key, str) else repr(key)
+                self.report(job, unknown_key_message(shown, _BEAT_KEYS, "the entry", _BEAT_HINTS))
 
     def task(self, job: str, task: object) -> str | None:
         if task is _MISSING:
