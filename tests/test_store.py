@@ -778,6 +778,27 @@ def test_the_report_reads_as_a_summary() -> None:
     assert str(report) == "2 added, 0 restored, 0 retimed, 0 changed, 0 unchanged, 1 removed"
 
 
+def test_a_task_holding_a_control_character_is_compared_value_by_value(store: JobStore) -> None:
+    odd = job("odd", task="tasks.a\x1fb")
+    reconcile(store, [odd, job("plain")])
+    again = reconcile(store, [odd, job("plain")])
+    assert not again.wrote_anything and again.unchanged == ("odd", "plain")
+
+    renamed = reconcile(store, [job("odd", task="tasks.a"), job("plain")])
+    assert renamed.changed == ("odd",)
+    assert stored(store, "odd").task == "tasks.a"
+    assert list(renamed.jobs) == store.all_jobs()
+
+
+def test_many_changed_jobs_are_all_read_whole_and_updated(store: JobStore) -> None:
+    names = [f"job-{number:04d}" for number in range(2_100)]
+    reconcile(store, [job(name) for name in names])
+    report = reconcile(store, [job(name, options={"queue": "q"}) for name in names], now=T0 + timedelta(hours=1))
+    assert report.changed == tuple(names)
+    assert list(report.jobs) == store.all_jobs()
+    assert {record.options["queue"] for record in report.jobs} == {"q"}
+
+
 def test_json_spelt_otherwise_is_no_change_and_is_respelt_once(store: JobStore) -> None:
     # A store written by an older version (or edited by hand) spells the same values differently:
     # other key order, no spaces. That is no change: the anchor, and so the job's grid, stays.

@@ -9,12 +9,14 @@ by column (:class:`WantedColumns`), for the many that do not.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from ..errors import InvalidJobError, OrchestraError
 from ..jobs.codec import data_key, max_runs_of_kind
 from ..jobs.definitions import JobDefinition
+from .bulk_rows import CONFIG_KEY_FIELDS, config_key
 from .job_columns import JobColumns, taken
 from .records import JOB_FIELDS, JobRecord
 from .sql import JSON_COLUMNS
@@ -66,6 +68,7 @@ if JOB_FIELDS[:_ENABLED] != _RECORD_LAYOUT or JOB_FIELDS[_MAX_RUNS:_REMOVED] != 
 ):  # pragma: no cover - a guard for whoever edits JobRecord
     raise ImportError(f"wanted.WantedJob.record does not know JobRecord's field order {JOB_FIELDS}")
 _KIND, _COMPARED_MAX_RUNS = COMPARED.index("kind"), COMPARED.index("max_runs")
+_KEY_VALUES_OF: Final = operator.itemgetter(*(COMPARED.index(name) for name in CONFIG_KEY_FIELDS))
 
 
 class WantedJob(NamedTuple):
@@ -130,8 +133,15 @@ class WantedColumns:
     """The wanted jobs column by column, in configuration order: what reconcile compares with
     the stored columns, and the configured values of the records it hands on."""
 
-    def __init__(self, definitions: Sequence[JobDefinition], compared: Sequence[tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        definitions: Sequence[JobDefinition],
+        compared: Sequence[tuple[Any, ...]],
+        config_keys: Sequence[str | None],
+    ) -> None:
         self.definitions = definitions
+        #: Each job's :func:`~.bulk_rows.config_key`, to compare with the stored ones.
+        self.config_keys = config_keys
         by_field = dict(zip(JobDefinition._fields, _transposed(definitions, len(JobDefinition._fields)), strict=True))
         #: The configuration's values by :data:`COMPARED` column (JSON columns as text).
         self.compared: dict[str, Sequence[Any]] = dict(zip(COMPARED, _transposed(compared, len(COMPARED)), strict=True))
@@ -194,8 +204,9 @@ def prepare_definitions(definitions: Sequence[JobDefinition]) -> WantedColumns:
     seen: dict[str, JobDefinition] = {}
     by_identity: dict[int, _ScheduleTexts] = {}
     by_key: dict[object, _ScheduleTexts] = {}
-    compared_of: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    compared_of: dict[tuple[Any, ...], tuple[tuple[Any, ...], str | None]] = {}
     compared: list[tuple[Any, ...]] = []
+    config_keys: list[str | None] = []
     for definition in definitions:
         name, task, data, timezone, args, kwargs, options, tags, enabled, source = definition
         earlier = seen.setdefault(name, definition)
@@ -223,11 +234,13 @@ def prepare_definitions(definitions: Sequence[JobDefinition]) -> WantedColumns:
             enabled,
             source,
         )
-        values = compared_of.get(key)
-        if values is None:
-            values = compared_of[key] = _compared(definition, known[0], known[1])
-        compared.append(values)
-    return WantedColumns(definitions, compared)
+        known_values = compared_of.get(key)
+        if known_values is None:
+            values = _compared(definition, known[0], known[1])
+            known_values = compared_of[key] = (values, config_key(_KEY_VALUES_OF(values)))
+        compared.append(known_values[0])
+        config_keys.append(known_values[1])
+    return WantedColumns(definitions, compared, config_keys)
 
 
 #: A schedule's kind and JSON text, and the data they are of (kept alive while memoised by identity).
