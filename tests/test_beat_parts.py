@@ -17,6 +17,7 @@ from celery_orchestra.beat.next_fires import NextFireWriter
 from celery_orchestra.beat.queue import FireQueue
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import JobRecord, JobStore
+from celery_orchestra.store.job_columns import JobColumns
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 HOURLY = {"type": "interval", "seconds": 3600.0, "relative": False}
@@ -302,6 +303,33 @@ def test_a_pending_job_gets_the_state_and_next_fire_an_entry_would_have() -> Non
         assert pending.next_fire_at == loader.next_fire(entry, T0), name
         assert loader.build(pending).state == entry.state, name
     assert expired == ["passed"]
+
+
+def test_jobs_alike_are_worked_out_once_yet_each_is_expired_logged_and_queued(caplog: Any) -> None:
+    loader = EntryLoader(Celery("t", set_as_current=False), app_zone=UTC, nowfun=lambda: T0)
+    once = {"type": "timing", "expression": "2020-01-01 10:00"}
+    broken = {"type": "nonsense"}
+    stored = [
+        record("passed-1", data=once, kind="once", max_runs=1),
+        record("passed-2", data=once, kind="once", max_runs=1),
+        record("hourly-1"),
+        record("hourly-2"),
+        record("broken-1", data=broken),
+        record("broken-2", data=broken),
+    ]
+    jobs = JobColumns.of(stored)
+    loader.start_batch()
+    expired: list[str] = []
+    pending = loader.pending_entries(jobs, T0, expired)
+    loader.end_batch()
+
+    assert [each.name for each in pending] == ["passed-1", "passed-2", "hourly-1", "hourly-2"]
+    assert expired == ["passed-1", "passed-2"]
+    assert [each.expired for each in pending] == [True, True, False, False]
+    assert [each.next_fire_at for each in pending] == [None, None, at(3600), at(3600)]
+    assert [each.record for each in pending] == stored[:4]
+    assert caplog.text.count("is expired") == 2
+    assert "'broken-1' cannot be loaded" in caplog.text and "'broken-2' cannot be loaded" in caplog.text
 
 
 def test_a_row_that_cannot_be_loaded_is_skipped_with_its_name(caplog: Any) -> None:

@@ -89,6 +89,95 @@ def test_new_jobs_are_inserted_with_their_configuration_and_anchor_now(store: Jo
     assert stored(store, "launch").max_runs == 1
 
 
+def test_a_reconcile_hands_on_every_job_as_stored_whatever_the_order_of_the_configuration(store: JobStore) -> None:
+    first = [job(name) for name in ("a", "b", "c", "d", "e", "gone")]
+    reconcile(store, first)
+    reconcile(store, first[:-1])
+    store.set_paused(["c"], True, now=T0)
+    # Configured in another order than stored: "b" is no longer configured, "f" is new, "a" has a
+    # new timing and "d" a new task; "c" (paused by an operator) and "e" are unchanged.
+    again = [job("f"), job("e"), job("d", task="tasks.other"), job("c"), job("a", 120)]
+    report = reconcile(store, again, now=T0 + timedelta(hours=1))
+
+    assert (report.added, report.retimed, report.changed, report.unchanged) == (("f",), ("a",), ("d",), ("c", "e"))
+    assert (report.removed, report.already_removed) == (("b",), ("gone",))
+    assert list(report.jobs) == store.all_jobs()
+    assert [each.name for each in report.jobs] == ["a", "b", "c", "d", "e", "f", "gone"]
+
+
+def test_jobs_sharing_their_schedule_each_store_their_own_other_values(store: JobStore) -> None:
+    shared = {"type": "interval", "seconds": 60, "relative": False}
+    same_kwargs = {"k": 1}
+    empty_list: Any = []  # a definition built by hand may hold a list
+    definitions = [
+        JobDefinition("plain", "t", shared),
+        JobDefinition("kwargs-1", "t", shared, kwargs=same_kwargs),
+        JobDefinition("kwargs-2", "t", shared, kwargs=same_kwargs),
+        JobDefinition("kwargs-3", "t", shared, kwargs={"k": 3}),
+        JobDefinition("args", "t", shared, args=(1,)),
+        JobDefinition("list-args", "t", shared, args=empty_list),
+        JobDefinition("tagged", "t", shared, tags=("x",)),
+        JobDefinition("off", "t", shared, enabled=False),
+        JobDefinition("other-task", "u", shared),
+        JobDefinition("berlin", "t", shared, timezone="Europe/Berlin"),
+    ]
+    reconcile(store, definitions)
+
+    assert [stored(store, name).kwargs for name in ("plain", "kwargs-1", "kwargs-2", "kwargs-3")] == [
+        {},
+        {"k": 1},
+        {"k": 1},
+        {"k": 3},
+    ]
+    assert stored(store, "args").args == (1,) and stored(store, "list-args").args == ()
+    assert stored(store, "tagged").tags == ("x",) and stored(store, "plain").tags == ()
+    assert stored(store, "off").enabled is False and stored(store, "plain").enabled is True
+    assert stored(store, "other-task").task == "u" and stored(store, "berlin").timezone == "Europe/Berlin"
+    assert not reconcile(store, definitions).wrote_anything
+
+
+def test_new_jobs_get_the_first_fire_of_their_own_schedule_and_zone(store: JobStore) -> None:
+    shared = {"type": "interval", "seconds": 60, "relative": False}
+    offsets = {None: 1, "Europe/Berlin": 2, "Asia/Tokyo": 3}
+    asked: list[str] = []
+
+    def first_fire(definition: JobDefinition, anchor: datetime) -> datetime | None:
+        asked.append(definition.name)
+        return anchor + timedelta(minutes=offsets[definition.timezone] * definition.schedule_data["seconds"] / 60)
+
+    definitions = [
+        JobDefinition("utc-1", "t", shared),
+        JobDefinition("utc-2", "t", shared),
+        JobDefinition("berlin", "t", shared, timezone="Europe/Berlin"),
+        JobDefinition("tokyo", "t", shared, timezone="Asia/Tokyo"),
+        JobDefinition("off", "t", shared, enabled=False),
+        JobDefinition("slower", "t", {"type": "interval", "seconds": 120, "relative": False}),
+    ]
+    store.reconcile(definitions, now=T0, first_fire=first_fire)
+
+    expected = {"utc-1": 1, "utc-2": 1, "berlin": 2, "tokyo": 3, "slower": 2}
+    for name, minutes in expected.items():
+        assert stored(store, name).next_run_at == T0 + timedelta(minutes=minutes), name
+    assert stored(store, "off").next_run_at is None
+    assert sorted(asked) == ["berlin", "slower", "tokyo", "utc-1"]  # once per schedule and zone
+
+
+def test_a_reconcile_in_the_stored_order_finds_the_one_job_that_changed(store: JobStore) -> None:
+    names = [f"job-{number:02d}" for number in range(12)]
+    reconcile(store, [job(name) for name in names])
+    again = [job(name, options={"queue": "slow"}) if name == "job-07" else job(name) for name in names]
+    report = reconcile(store, again, now=T0 + timedelta(hours=1))
+
+    assert report.changed == ("job-07",)
+    assert report.unchanged == tuple(name for name in names if name != "job-07")
+    assert list(report.jobs) == store.all_jobs()
+    assert stored(store, "job-07").options == {"queue": "slow"}
+
+    unchanged = reconcile(store, again, now=T0 + timedelta(hours=2))
+    assert not unchanged.wrote_anything and unchanged.unchanged == tuple(names)
+    assert list(unchanged.jobs) == store.all_jobs()
+
+
 def test_an_unchanged_job_keeps_anchor_last_run_and_counts_and_nothing_is_written(store: JobStore) -> None:
     definitions = [job("a"), job("b")]
     reconcile(store, definitions)
@@ -699,6 +788,27 @@ def test_errors_survive_pickling() -> None:
 def test_the_report_reads_as_a_summary() -> None:
     report = ReconcileReport(added=("a", "b"), removed=("c",), revision=4)
     assert str(report) == "2 added, 0 restored, 0 retimed, 0 changed, 0 unchanged, 1 removed"
+
+
+def test_a_task_holding_a_control_character_is_compared_value_by_value(store: JobStore) -> None:
+    odd = job("odd", task="tasks.a\x1fb")
+    reconcile(store, [odd, job("plain")])
+    again = reconcile(store, [odd, job("plain")])
+    assert not again.wrote_anything and again.unchanged == ("odd", "plain")
+
+    renamed = reconcile(store, [job("odd", task="tasks.a"), job("plain")])
+    assert renamed.changed == ("odd",)
+    assert stored(store, "odd").task == "tasks.a"
+    assert list(renamed.jobs) == store.all_jobs()
+
+
+def test_many_changed_jobs_are_all_read_whole_and_updated(store: JobStore) -> None:
+    names = [f"job-{number:04d}" for number in range(2_100)]
+    reconcile(store, [job(name) for name in names])
+    report = reconcile(store, [job(name, options={"queue": "q"}) for name in names], now=T0 + timedelta(hours=1))
+    assert report.changed == tuple(names)
+    assert list(report.jobs) == store.all_jobs()
+    assert {record.options["queue"] for record in report.jobs} == {"q"}
 
 
 def test_json_spelt_otherwise_is_no_change_and_is_respelt_once(store: JobStore) -> None:

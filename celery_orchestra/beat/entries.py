@@ -10,30 +10,42 @@ the job is due, reloaded or re-evaluated, or looked at (``schedule[name]``, iter
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+import operator
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from celery.schedules import BaseSchedule
 
 from ..store import JobRecord
+from ..store.job_columns import JobColumns
 from .entry import ScheduleEntry
 
 __all__ = ["Entries", "PendingEntry"]
 
 
 class PendingEntry(NamedTuple):
-    """A loaded job whose entry is not built yet: its record, live schedule and what was worked out."""
+    """A loaded job whose entry is not built yet: its live schedule, what was worked out, and where
+    its record is (``jobs[job_index]``, built with the entry: most jobs' records are never needed
+    before they are due)."""
 
-    record: JobRecord
+    name: str
     schedule: BaseSchedule
     #: ``None`` when the job does not fire (any more), or may not (paused, disabled...).
     next_fire_at: datetime | None
     expired: bool
+    #: The next fire time stored with the job when it was loaded.
+    stored_next_run_at: datetime | None
+    jobs: JobColumns
+    job_index: int
 
     @property
-    def name(self) -> str:
-        return self.record.name
+    def record(self) -> JobRecord:
+        """The job's stored record (built on each call)."""
+        return self.jobs[self.job_index]
+
+
+_NAME_OF = operator.itemgetter(0)  # PendingEntry.name, in C
 
 
 class Entries(MutableMapping[str, ScheduleEntry]):
@@ -53,6 +65,14 @@ class Entries(MutableMapping[str, ScheduleEntry]):
         name = pending.name
         self._built.pop(name, None)
         self._pending[name] = pending
+
+    def extend_pending(self, pending: Sequence[PendingEntry]) -> None:
+        """:meth:`add_pending` for many jobs at once (a start-up's every job)."""
+        names = list(map(_NAME_OF, pending))
+        if self._built:
+            for name in names:
+                self._built.pop(name, None)
+        self._pending.update(zip(names, pending, strict=True))
 
     def __getitem__(self, name: str) -> ScheduleEntry:
         entry = self._built.get(name)

@@ -135,6 +135,11 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
     def schedule_data(self) -> dict[str, Any]:
         return self.record.schedule_data
 
+    @property
+    def stored_next_run_at(self) -> datetime | None:
+        """The next fire time stored with the job when it was loaded."""
+        return self.record.next_run_at
+
     # ---- derived state
 
     @property

@@ -8,26 +8,51 @@ last run share the computation of their next fire: at 100,000 jobs, thousands us
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from celery.schedules import BaseSchedule
 
 from ..jobs.codec import data_key, schedule_from_data
 from ..jobs.definitions import JobDefinition
-from ..jobs.states import STATE_RUNNING, has_finished
+from ..jobs.states import STATE_RUNNING, has_finished, job_state
 from ..store import JobRecord
+from ..store.job_columns import JobColumns
 from ..timing.firing import next_fire
 from ..timing.schedule import Timing
 from ..timing.zones import resolve_zone
 from .entries import Entries, PendingEntry
-from .entry import ScheduleEntry, entry_state
+from .entry import ScheduleEntry
 
-__all__ = ["EntryLoader", "log_next_fires"]
+__all__ = ["EntryLoader", "Loaded", "log_next_fires"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
+
+#: What decides a job's schedule, state and next fire at start-up besides its schedule data (see
+#: :meth:`EntryLoader.pending_entries`), in the order ``_work_out`` unpacks them.
+_SHAPE_FIELDS: Final = (
+    "timezone",
+    "anchor",
+    "last_run_at",
+    "resumed_at",
+    "max_runs",
+    "removed",
+    "enabled",
+    "paused",
+    "expired",
+)
+
+
+class _WorkedOut(NamedTuple):
+    """What :meth:`EntryLoader.pending_entries` works out once per shape of job."""
+
+    schedule: BaseSchedule
+    next_fire_at: datetime | None
+    expired: bool
+    #: Newly found expired (a one-off whose moment had passed when it was registered).
+    passed: bool
 
 
 @dataclass
@@ -37,6 +62,15 @@ class _Batch:
     #: their data object): each value keeps its data alive, so that no id is reused meanwhile.
     by_identity: dict[tuple[int, str | None, datetime], tuple[object, BaseSchedule]] = field(default_factory=dict)
     next_fires: dict[tuple[Any, ...], datetime | None] = field(default_factory=dict)
+
+
+class Loaded(NamedTuple):
+    """Every stored job at start-up: the entries (each built when first used), the pending jobs
+    in stored order, and the one-offs found expired."""
+
+    entries: Entries
+    pending: list[PendingEntry]
+    expired: list[str]
 
 
 def log_next_fires(entries: Mapping[str, ScheduleEntry], now: datetime) -> None:
@@ -74,40 +108,74 @@ class EntryLoader:
         try:
             entry = self.entry(record)
         except Exception as error:
-            _log_unloadable(record, error)
+            _log_unloadable(record.name, error)
             return None
         if self.expire_if_passed(entry):
             expired.append(entry.name)
         return entry
 
-    def entries(self, records: Iterable[JobRecord], now: datetime) -> tuple[Entries, list[str]]:
-        """Every stored job as a pending entry (built when first used), and the one-offs found expired."""
+    def load_all(self, records: Sequence[JobRecord], now: datetime) -> Loaded:
+        """Every stored job as a pending entry (see :meth:`pending_entries`), in one :class:`Entries`."""
         entries = Entries(self.build)
         expired: list[str] = []
-        for record in records:
-            pending = self.pending(record, now, expired)
-            if pending is not None:
-                entries.add_pending(pending)
-        return entries, expired
+        pending = self.pending_entries(JobColumns.of(records), now, expired)
+        entries.extend_pending(pending)
+        return Loaded(entries, pending, expired)
 
     def pending(self, record: JobRecord, now: datetime, expired: list[str]) -> PendingEntry | None:
         """What beat's queue needs of a stored job, its entry left to :meth:`build` (see
         :mod:`.entries`); otherwise as :meth:`load`."""
+        found = self.pending_entries(JobColumns.of_rows([record]), now, expired)
+        return found[0] if found else None
+
+    def pending_entries(self, jobs: JobColumns, now: datetime, expired: list[str]) -> list[PendingEntry]:
+        """:meth:`pending` for every job in ``jobs`` (a start-up's), read column by column: no
+        job's record is built.
+
+        Jobs alike in everything that decides their schedule, state and next fire (the same
+        schedule data object, zone, anchor, last run...) are worked out once: at start-up
+        thousands usually are.
+        """
+        names = jobs.column("name")
+        datas = jobs.column("schedule_data")
+        stored_fires = jobs.column("next_run_at")
+        shapes = zip(map(id, datas), *(jobs.column(name) for name in _SHAPE_FIELDS), strict=True)
+        worked_out: dict[tuple[Any, ...], _WorkedOut | Exception] = {}
+        pending: list[PendingEntry] = []
+        append = pending.append
+        for index, shape in enumerate(shapes):
+            known = worked_out.get(shape)
+            if known is None:
+                known = worked_out[shape] = self._work_out(datas[index], shape, now)
+            name = names[index]
+            if isinstance(known, Exception):
+                _log_unloadable(name, known)
+                continue
+            schedule, fire, is_expired, passed = known
+            if passed:
+                _log_passed(name, schedule)
+                expired.append(name)
+            append(PendingEntry(name, schedule, fire, is_expired, stored_fires[index], jobs, index))
+        return pending
+
+    def _work_out(self, data: dict[str, Any], shape: tuple[Any, ...], now: datetime) -> _WorkedOut | Exception:
+        """The schedule, next fire and expiry of a job of ``shape`` (``id(data)``, then the
+        :data:`_SHAPE_FIELDS`), or the error that makes it unloadable."""
+        _, timezone, anchor, last_fire_at, resumed_at, max_runs, removed, enabled, paused, is_expired = shape
         try:
-            schedule = self._schedule(record.schedule_data, record.timezone, record.anchor)
+            schedule = self._schedule(data, timezone, anchor)
         except Exception as error:
-            _log_unloadable(record, error)
-            return None
-        last_fire_at = record.last_run_at
-        is_expired = record.expired
-        finished = has_finished(record.max_runs, last_fire_at, record.anchor)
-        if self._passed(record.name, schedule, expired=is_expired, finished=finished):
-            is_expired = True
-            expired.append(record.name)
+            return error
+        finished = has_finished(max_runs, last_fire_at, anchor)
+        passed = self._has_passed(schedule, expired=is_expired, finished=finished)
+        is_expired = is_expired or passed
         fire = None
-        if entry_state(record, expired=is_expired, last_fire_at=last_fire_at) == STATE_RUNNING:
-            fire = self._next_fire_of(schedule, last_fire_at, record.anchor, record.resumed_at, now)
-        return PendingEntry(record, schedule, fire, is_expired)
+        if (
+            job_state(removed=removed, enabled=enabled, paused=paused, expired=is_expired, finished=finished)
+            == STATE_RUNNING
+        ):
+            fire = self._next_fire_of(schedule, last_fire_at, anchor, resumed_at, now)
+        return _WorkedOut(schedule, fire, is_expired, passed)
 
     def build(self, pending: PendingEntry) -> ScheduleEntry:
         """The entry of a :meth:`pending` job, as :meth:`load` and :meth:`next_fire` would have made it."""
@@ -178,17 +246,17 @@ class EntryLoader:
         return False
 
     @staticmethod
-    def _passed(name: str, schedule: BaseSchedule, *, expired: bool, finished: bool) -> bool:
+    def _has_passed(schedule: BaseSchedule, *, expired: bool, finished: bool) -> bool:
         """Whether a job is a one-off, not yet marked expired nor run, whose moment had passed when it
-        was registered (logged: it will never run)."""
+        was registered (it will never run)."""
         # The schedule's own test first: it is one comparison for every job that is not a one-off.
-        if not (isinstance(schedule, Timing) and schedule.is_expired) or expired or finished:
+        return isinstance(schedule, Timing) and schedule.is_expired and not expired and not finished
+
+    def _passed(self, name: str, schedule: BaseSchedule, *, expired: bool, finished: bool) -> bool:
+        """:meth:`_has_passed`, logged when true."""
+        if not self._has_passed(schedule, expired=expired, finished=finished):
             return False
-        logger.warning(
-            "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
-            name,
-            schedule.expression,
-        )
+        _log_passed(name, schedule)
         return True
 
     def _schedule_from(self, data: dict[str, Any], timezone: str | None, anchor: datetime) -> BaseSchedule:
@@ -196,5 +264,13 @@ class EntryLoader:
         return schedule_from_data(data, tz=zone, anchor=anchor, app=self._app, nowfun=self._nowfun)
 
 
-def _log_unloadable(record: JobRecord, error: Exception) -> None:
-    logger.error("celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", record.name, error)
+def _log_passed(name: str, schedule: BaseSchedule) -> None:
+    logger.warning(
+        "celery-orchestra: job %s is expired: %r had already passed when it was registered; it will not run",
+        name,
+        getattr(schedule, "expression", schedule),
+    )
+
+
+def _log_unloadable(name: str, error: Exception) -> None:
+    logger.error("celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", name, error)

@@ -63,7 +63,7 @@ class NextFireWriter:
         """
         with self._lock:
             for entry in entries:
-                if entry.next_fire_at != entry.record.next_run_at:
+                if entry.next_fire_at != entry.stored_next_run_at:
                     self._pending[entry.name] = entry.next_fire_at
                 else:
                     self._pending.pop(entry.name, None)  # the store already holds it

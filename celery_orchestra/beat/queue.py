@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
@@ -24,6 +25,12 @@ class QueueItem(NamedTuple):
     order: int
     name: str
     generation: int
+
+
+#: ``QueueItem(*values)`` without the named tuple's Python-level ``__new__`` (a start-up makes one
+#: item per job).
+_new_item = tuple.__new__
+_NAME_OF = operator.itemgetter(2)  # QueueItem.name
 
 
 class FireQueue:
@@ -49,15 +56,17 @@ class FireQueue:
         not a push per job (a start-up schedules every job at once)."""
         order = self._order = itertools.count()
         timestamps: dict[datetime, float] = {}  # jobs loaded together often share their next fire
-        items = []
+        items: list[QueueItem] = []
+        append = items.append
+        new_item = _new_item
         for name, when in schedule:
             timestamp = timestamps.get(when)
             if timestamp is None:
                 timestamp = timestamps[when] = when.timestamp()
-            items.append(QueueItem(timestamp, next(order), name, 1))
+            append(new_item(QueueItem, (timestamp, next(order), name, 1)))
         heapq.heapify(items)
         self._heap = items
-        self._generation = {item.name: 1 for item in items}
+        self._generation = dict.fromkeys(map(_NAME_OF, items), 1)
 
     def discard(self, name: str) -> None:
         """Unschedule ``name`` (its item turns stale); a no-op if it is not scheduled."""

@@ -195,11 +195,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         """Every stored job, at start-up: each entry left to build when first used (see
         :mod:`.entries`), the queue filled in one go."""
         assert self._next_fires is not None
-        entries, expired = self._loader.entries(records, now)
+        entries, pending, expired = self._loader.load_all(records, now)
         self.data = entries
-        fires = entries.pending.values()
-        self._queue.reset((pending.name, pending.next_fire_at) for pending in fires if pending.next_fire_at)
-        self._next_fires.queue(fires)
+        self._queue.reset((job.name, job.next_fire_at) for job in pending if job.next_fire_at)
+        self._next_fires.queue(pending)
         if expired and self.store is not None:
             self.store.set_expired(expired)
         log_next_fires(entries, now)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,16 +21,23 @@ from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ..errors import InvalidJobError, OrchestraError
-from ..jobs.codec import data_key, max_runs_of_kind
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
+from .bulk_rows import (
+    CONFIG_KEY_FIELDS,
+    StoredStates,
+    insert_jobs,
+    read_job_columns,
+    read_job_states,
+    read_jobs_named,
+)
 from .database import Database
+from .job_columns import JobColumns, taken
 from .records import JOB_FIELDS, JobRecord, ReconcileReport
-from .sql import JSON_COLUMNS, bump_revision, insert_jobs, read_job_rows, update_many
-from .tables import NAME_LENGTH
+from .sql import JSON_COLUMNS, bump_revision, update_many
+from .wanted import COMPARED, CONFIGURED_FIELDS, WantedColumns, WantedJob, prepare_definitions
 
-__all__ = ["FirstFire", "WantedJob", "prepare_definitions", "reconcile"]
+__all__ = ["FirstFire", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -39,112 +45,23 @@ log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 
 _POSITION: Final = {name: index for index, name in enumerate(JOB_FIELDS)}
-#: What reconcile compares of a stored row (JSON columns as their text): the configured columns,
-#: and ``configured_enabled``. :attr:`WantedJob.compared` holds the wanted values in this order.
-_COMPARED: Final = (
-    "task",
-    "schedule_data",
-    "timezone",
-    "kind",
-    "args",
-    "kwargs",
-    "options",
-    "tags",
-    "source",
-    "max_runs",
-    "configured_enabled",
-)
-_COMPARED_OF: Final = operator.itemgetter(*(_POSITION[name] for name in _COMPARED))
 #: Columns whose change moves the job's anchor (its timing changed); the other compared columns
 #: are updated in place.
 _TIMING_COLUMNS: Final = ("schedule_data", "timezone")
 _CONFIG_COLUMNS: Final = ("task", "kind", "args", "kwargs", "options", "tags", "source", "max_runs")
-_NAME, _ENABLED, _CONFIGURED_ENABLED, _PAUSED, _ANCHOR, _NEXT_RUN_AT, _REMOVED, _EXPIRED = (
+#: The fields of a configured job's record that the store, not the configuration, gives.
+_STORED_FIELDS: Final = tuple(name for name in JOB_FIELDS if name not in CONFIGURED_FIELDS)
+_NAME, _CONFIGURED_ENABLED, _ENABLED, _PAUSED, _ANCHOR, _NEXT_RUN_AT, _REMOVED, _EXPIRED = (
     _POSITION[name]
-    for name in ("name", "enabled", "configured_enabled", "paused", "anchor", "next_run_at", "removed", "expired")
+    for name in ("name", "configured_enabled", "enabled", "paused", "anchor", "next_run_at", "removed", "expired")
 )
-_MAX_RUNS: Final = _POSITION["max_runs"]
-#: WantedJob.record builds a record in one tuple, faster than JobRecord.from_values at 100,000 jobs;
-#: it relies on this order of JobRecord's fields, which a reordering must not silently break.
-_RECORD_LAYOUT: Final = ("name", "task", "schedule_data", "kind", "timezone", "args", "kwargs", "options", "tags")
-if JOB_FIELDS[:_ENABLED] != _RECORD_LAYOUT or JOB_FIELDS[_MAX_RUNS:_REMOVED] != (
-    "max_runs",
-    "next_run_at",
-    "source",
-):  # pragma: no cover - a guard for whoever edits JobRecord
-    raise ImportError(f"reconcile.WantedJob.record does not know JobRecord's field order {JOB_FIELDS}")
-_TEXT_POSITIONS: Final = tuple((_POSITION[column], _COMPARED.index(column)) for column in JSON_COLUMNS)
+if {*CONFIG_KEY_FIELDS, "max_runs", "configured_enabled"} != set(COMPARED):  # pragma: no cover - a guard for editors
+    raise ImportError("reconcile._differing no longer compares every one of wanted.COMPARED")
 
-
-class WantedJob(NamedTuple):
-    """A definition reduced to the column values it should have in the store.
-
-    ``compared`` holds the values reconcile compares with a stored row, in :data:`_COMPARED`
-    order, the JSON columns as the JSON text reconcile writes (a tuple comparison decides that an
-    unchanged job is unchanged: no JSON is decoded).
-    """
-
-    definition: JobDefinition
-    kind: str
-    max_runs: int | None
-    compared: tuple[Any, ...]
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    @property
-    def enabled(self) -> bool:
-        return self.definition.enabled
-
-    def text(self, column: str) -> str:
-        """The JSON text of one of :data:`~.sql.JSON_COLUMNS`."""
-        return str(self.compared[_COMPARED.index(column)])
-
-    def row(self, record: JobRecord) -> Row:
-        """The row to insert for this job's ``record``: the JSON columns as JSON text."""
-        row: list[Any] = list(record)
-        compared = self.compared
-        for position, text_position in _TEXT_POSITIONS:
-            row[position] = compared[text_position]
-        return tuple(row)
-
-    def value(self, column: str) -> Any:
-        """The Python value the job's record holds for a configured column."""
-        definition = self.definition
-        if column == "kind":
-            return self.kind
-        if column == "max_runs":
-            return self.max_runs
-        return getattr(definition, column)
-
-    def record(self, state: Sequence[Any]) -> JobRecord:
-        """The job's record: its configured values, and the rest from ``state`` (a row's values in
-        :data:`~.records.JOB_FIELDS` order)."""
-        d = self.definition
-        return JobRecord._make(
-            (
-                d.name,
-                d.task,
-                d.schedule_data,
-                self.kind,
-                d.timezone,
-                tuple(d.args),
-                d.kwargs,
-                d.options,
-                tuple(d.tags),
-                *state[_ENABLED:_MAX_RUNS],
-                self.max_runs,
-                state[_NEXT_RUN_AT],
-                d.source,
-                *state[_REMOVED:],
-            )
-        )
-
-
-#: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never). The
-#: store cannot work it out (it knows no timings); a scheduler that passes it saves writing a
-#: next fire time into every new row afterwards.
+#: The first nominal fire of a job registered, or retimed, at an anchor (``None``: never): a
+#: function of the definition's schedule and zone alone, so jobs sharing both share it. The store
+#: cannot work it out (it knows no timings); a scheduler that passes it saves writing a next fire
+#: time into every new row afterwards.
 FirstFire = Callable[[JobDefinition, datetime], datetime | None]
 
 
@@ -164,8 +81,13 @@ def reconcile(
 
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
-        stored = {row[_NAME]: row for row in read_job_rows(connection)}
-        plan = _Plan.of(wanted, stored, now, revision, first_fire)
+        stored = read_job_states(connection)
+        match = _Match.of(wanted.names, stored.names)
+        differing = _differing(wanted, stored, match)
+        names = [stored.names[match.stored[k]] for k in differing]
+        names += [stored.names[at] for at in match.unconfigured]
+        rows = _rows_named(connection, names, stored_count=len(stored.names))
+        plan = _Plan.of(wanted, stored, _Comparison(match, differing, rows), now, revision, first_fire)
         insert_jobs(connection, plan.inserts)
         update_many(connection, plan.updates)
         wrote = bool(plan.inserts or plan.updates)
@@ -185,66 +107,165 @@ def reconcile(
     return report
 
 
+@dataclass(frozen=True)
+class _Match:
+    """Which wanted job is which stored job: ``wanted[k]`` (an index into the configuration) is
+    stored at ``stored[k]``; ``new`` are configured and not stored, ``unconfigured`` the reverse."""
+
+    wanted: Sequence[int]
+    stored: Sequence[int]
+    new: Sequence[int]
+    unconfigured: Sequence[int]
+
+    @classmethod
+    def of(cls, wanted_names: Sequence[str], stored_names: Sequence[str]) -> _Match:
+        if len(wanted_names) == len(stored_names) and list(wanted_names) == list(stored_names):
+            every = range(len(wanted_names))  # a restart: the rows are read in the order they were added
+            return cls(every, every, (), ())
+        position = dict(zip(stored_names, range(len(stored_names)), strict=True))
+        found = list(map(position.get, wanted_names))
+        matched = [(index, at) for index, at in enumerate(found) if at is not None]
+        configured = set(wanted_names)
+        return cls(
+            [index for index, _ in matched],
+            [at for _, at in matched],
+            [index for index, at in enumerate(found) if at is None],
+            [at for at, name in enumerate(stored_names) if name not in configured],
+        )
+
+
+def _differing(wanted: WantedColumns, stored: StoredStates, match: _Match) -> set[int]:
+    """The matched jobs (positions in ``match``) whose stored compared values differ from the
+    wanted ones, or that are stored as removed: one list comparison per column when none do."""
+    differing: set[int] = set()
+    compared = (
+        (stored.config_keys, wanted.config_keys),
+        (stored.fields["max_runs"], wanted.compared["max_runs"]),
+        (stored.fields["configured_enabled"], wanted.compared["configured_enabled"]),
+    )
+    for stored_column, wanted_column in compared:
+        have = taken(stored_column, match.stored)
+        want = taken(wanted_column, match.wanted)
+        if list(have) != list(want):
+            pairs = enumerate(zip(have, want, strict=True))
+            differing.update(k for k, (stored_value, wanted_value) in pairs if stored_value != wanted_value)
+    # A job without a config key (a value holding the key's separator) is compared value by value.
+    differing.update(k for k, key in enumerate(taken(wanted.config_keys, match.wanted)) if key is None)
+    removed = taken(stored.fields["removed"], match.stored)
+    if any(removed):
+        differing.update(k for k, flag in enumerate(removed) if flag)
+    return differing
+
+
+#: More jobs to read whole than this, and reconcile reads every row at once instead (an upgrade
+#: that respells the stored JSON, say): SQLAlchemy converts rows read by name one by one.
+_NAMED_READ_LIMIT: Final = 2_000
+
+
+def _rows_named(connection: Connection, names: Sequence[str], *, stored_count: int) -> dict[str, Row]:
+    """The whole stored rows of ``names`` (JSON columns as text), by name."""
+    if not names:
+        return {}
+    jobs = read_job_columns(connection) if len(names) > _NAMED_READ_LIMIT else read_jobs_named(connection, names)
+    wanted = set(names)
+    return {row[_NAME]: row for row in jobs.rows() if row[_NAME] in wanted}
+
+
+class _Comparison(NamedTuple):
+    """What comparing the stored jobs with the wanted ones found: which is which, which of the
+    matched ones differ (positions in ``match``), and the whole rows of those and of the
+    unconfigured jobs, by name."""
+
+    match: _Match
+    differing: set[int]
+    rows: dict[str, Row]
+
+
 @dataclass
 class _Plan:
     """What one reconcile writes, and how it classifies every name."""
 
-    added: list[str] = field(default_factory=list)
+    added: Sequence[str] = ()
     restored: list[str] = field(default_factory=list)
     retimed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    unchanged: list[Sequence[str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     already_removed: list[str] = field(default_factory=list)
-    #: New rows, in JOB_FIELDS order (JSON columns as text).
-    inserts: list[Row] = field(default_factory=list)
+    #: New rows (JSON columns as text).
+    inserts: JobColumns = field(default_factory=JobColumns.empty)
     updates: list[dict[str, Any]] = field(default_factory=list)
-    #: Every job as it stands after the reconcile, by name.
-    records: dict[str, JobRecord] = field(default_factory=dict)
+    #: Every job as it stands after the reconcile: tables of jobs, and single records.
+    tables: list[JobColumns] = field(default_factory=list)
+    records: list[JobRecord] = field(default_factory=list)
 
     @classmethod
     def of(
         cls,
-        wanted: Sequence[WantedJob],
-        stored: Mapping[str, Row],
+        wanted: WantedColumns,
+        stored: StoredStates,
+        comparison: _Comparison,
         now: datetime,
         revision: int,
         first_fire: FirstFire | None,
     ) -> _Plan:
+        # Column by column: at a restart nearly every job is unchanged, and for those one list
+        # comparison per column decided it, and their records are left to be built when used.
         plan = cls()
-        records = plan.records
-        unchanged = plan.unchanged
-        # What a new row holds besides its configuration (next_run_at is filled in per job).
-        new_rows = {enabled: _new_row(enabled, now, revision) for enabled in (False, True)}
-        for want in wanted:
-            row = stored.get(want.name)
-            if row is None:
-                plan._add(want, new_rows[want.enabled], now, first_fire)
-            elif _COMPARED_OF(row) == want.compared and not row[_REMOVED]:
-                # The common case at every restart: one tuple comparison, no JSON decoded.
-                unchanged.append(want.name)
-                records[want.name] = want.record(row)
-            else:
-                plan._compare(want, row, now, revision, first_fire)
-        for name, row in stored.items():
-            if name in records:
-                continue
-            if row[_REMOVED]:
-                plan.already_removed.append(name)
-            else:
-                plan.removed.append(name)
-                written = {"removed": True, "next_run_at": None, "revision": revision, "updated_at": now}
-                plan.updates.append({"name": name, **written})
-                row = _patched(row, written)
-            records[name] = _decoded(row)
+        match, differing, rows = comparison
+        same = [k for k in range(len(match.wanted)) if k not in differing] if differing else range(len(match.wanted))
+        same_wanted = taken(match.wanted, same)
+        same_stored = taken(match.stored, same)
+        plan.unchanged.append(taken(wanted.names, same_wanted))
+        state = {name: taken(stored.fields[name], same_stored) for name in _STORED_FIELDS}
+        plan.tables.append(wanted.table(same_wanted, state))
+        if match.new:
+            plan._add(wanted, match.new, now, revision, first_fire)
+        for k in sorted(differing):
+            want = wanted.job(match.wanted[k])
+            plan._compare(want, rows[want.name], now, revision, first_fire)
+        for at in match.unconfigured:
+            plan._unconfigured(rows[stored.names[at]], now, revision)
         return plan
 
-    def _add(self, want: WantedJob, new_row: Row, now: datetime, first_fire: FirstFire | None) -> None:
-        if first_fire is not None and want.enabled:
-            new_row = (*new_row[:_NEXT_RUN_AT], first_fire(want.definition, now), *new_row[_NEXT_RUN_AT + 1 :])
-        record = self.records[want.name] = want.record(new_row)
-        self.inserts.append(want.row(record))
-        self.added.append(want.name)
+    def _add(
+        self, wanted: WantedColumns, indices: Sequence[int], now: datetime, revision: int, first_fire: FirstFire | None
+    ) -> None:
+        count = len(indices)
+        enabled = taken(wanted.enabled, indices)
+        next_run_at: Sequence[datetime | None] = [None] * count
+        if first_fire is not None:
+            next_run_at = _first_fires(taken(wanted.definitions, indices), enabled, now, first_fire)
+        # What a new row holds besides its configuration.
+        state: dict[str, Sequence[Any]] = {
+            "enabled": enabled,
+            "configured_enabled": enabled,
+            "paused": [False] * count,
+            "resumed_at": [None] * count,
+            "anchor": [now] * count,
+            "last_run_at": [None] * count,
+            "total_run_count": [0] * count,
+            "next_run_at": next_run_at,
+            "removed": [False] * count,
+            "expired": [False] * count,
+            "revision": [revision] * count,
+            "created_at": [now] * count,
+            "updated_at": [now] * count,
+        }
+        self.added = taken(wanted.names, indices)
+        self.inserts = wanted.table(indices, state, json_text=True)
+        self.tables.append(wanted.table(indices, state))
+
+    def _unconfigured(self, row: Row, now: datetime, revision: int) -> None:
+        name = row[_NAME]
+        if row[_REMOVED]:
+            self.already_removed.append(name)
+        else:
+            self.removed.append(name)
+            written = {"removed": True, "next_run_at": None, "revision": revision, "updated_at": now}
+            self.updates.append({"name": name, **written})
+            row = _patched(row, written)
+        self.records.append(_decoded(row))
 
     def _compare(self, want: WantedJob, row: Row, now: datetime, revision: int, first_fire: FirstFire | None) -> None:
         # Unequal text may still be the same value, spelt otherwise (an older version's JSON, an
@@ -253,20 +274,20 @@ class _Plan:
         timing_changed = _differs(row, want, _TIMING_COLUMNS)
         config_changed = row[_CONFIGURED_ENABLED] != want.enabled or _differs(row, want, _CONFIG_COLUMNS)
         if not (timing_changed or config_changed or row[_REMOVED]):
-            self.unchanged.append(want.name)
+            self.unchanged.append((want.name,))
             respelt = {
                 column: want.text(column) for column in JSON_COLUMNS if row[_POSITION[column]] != want.text(column)
             }
             if respelt:
                 self.updates.append({"name": want.name, **respelt, "revision": revision, "updated_at": now})
                 row = _patched(row, {"revision": revision, "updated_at": now})
-            self.records[want.name] = want.record(row)
+            self.records.append(want.record(row))
             return
         values = _updated_job_values(row, want, now, revision, retime=timing_changed)
         if timing_changed and first_fire is not None and values["enabled"] and not row[_PAUSED]:
             values["next_run_at"] = first_fire(want.definition, now)
         self.updates.append(values)
-        self.records[want.name] = want.record(_patched(row, values))
+        self.records.append(want.record(_patched(row, values)))
         if row[_REMOVED]:
             self.restored.append(want.name)
         elif timing_changed:
@@ -278,38 +299,35 @@ class _Plan:
         # Every job as it now stands, from what was read and written: the scheduler starts from
         # these instead of reading 100,000 rows back. A configured job's values are its
         # definition's; only jobs no longer configured had their stored JSON decoded.
-        records = self.records
+        jobs = JobColumns.joined([*self.tables, JobColumns.of_rows(self.records)])
         return ReconcileReport(
             added=tuple(sorted(self.added)),
             restored=tuple(sorted(self.restored)),
             retimed=tuple(sorted(self.retimed)),
             changed=tuple(sorted(self.changed)),
-            unchanged=tuple(sorted(self.unchanged)),
+            unchanged=tuple(sorted(name for names in self.unchanged for name in names)),
             removed=tuple(sorted(self.removed)),
             already_removed=tuple(sorted(self.already_removed)),
             revision=revision,
-            jobs=tuple(records[name] for name in sorted(records)),
+            jobs=jobs.sorted_by_name(),
         )
 
 
-def _new_row(enabled: bool, now: datetime, revision: int) -> Row:
-    """What a new job's row holds besides its configuration (those columns are left ``None``)."""
-    state = {
-        "enabled": enabled,
-        "configured_enabled": enabled,
-        "paused": False,
-        "resumed_at": None,
-        "anchor": now,
-        "last_run_at": None,
-        "total_run_count": 0,
-        "next_run_at": None,
-        "removed": False,
-        "expired": False,
-        "revision": revision,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return tuple(state.get(name) for name in JOB_FIELDS)
+def _first_fires(
+    definitions: Sequence[JobDefinition], enabled: Sequence[bool], now: datetime, first_fire: FirstFire
+) -> list[datetime | None]:
+    """Each enabled new job's first fire, worked out once per schedule (data object) and zone."""
+    known: dict[tuple[int, str | None], datetime | None] = {}
+    fires: list[datetime | None] = []
+    for definition, on in zip(definitions, enabled, strict=True):
+        if not on:
+            fires.append(None)
+            continue
+        key = (id(definition.schedule_data), definition.timezone)
+        if key not in known:
+            known[key] = first_fire(definition, now)
+        fires.append(known[key])
+    return fires
 
 
 def _patched(row: Row, values: Mapping[str, Any]) -> Row:
@@ -362,100 +380,3 @@ def _updated_job_values(row: Row, want: WantedJob, now: datetime, revision: int,
         }
     )
     return values
-
-
-def prepare_definitions(definitions: Sequence[JobDefinition]) -> list[WantedJob]:
-    """Check every definition and compute its column values, before any transaction starts."""
-    seen: dict[str, JobDefinition] = {}
-    wanted: list[WantedJob] = []
-    # Jobs often share a schedule (often the very same data object): its kind and text are worked
-    # out once per distinct schedule.
-    by_identity: dict[int, _ScheduleTexts] = {}
-    by_key: dict[object, _ScheduleTexts] = {}
-    for definition in definitions:
-        name = definition.name
-        earlier = seen.get(name)
-        if earlier is not None:
-            raise InvalidJobError(
-                f"duplicate job name {name!r}: defined in {earlier.source} and again in {definition.source}"
-            )
-        seen[name] = definition
-        data = definition.schedule_data
-        known = by_identity.get(id(data))
-        if known is None:
-            known = _schedule_texts(definition, by_key)
-            by_identity[id(data)] = known
-        wanted.append(_wanted(definition, known[0], known[1]))
-    return wanted
-
-
-#: A schedule's kind and JSON text, and the data they are of (kept alive while memoised by identity).
-_ScheduleTexts = tuple[str, str, object]
-
-
-def _schedule_texts(definition: JobDefinition, by_key: dict[object, _ScheduleTexts]) -> _ScheduleTexts:
-    """The kind and JSON text of a definition's schedule (and the data, kept alive for the identity memo)."""
-    data = definition.schedule_data
-    key = data_key(data)
-    known = by_key.get(key) if key is not None else None
-    if known is None:
-        try:
-            kind = definition.kind
-        except OrchestraError as error:  # data built by hand, or by another version: name the job
-            raise InvalidJobError(f"{_where(definition)}: unusable schedule {data!r}: {error}") from error
-        known = (kind, _json_text(data, "the schedule", definition), data)
-        if key is not None:
-            by_key[key] = known
-    return known[0], known[1], data
-
-
-def _wanted(definition: JobDefinition, kind: str, schedule_text: str) -> WantedJob:
-    name = definition.name
-    if not name:
-        raise InvalidJobError(f"a job defined in {definition.source} has an empty name")
-    if len(name) > NAME_LENGTH:
-        raise InvalidJobError(f"{_where(definition)}: the name is longer than {NAME_LENGTH} characters")
-    if len(definition.task) > NAME_LENGTH:
-        raise InvalidJobError(f"{_where(definition)}: the task name is longer than {NAME_LENGTH} characters")
-    tags = definition.tags
-    if tags and not all(isinstance(tag, str) for tag in tags):
-        raise InvalidJobError(f"{_where(definition)}: tags must be strings, got {list(tags)!r}")
-    max_runs = max_runs_of_kind(kind)
-    compared = (
-        definition.task,
-        schedule_text,
-        definition.timezone,
-        kind,
-        _json_text(definition.args, "args", definition),
-        _json_text(definition.kwargs, "kwargs", definition),
-        _json_text(definition.options, "options", definition),
-        _json_text(tags, "tags", definition),
-        definition.source,
-        max_runs,
-        definition.enabled,
-    )
-    return WantedJob(definition, kind, max_runs, compared)
-
-
-def _where(definition: JobDefinition) -> str:
-    return f"job {definition.name!r} ({definition.source})"
-
-
-#: Keys sorted, so that reordering a dict is no change; built once (json.dumps with options builds
-#: an encoder per call, which start-up would pay 500,000 times).
-_ENCODER: Final = json.JSONEncoder(sort_keys=True, allow_nan=False)
-
-
-_EMPTY_TEXTS: Final[dict[type, str]] = {tuple: "[]", list: "[]", dict: "{}"}
-
-
-def _json_text(value: object, what: str, definition: JobDefinition) -> str:
-    """``value`` as the JSON text stored for it."""
-    if not value:
-        empty = _EMPTY_TEXTS.get(type(value))  # most jobs' args, kwargs, options and tags
-        if empty is not None:
-            return empty
-    try:
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJobError(f"{_where(definition)}: {what} cannot be stored as JSON: {exc}") from exc

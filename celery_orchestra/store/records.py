@@ -186,7 +186,8 @@ class ReconcileReport:
 
     ``revision`` is the change counter value stamped on the written rows, or ``None`` when nothing
     was written. ``jobs`` holds every stored job (removed ones too) as it stands after the
-    reconcile, by name.
+    reconcile, by name (the store's reconcile hands on a
+    :class:`~celery_orchestra.store.job_columns.JobColumns`, which builds each record when asked).
     """
 
     added: tuple[str, ...] = ()
@@ -197,7 +198,7 @@ class ReconcileReport:
     removed: tuple[str, ...] = ()
     already_removed: tuple[str, ...] = ()
     revision: int | None = None
-    jobs: tuple[JobRecord, ...] = field(default=(), repr=False, compare=False)
+    jobs: Sequence[JobRecord] = field(default=(), repr=False, compare=False)
 
     @property
     def wrote_anything(self) -> bool:

@@ -8,34 +8,27 @@ deadlock each other.
 
 from __future__ import annotations
 
-import itertools
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Boolean, Text, bindparam, cast, insert, select, update
+from sqlalchemy import Text, bindparam, select, update
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
 from ..errors import JobNotFound, StoreError
-from .columns import UTCDateTime
-from .records import JOB_FIELDS
 from .tables import JOBS, META, META_ROW_ID
 
 __all__ = [
     "IN_CHUNK",
     "JSON_COLUMNS",
-    "SQLITE_ROWS_PER_INSERT",
     "bump_revision",
     "chunks",
     "dialect_insert",
     "existing",
-    "insert_jobs",
     "job_bind",
     "lock_writers",
-    "read_job_rows",
     "read_revision",
     "require_known",
     "stamp",
@@ -121,99 +114,6 @@ def update_by_name(columns: Sequence[str]) -> Any:
     """An ``UPDATE orchestra_jobs ... WHERE name = :b_name`` for executemany, one ``:b_<column>`` per column."""
     assignments = {column: job_bind(column) for column in columns if column != "name"}
     return update(JOBS).where(JOBS.c.name == bindparam("b_name")).values(assignments)
-
-
-def insert_jobs(connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert job rows, each its values in :data:`~.records.JOB_FIELDS` order with the JSON columns
-    as JSON text.
-
-    On SQLite the rows go to the driver directly, :data:`SQLITE_ROWS_PER_INSERT` to a statement:
-    converting 100,000 rows' parameters one by one costs SQLAlchemy twice what SQLite needs to
-    write them (a cold start of beat is mostly this), and SQLite writes multi-row ``VALUES`` a
-    quarter faster than a row per execution. The values are bound as the column types bind them
-    (datetimes by the columns' own bind processor, once per distinct instant; booleans as the
-    integers SQLite stores for them), so the rows read back exactly as rows written through
-    SQLAlchemy. PostgreSQL takes SQLAlchemy's batched ``INSERT ... VALUES`` (one round trip per
-    page of rows, not per row).
-    """
-    if not rows:
-        return
-    dialect = connection.dialect
-    if dialect.name != "sqlite":
-        text_columns = {column: bindparam(column, type_=Text()) for column in JSON_COLUMNS}
-        connection.execute(insert(JOBS).values(text_columns), [dict(zip(JOB_FIELDS, row, strict=True)) for row in rows])
-        return
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    bind = _SOME_DATETIME.dialect_impl(dialect).bind_processor(dialect) or _same
-    for position in _DATETIME_POSITIONS:
-        columns[position] = _converted(columns[position], bind)
-    values = list(itertools.chain.from_iterable(zip(*columns, strict=True)))
-    width = len(JOB_FIELDS)
-    one_row = f"({', '.join('?' for _ in JOB_FIELDS)})"
-    driver = connection.connection.dbapi_connection
-    # A build of SQLite may allow fewer parameters than the 32,766 of its defaults.
-    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if isinstance(driver, sqlite3.Connection) else 999
-    per_statement = max(1, min(SQLITE_ROWS_PER_INSERT, limit // width))
-    for start in range(0, len(rows), per_statement):
-        count = min(per_statement, len(rows) - start)
-        connection.exec_driver_sql(
-            f"INSERT INTO {JOBS.name} ({', '.join(JOB_FIELDS)}) VALUES {', '.join([one_row] * count)}",
-            tuple(values[start * width : (start + count) * width]),
-        )
-
-
-#: Rows per ``INSERT`` on SQLite at most (12,000 parameters; SQLite allows 32,766 by default).
-SQLITE_ROWS_PER_INSERT: Final = 500
-
-
-def read_job_rows(connection: Connection) -> list[tuple[Any, ...]]:
-    """Every stored job's values in :data:`~.records.JOB_FIELDS` order, the JSON columns as their
-    stored text (comparing text costs a fraction of decoding it), datetimes aware UTC.
-
-    Read through the driver and converted column by column, each distinct value once (every job
-    registered at one start-up shares its anchor): SQLAlchemy's per-value result processing cost
-    more than the query itself at 100,000 jobs.
-    """
-    dialect = connection.dialect
-    statement = _JOB_TEXT_QUERIES.get(dialect.name)
-    if statement is None:
-        statement = _JOB_TEXT_QUERIES[dialect.name] = str(_JOB_TEXT_QUERY.compile(dialect=dialect))
-    rows = connection.exec_driver_sql(statement).fetchall()
-    if not rows:
-        return []
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    convert_datetime = _SOME_DATETIME.dialect_impl(dialect).result_processor(dialect, None) or _same
-    for position in _DATETIME_POSITIONS:
-        columns[position] = _converted(columns[position], convert_datetime)
-    for position in _BOOLEAN_POSITIONS:
-        columns[position] = _converted(columns[position], bool)
-    columns[_REVISION_POSITION] = _converted(columns[_REVISION_POSITION], int)
-    return list(zip(*columns, strict=True))
-
-
-def _converted(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
-    """``column`` with each value converted (``None`` stays ``None``), each distinct value once."""
-    converted = {value: None if value is None else convert(value) for value in set(column)}
-    return list(map(converted.__getitem__, column))
-
-
-#: ``orchestra_jobs`` in :data:`JOB_FIELDS` order, JSON columns cast to text.
-_JOB_TEXT_QUERY: Final = select(
-    *(cast(JOBS.c[name], Text).label(name) if name in JSON_COLUMNS else JOBS.c[name] for name in JOB_FIELDS)
-)
-_JOB_TEXT_QUERIES: dict[str, str] = {}
-_DATETIME_POSITIONS: Final = tuple(
-    position for position, name in enumerate(JOB_FIELDS) if isinstance(JOBS.c[name].type, UTCDateTime)
-)
-_BOOLEAN_POSITIONS: Final = tuple(
-    position for position, name in enumerate(JOB_FIELDS) if isinstance(JOBS.c[name].type, Boolean)
-)
-_REVISION_POSITION: Final = JOB_FIELDS.index("revision")
-_SOME_DATETIME: Final = JOBS.c[JOB_FIELDS[_DATETIME_POSITIONS[0]]].type
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def update_many(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
