@@ -114,12 +114,13 @@ def status_json(jobs: Sequence[JobStatus], liveness: Liveness) -> str:
 
 def beats_table(liveness: Liveness) -> Table:
     """Every beat that used the store: role, where it runs, since when, and when it last ticked."""
-    table = Table(header_style="bold", box=box.ROUNDED)
+    table = Table(header_style="bold", box=box.ROUNDED, caption="times in UTC", caption_justify="left")
     for column in ("Role", "Host", "Pid", "Version", "Epoch", "Started", "Last tick", "Ago"):
         table.add_column(column, no_wrap=True)
     for beat in liveness.beats:
         active = liveness.active is not None and beat.id == liveness.active.id
-        role = "active" if active else ("standby" if beat.role == "standby" else f"{beat.role} (not active)")
+        # A row still saying "active" without the lease belongs to a beat that died or stalled.
+        role = "active" if active else ("not responding" if beat.role == "active" else beat.role)
         table.add_row(
             Text(role, style="green" if active else ""),
             Text(beat.host),
