@@ -365,3 +365,24 @@ def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[
     )
     dispatcher.recover(now, entries)  # type: ignore[arg-type]
     return sent
+
+
+def test_a_renewal_skips_the_fsync_and_leaves_the_connection_durable_again(tmp_path: Any) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'lease.db'}")
+    store.migrate()
+    try:
+        assert store.acquire_lease(A, TTL, now=at(0)) is not None
+        seen: list[int] = []
+        real_renew = store.renew_lease
+
+        def renew_and_look(ttl: timedelta, *, now: datetime | None = None) -> Any:
+            grant = real_renew(ttl, now=now)
+            with store.engine.connect() as connection:
+                seen.append(int(connection.exec_driver_sql("PRAGMA synchronous").scalar_one()))
+            return grant
+
+        assert renew_and_look(TTL, now=at(3)) is not None
+        assert seen == [2]  # FULL again for the ledger's writes, which must survive a power cut
+        assert store.read_lease(now=at(4)).expires_at == at(13)
+    finally:
+        store.close()

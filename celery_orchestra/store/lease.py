@@ -221,7 +221,7 @@ def renew_lease(db: Database, fence: Fence, ttl: timedelta, now: datetime | None
         connection.execute(update(BEATS).where(BEATS.c.id == fence.holder).values(last_tick_at=current))
         return LeaseGrant(fence, expires_at), True
 
-    return db.run("renew the lease", work, write=True)
+    return db.run("renew the lease", work, write=True, durable=False)
 
 
 def release_lease(db: Database, fence: Fence) -> bool:
@@ -247,7 +247,7 @@ def record_beat(
         _upsert_beat(connection, beat, role, epoch, database_time(connection, now))
         return None, True
 
-    db.run(f"record beat {beat.id} as {role}", work, write=True)
+    db.run(f"record beat {beat.id} as {role}", work, write=True, durable=False)
 
 
 def _upsert_beat(connection: Connection, beat: BeatIdentity, role: str, epoch: int | None, now: datetime) -> None:
