@@ -169,7 +169,7 @@ def read_settings(conf: Any) -> OrchestraSettings:
         catch_up=catch_up,
         catch_up_limit=limit,
         misfire_grace=_number(conf, "orchestra_misfire_grace", 60.0, minimum=0.0),
-        poll_interval=_number(conf, "orchestra_poll_interval", 1.0, minimum=0.05, maximum=60.0),
+        poll_interval=_number(conf, "orchestra_poll_interval", 1.0, minimum=0.05, maximum=3600.0),
         remote_control=remote,
         lease_ttl=_number(conf, "orchestra_lease_ttl", 10.0, minimum=1.0, maximum=3600.0),
         store_wait=_number(conf, "orchestra_store_wait", 60.0, minimum=0.0, maximum=86400.0),

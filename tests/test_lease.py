@@ -322,7 +322,7 @@ def test_a_beat_that_lost_its_lease_mid_batch_confirms_what_it_sent_and_hands_ba
     record = second.get_job("job")
     assert record is not None and (record.total_run_count, record.last_run_at) == (1, at(2))
     claims = second.unconfirmed_claims()
-    assert [(c.run.fire_time, c.epoch) for c in claims] == [(at(4), None)]  # B sends it at once
+    assert [(c.run.fire_time, c.epoch) for c in claims] == [(at(4), 0)]  # handed back: B sends it at once
     states = {e.fire_time: e.confirmed for e in second.history("job")}
     assert states == {at(2): True, at(4): False, at(6): False}  # at(6) is B's to send now
 
@@ -386,3 +386,32 @@ def test_a_renewal_skips_the_fsync_and_leaves_the_connection_durable_again(tmp_p
         assert store.read_lease(now=at(4)).expires_at == at(13)
     finally:
         store.close()
+
+
+def test_a_one_off_handed_back_unsent_is_sent_by_the_new_holder_not_abandoned(
+    store: JobStore, second: JobStore
+) -> None:
+    from celery_orchestra.beat.dispatch import Dispatcher
+
+    add_jobs(store, once=("once",))
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    one_off = run("once", 2)
+    store.claim_runs([one_off])  # then A stalls before publishing it
+    clock = FakeTime()
+    clock.seconds = 30.0
+    lease = keeper(second, BeatIdentity("b", "host", os.getpid(), "0", None), clock)
+    assert lease.tend() is Transition.ACQUIRED
+    late = store.settle_late(published=[], unsent=[one_off])  # A wakes up: it never sent it
+    assert late.handed_back == 1
+
+    sent: list[datetime] = []
+    # B saw A's claim and moved the job on: its entry looks done, yet the run never went out.
+    done = type("Entry", (), {"runnable": False, "state": "Done", "total_run_count": 0, "next_fire_at": None})()
+    dispatcher = Dispatcher(
+        second, send=lambda entry, run, producer: sent.append(run.fire_time) or True, producer=object, lease=lease
+    )
+    dispatcher.recover(at(30), {"once": done})  # type: ignore[dict-item]
+    assert sent == [at(2)]
+    assert [(e.confirmed, e.abandoned) for e in second.history("once")] == [(True, False)]
+    record = second.get_job("once")
+    assert record is not None and record.total_run_count == 1

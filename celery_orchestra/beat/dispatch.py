@@ -27,14 +27,16 @@ from typing import Any, Final
 
 from ..errors import BrokerUnavailableError, LeaseLostError
 from ..interfaces import SchedulerStore
+from ..jobs.states import STATE_DONE
 from ..settings import OrchestraSettings
 from ..store import Progress, RunKey, RunRecord
+from ..store.progress import HANDED_BACK
 from .broker import BROKER_RETRY
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
 from .lease import STANDBY_LOOK_EVERY, LeaseKeeper
 from .outages import broker_watch
-from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run, log_recovered
+from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run, log_recovered, split_claims
 
 __all__ = [
     "SEND_RETRY_DELAYS",
@@ -159,6 +161,8 @@ class Dispatcher:
         #: Runs taken over from an earlier epoch whose send failed: retried by :meth:`recover`.
         self._taken_over: list[RunRecord] = []
         self._claimers = ClaimerWatch()
+        #: Claims a beat that lost the lease handed back as unsent (see ``JobStore.settle_late``).
+        self._handed_back: set[RunKey] = set()
         self._next_recovery = float("-inf")
         self.broker = broker_watch(lease.monotonic)
         self.store_outage = lease.outage
@@ -375,10 +379,10 @@ class Dispatcher:
             claims = self.store.unconfirmed_claims(limit=UNCONFIRMED_BATCH)
             waiting = self._claimers.alive_epochs(claims, self._lease.identity, now)
             claims = [claim for claim in claims if claim.epoch not in waiting]
-            one_offs = self.store.abandon_claims([claim.run for claim in claims if claim.one_off])
-            taken = self.store.take_over_claims(
-                [RunRecord(c.run.job_name, c.run.fire_time, now, c.run.task_id, None) for c in claims if not c.one_off]
-            )
+            to_abandon, to_take = split_claims(claims, now)
+            one_offs = self.store.abandon_claims(to_abandon)
+            taken = self.store.take_over_claims(to_take)
+            self._handed_back.update(c.run.key for c in claims if c.epoch == HANDED_BACK)
         except LeaseLostError as error:
             self._lease.lost(error)
             self._settle_late()
@@ -390,14 +394,19 @@ class Dispatcher:
         log_recovered(one_offs, taken)
         for run in one_offs:
             count_run(progress, run, entries)
-        to_send, self._taken_over = [*self._taken_over, *taken], []
+        # By key: a run kept from an earlier pass may have been found and taken again since.
+        to_send = list({run.key: run for run in [*self._taken_over, *taken]}.values())
+        self._taken_over = []
         published: list[RunRecord] = []
         producer = self._producer_or_none() if to_send else None
         for run in to_send:
             entry = entries.get(run.job_name)
             if entry is None:
                 continue  # the job is gone: its claim stays, unconfirmed, never sent
-            if not entry.runnable:
+            # A handed-back one-off's job may already look done here (this beat saw its claim and
+            # moved on): it was never sent, so it is sent now unless paused, disabled or removed.
+            done_but_unsent = run.key in self._handed_back and entry.state == STATE_DONE
+            if not entry.runnable and not done_but_unsent:
                 self._taken_over.append(run)  # paused or disabled since: sent once it runs again
                 continue
             if producer is not None and self._lease.may_publish():
@@ -405,6 +414,7 @@ class Dispatcher:
                     if self._send(entry, run, producer):
                         published.append(run)
                         count_run(progress, run, entries)
+                        self._handed_back.discard(run.key)
                         continue
                 except BrokerUnavailableError as error:
                     self._broker_down(error)

@@ -17,10 +17,19 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from ..store import BeatIdentity, Progress, RunRecord, UnconfirmedClaim
+from ..store.progress import HANDED_BACK
 from .entry import ScheduleEntry
 from .lease import process_gone
 
-__all__ = ["CLAIMER_WAIT", "RECOVER_EVERY", "UNCONFIRMED_BATCH", "ClaimerWatch", "count_run", "log_recovered"]
+__all__ = [
+    "CLAIMER_WAIT",
+    "RECOVER_EVERY",
+    "UNCONFIRMED_BATCH",
+    "ClaimerWatch",
+    "count_run",
+    "log_recovered",
+    "split_claims",
+]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -66,6 +75,21 @@ class ClaimerWatch:
                 )
         self.waiting = bool(alive)
         return alive
+
+
+def split_claims(claims: Sequence[UnconfirmedClaim], now: datetime) -> tuple[list[RunRecord], list[RunRecord]]:
+    """The claims to abandon and those to take over and send (stamped ``now``).
+
+    A one-off is abandoned (it may have gone out: never sent twice) unless its beat handed it
+    back as unsent; every other run is sent again with its task id.
+    """
+    abandon = [claim.run for claim in claims if claim.one_off and claim.epoch != HANDED_BACK]
+    take = [
+        RunRecord(claim.run.job_name, claim.run.fire_time, now, claim.run.task_id, None)
+        for claim in claims
+        if not claim.one_off or claim.epoch == HANDED_BACK
+    ]
+    return abandon, take
 
 
 def count_run(progress: dict[str, Progress], run: RunRecord, entries: Mapping[str, ScheduleEntry]) -> None:

@@ -390,8 +390,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                     thread.stop()
             if self._next_fires is not None:
                 self._next_fires.stop(write_pending=self.active)
-            if self._dispatcher is not None and self.active:
-                self._dispatcher.settle_pending()
+            if self._dispatcher is not None:
+                self._dispatcher.settle_pending()  # late, if this beat lost the lease meanwhile
             if self._lease is not None:
                 self._lease.release()  # a standby takes over now, not a lease's time later
             super().close()

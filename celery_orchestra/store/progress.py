@@ -17,7 +17,7 @@ from .records import Progress, RunKey, RunRecord
 from .sql import bump_revision, existing, lock_writers, require_known, update_by_name, update_many
 from .tables import JOBS, RUNS
 
-__all__ = ["LateSettlement", "save_progress", "set_next_run", "settle_late"]
+__all__ = ["HANDED_BACK", "LateSettlement", "save_progress", "set_next_run", "settle_late"]
 
 _CONFIRM: Final = (
     update(RUNS)
@@ -170,6 +170,11 @@ def set_next_run(db: Database, updates: Mapping[str, datetime | None], *, fence:
     return db.run(f"store the next run of {len(wanted)} jobs", work, write=True)
 
 
+#: The epoch of a claim handed back unsent by a beat that lost the lease (real epochs start at 1):
+#: the new holder sends it, a one-off's too, instead of guessing whether it went out.
+HANDED_BACK: Final = 0
+
+
 class LateSettlement(NamedTuple):
     """What a beat that lost its lease could still settle of its own epoch's claims."""
 
@@ -187,7 +192,7 @@ def settle_late(
     The one write of a beat that no longer holds the lease, and it only ever tells the truth about
     its own claims: each row is changed only while it is still claimed at ``epoch`` and
     unconfirmed. Sent runs are confirmed and counted, so the new holder does not send them again;
-    unsent ones lose their epoch, so the new holder recovers them at once. A claim the new holder
+    unsent ones are marked :data:`HANDED_BACK`, so the new holder sends them at once. A claim the new holder
     already took over is left alone (it sends it: the duplicate is then unavoidable).
     """
     sent = run_batch(published)
@@ -200,9 +205,10 @@ def settle_late(
         RUNS.c.task_id == bindparam("b_task_id"),
         RUNS.c.epoch == epoch,
         RUNS.c.published.is_(False),
+        RUNS.c.abandoned.is_(False),
     )
     confirm = update(RUNS).where(mine).values(published=True, sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type))
-    hand_back = update(RUNS).where(mine).values(epoch=None)
+    hand_back = update(RUNS).where(mine).values(epoch=HANDED_BACK)
 
     def key_of(key: RunKey, run: RunRecord) -> dict[str, Any]:
         return {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_task_id": run.task_id}
