@@ -52,7 +52,7 @@ from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
 from .queue import FireQueue
-from .startup import refuse_to_start, wait_for_store
+from .startup import refuse_to_start, store_banner, wait_for_store
 from .stopping import GracefulStop
 
 __all__ = ["Scheduler"]
@@ -217,7 +217,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             entry.resumed_at = max(now, entry.resumed_at or now)
         self.data[record.name] = entry
         if expired and self.store is not None and self.active:  # a standby writes nothing
-            self.store.set_expired(expired)
+            try:
+                self.store.set_expired(expired)
+            except Exception as error:  # the rest of the poll's changes must still be installed
+                logger.error("celery-orchestra: cannot mark %s expired in the store (%s)", record.name, error)
         self._reschedule(entry, now)
 
     def _reschedule(self, entry: ScheduleEntry, now: datetime) -> None:
@@ -375,10 +378,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         """Write the queued next fire times (the active beat's); every run itself is written when it is sent."""
         if self._next_fires is None or self._closed or not self.active:
             return
-        try:
-            self._next_fires.flush()
-        except Exception as error:
-            logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
+        with self._stop.deferred():  # Celery calls this between passes: no stop under the write
+            try:
+                self._next_fires.flush()
+            except Exception as error:
+                logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
 
     def close(self) -> None:
         """Settle, hand the lease over, release the broker and the database; safe to call twice (beat does)."""
@@ -403,9 +407,4 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        try:
-            settings = self.settings or read_settings(self.app.conf)
-            url = settings.store_url(self.schedule_filename)
-        except OrchestraError as error:
-            return f"invalid settings: {error}"
-        return f"    . store -> {JobStore.mask_url(url)}"
+        return store_banner(self.app, self.settings, self.schedule_filename)

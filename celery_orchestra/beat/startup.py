@@ -1,4 +1,4 @@
-"""Start-up's failures: waiting for a store that is not up yet, and refusing to start in one line.
+"""Start-up: waiting for a store that is not up yet, refusing to start in one line, the banner's store line.
 
 In docker compose or Kubernetes, beat often starts before its database accepts connections.
 Rather than exiting after the driver's first refusal (and being restarted in a loop by the
@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from ..errors import OrchestraError, StoreError
 from ..interfaces import SchedulerStore
+from ..settings import OrchestraSettings, read_settings
+from ..store.engine import mask_url
 
-__all__ = ["WAIT_STEPS", "refuse_to_start", "wait_for_store"]
+__all__ = ["WAIT_STEPS", "refuse_to_start", "store_banner", "wait_for_store"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -77,3 +79,12 @@ def refuse_to_start(error: OrchestraError) -> NoReturn:
     else:
         logger.critical("celery-orchestra: %s", error)
     raise SystemExit(1) from None
+
+
+def store_banner(app: Any, settings: OrchestraSettings | None, schedule_filename: str | None) -> str:
+    """The line beat's start-up banner shows for the store (password masked), or why it cannot."""
+    try:
+        url = (settings or read_settings(app.conf)).store_url(schedule_filename)
+    except OrchestraError as error:
+        return f"invalid settings: {error}"
+    return f"    . store -> {mask_url(url)}"
