@@ -58,9 +58,7 @@ def imported_layers(path: Path) -> set[str]:
             else:  # "from . import x" at the top level
                 found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.Import):
-            found.update(
-                alias.name.split(".")[1] for alias in node.names if alias.name.startswith("celery_orchestra.")
-            )
+            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("celery_orchestra."))
     return found - {layer_of(path)}
 
 

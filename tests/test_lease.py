@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,12 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from celery_orchestra.beat.housekeeping import Housekeeper
 from celery_orchestra.beat.lease import LeaseKeeper, Transition, process_gone, process_namespace
 from celery_orchestra.beat.stopping import GracefulStop
+from celery_orchestra.errors import StoreError
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import BeatIdentity, JobStore, LeaseLostError, Progress, RunRecord
+from celery_orchestra.store.lease import check_fence
+from celery_orchestra.store.tables import BEATS
 from tests import ledger
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -415,3 +420,58 @@ def test_a_one_off_handed_back_unsent_is_sent_by_the_new_holder_not_abandoned(
     assert [(e.confirmed, e.abandoned) for e in second.history("once")] == [(True, False)]
     record = second.get_job("once")
     assert record is not None and record.total_run_count == 1
+
+
+@pytest.mark.postgres
+def test_a_holder_stopped_inside_a_fenced_write_does_not_hold_up_the_takeover(fresh_postgres_url: str) -> None:
+    """The standby waits for the lease to expire, not for the stalled holder to come back.
+
+    The holder's fenced write share-locks the lease row; its session ends after half a TTL idle in
+    the transaction, which rolls the write back, instead of blocking the acquisition until it resumes.
+    """
+    ttl = timedelta(seconds=1)
+    holder = JobStore(fresh_postgres_url, transaction_limit=ttl.total_seconds() / 2, retries=0)
+    standby = JobStore(fresh_postgres_url)
+    holder.migrate()
+    grant = holder.acquire_lease(A, ttl)
+    assert grant is not None
+    resume = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def stalled_write() -> None:
+        def work(connection: Any) -> tuple[None, bool]:
+            check_fence(connection, grant.fence)
+            connection.execute(update(BEATS).where(BEATS.c.id == A.id).values(version="written-while-stalled"))
+            resume.wait(10)
+            return None, True
+
+        try:
+            holder._db.run("write while stalled", work, write=True)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    writer = threading.Thread(target=stalled_write)
+    started = time.monotonic()
+    writer.start()
+    try:
+        taken = None
+        while taken is None and time.monotonic() - started < 5:
+            with contextlib.suppress(StoreError):
+                taken = standby.acquire_lease(B, ttl)
+            if taken is None:
+                time.sleep(0.05)
+        waited = time.monotonic() - started
+    finally:
+        resume.set()
+        writer.join(15)
+    try:
+        assert taken is not None, "the standby never acquired the lease while the holder was stalled"
+        assert (taken.fence.epoch, taken.taken_from) == (2, "beat-a")
+        assert waited < 3, f"took {waited:.1f} s for a 1 s lease"
+        assert len(outcome) == 1 and isinstance(outcome[0], StoreError), outcome
+        beat = standby.beat(A.id)
+        assert beat is not None and beat.version == A.version  # the stalled write was rolled back
+    finally:
+        holder.close()
+        standby.close()

@@ -139,7 +139,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # Configuration first: a mistake in it must not leave a new, empty store behind.
         definitions = load_definitions(self.app)
         definitions += celery_default_definitions(self.app, definitions)
-        store = JobStore(self.settings.store_url(self.schedule_filename))
+        # Stalled inside a write, this beat's session ends well before its lease would expire.
+        store = JobStore(self.settings.store_url(self.schedule_filename), transaction_limit=self.settings.lease_ttl / 2)
         self.store = store
         self._next_fires = NextFireWriter(store)
         outage = store_watch(self.monotonic)  # told once, whichever part notices it first

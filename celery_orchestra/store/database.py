@@ -8,6 +8,13 @@ Transient errors (a locked SQLite file, a dropped PostgreSQL connection) are ret
 with backoff, each retry logged; anything else, or the last failed retry, raises
 :class:`~celery_orchestra.errors.StoreError` naming the database (password masked) and the
 operation. A failed write is rolled back as a whole.
+
+**A stalled client must not hold locks forever.** A beat stopped (SIGSTOP, a frozen VM) inside a
+PostgreSQL write transaction keeps its row locks while its socket stays open: a standby's lease
+acquisition would wait for it to resume, however long that takes. With ``transaction_limit``
+every write transaction sets ``idle_in_transaction_session_timeout`` to it (``SET LOCAL``, so it
+also holds behind a transaction-pooling PgBouncer): the server ends a session that sits idle
+inside a transaction that long, rolling its writes back and releasing its locks.
 """
 
 from __future__ import annotations
@@ -58,14 +65,18 @@ class Database:
         sqlite_busy_timeout: float = 5.0,
         retries: int = 3,
         retry_backoff: float = 0.1,
+        transaction_limit: float | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
+        if transaction_limit is not None and not transaction_limit > 0:
+            raise ValueError(f"transaction_limit must be > 0 seconds, got {transaction_limit}")
         self.target: DatabaseTarget = parse_url(url)
         self._echo = echo
         self._sqlite_busy_timeout = sqlite_busy_timeout
         self._retries = retries
         self._retry_backoff = retry_backoff
+        self._limits_sql = _limits_sql(transaction_limit) if self.target.backend == "postgresql" else None
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
         # An in-memory SQLite database is one shared connection: one transaction at a time.
@@ -153,6 +164,8 @@ class Database:
                 connection.execution_options(**{WRITE_OPTION: True})
             transaction = connection.begin()
             try:
+                if write and self._limits_sql is not None:
+                    connection.exec_driver_sql(self._limits_sql)
                 result, commit = work(connection)
             except BaseException:
                 transaction.rollback()
@@ -180,3 +193,10 @@ class Database:
 
     def _exclusive(self) -> contextlib.AbstractContextManager[Any]:
         return self._memory_lock if self._memory_lock is not None else contextlib.nullcontext()
+
+
+def _limits_sql(transaction_limit: float | None) -> str | None:
+    if transaction_limit is None:
+        return None
+    milliseconds = max(1, round(transaction_limit * 1000))
+    return f"SET LOCAL idle_in_transaction_session_timeout = {milliseconds}"

@@ -60,7 +60,9 @@ class JobStore:
 
     ``sqlite_busy_timeout`` is how long (seconds) one SQLite statement waits for another process's
     write lock; ``retries`` and ``retry_backoff`` (seconds, doubled per retry) govern retries of
-    transient errors.
+    transient errors. ``transaction_limit`` (seconds, PostgreSQL) ends this client's session when
+    it sits idle inside a write transaction that long, releasing its locks: a beat sets it below
+    its lease TTL so that, stalled mid-write, it cannot hold up the standby that takes over.
     """
 
     def __init__(
@@ -71,9 +73,15 @@ class JobStore:
         sqlite_busy_timeout: float = 5.0,
         retries: int = 3,
         retry_backoff: float = 0.1,
+        transaction_limit: float | None = None,
     ) -> None:
         self._db = Database(
-            url, echo=echo, sqlite_busy_timeout=sqlite_busy_timeout, retries=retries, retry_backoff=retry_backoff
+            url,
+            echo=echo,
+            sqlite_busy_timeout=sqlite_busy_timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            transaction_limit=transaction_limit,
         )
         #: The lease this instance's beat acquired last: its ledger and progress writes check it.
         self._fence: Fence | None = None

@@ -12,7 +12,11 @@ VM) from writing after another took over. So every ledger and progress write of 
 the transaction raises :class:`~celery_orchestra.errors.LeaseLostError` and writes nothing. On
 PostgreSQL the check takes a share lock on the lease row, so an acquisition waits for the fenced
 write in flight to commit (and the new holder's recovery then sees it); on SQLite every write
-transaction already holds the database's write lock.
+transaction already holds the database's write lock. A holder stopped in the middle of such a
+write would make that wait endless on PostgreSQL: a beat's store ends its own session once idle
+in a transaction for half a TTL (``transaction_limit``), which rolls the write back, and an
+acquisition waits at most half a TTL per attempt. (On SQLite a process stopped inside a write
+holds the file's write lock until it resumes or dies; nothing outside it can end that.)
 
 ``orchestra_beats`` holds one row per beat process: host, pid, version, role and when it last
 ticked, for ``celery orchestra status``, ``beats`` and ``health``.
@@ -188,6 +192,11 @@ def acquire_lease(
     """
 
     def work(connection: Connection) -> tuple[LeaseGrant | None, bool]:
+        if connection.dialect.name == "postgresql":
+            # Behind a stalled holder's fenced write, wait at most half a TTL (a retried error):
+            # its session ends by its idle limit (see Database), or this beat tries again later.
+            wait_ms = max(1, round(ttl.total_seconds() * 500))
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
         holder, epoch, expires_at, _ = _lease_row(connection, lock="update")
         current = database_time(connection, now)
         held = holder is not None and expires_at is not None and expires_at > current
