@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from celery_orchestra.beat.housekeeping import Housekeeper
 from celery_orchestra.beat.lease import LeaseKeeper, Transition, process_gone, process_namespace
@@ -143,6 +144,53 @@ def test_the_new_holder_finds_the_claims_earlier_epochs_left_unconfirmed(store: 
     }
     record = second.get_job("repeating")
     assert record is not None and record.total_run_count == 2
+
+
+@contextlib.contextmanager
+def replies_lost(store: JobStore, count: int = 1) -> Iterator[None]:
+    """The next ``count`` transactions of ``store`` commit, then fail as if the connection dropped."""
+    database = store._db
+    attempt = database._attempt
+    lost = [0]
+
+    def commit_then_drop(*args: Any, **kwargs: Any) -> Any:
+        result = attempt(*args, **kwargs)
+        if lost[0] < count:
+            lost[0] += 1
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"), connection_invalidated=True)
+        return result
+
+    database._attempt = commit_then_drop  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        database._attempt = attempt  # type: ignore[method-assign]
+    assert lost[0] == count, "fewer transactions ran than the test meant to break"
+
+
+def test_a_claim_or_take_over_retried_after_its_reply_was_lost_still_owns_its_runs(
+    store: JobStore, second: JobStore
+) -> None:
+    """A retry finds the rows its own committed attempt wrote: they are not left claimed and unsent."""
+    add_jobs(store, "repeating", "other", once=("once",))
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    with replies_lost(store):
+        owned = store.claim_runs([run("repeating", 2), run("once", 2), run("other", 2)])
+    assert [r.job_name for r in owned] == ["once", "other", "repeating"]
+    # Outside a retry, a run already claimed is not owned again, even by the beat that claimed it.
+    assert store.claim_runs([run("repeating", 2), run("repeating", 4)]) == [run("repeating", 4)]
+
+    assert second.acquire_lease(B, TTL, now=at(30)) is not None
+    claims = {c.run.job_name: c.run for c in second.unconfirmed_claims() if c.run.fire_time == at(2)}
+    with replies_lost(second, count=2):
+        assert second.abandon_claims([claims["once"]]) == [claims["once"]]
+        taken = second.take_over_claims([claims["repeating"], claims["other"]])
+    assert [r.job_name for r in taken] == ["other", "repeating"]
+    # A fresh call takes nothing twice.
+    assert second.take_over_claims([claims["repeating"]]) == []
+    assert second.abandon_claims([claims["once"]]) == []
+    history = {(e.job_name, e.fire_time): e.abandoned for name in ("once", "repeating") for e in second.history(name)}
+    assert history == {("once", at(2)): True, ("repeating", at(2)): False, ("repeating", at(4)): False}
 
 
 def test_a_released_lease_is_free_at_once_and_the_beats_registry_says_who_runs(

@@ -2,8 +2,8 @@
 
 The protocol, for every batch a beat sends:
 
-1. :func:`claim_runs` inserts the runs with ``ON CONFLICT DO NOTHING`` and returns the ones this
-   caller now owns, so two beats (or a restart right after a send) cannot both send a fire time;
+1. :func:`claim_runs` inserts the runs, skipping those already in the ledger, and returns the ones
+   this caller now owns, so two beats (or a restart right after a send) cannot both send a fire time;
 2. the caller publishes what it owns;
 3. :func:`release_runs` deletes the claims of runs whose send failed (they can be sent later),
    and :func:`~celery_orchestra.store.progress.save_progress` confirms the sent ones together
@@ -94,18 +94,42 @@ def claim_runs(db: Database, runs: Sequence[RunRecord], *, fence: Fence | None =
         .on_conflict_do_nothing(index_elements=[RUNS.c.job_name, RUNS.c.fire_time])
         .returning(RUNS.c.job_name, RUNS.c.fire_time)
     )
+    epoch = None if fence is None else fence.epoch
+    # What an earlier attempt of this call inserted: if its commit went through and only the reply
+    # was lost, a retry finds those rows taken, and they are still this call's (see _own_rows).
+    inserted_before: set[RunKey] = set()
 
     def work(connection: Connection) -> tuple[list[RunRecord], bool]:
         lock_writers(connection)
         if fence is not None:
             check_fence(connection, fence)
-        rows = _ledger_rows(connection, batch, db.safe_url, None if fence is None else fence.epoch)
+        rows = _ledger_rows(connection, batch, db.safe_url, epoch)
         if not rows:
             return [], False
         owned = {RunKey(row.job_name, row.fire_time) for row in connection.execute(insert_statement, rows)}
+        if inserted_before - owned:
+            owned |= _own_rows(connection, {key: batch[key] for key in inserted_before - owned}, epoch)
+        inserted_before.update(owned)
         return [run for key, run in batch.items() if key in owned], bool(owned)
 
     return db.run(f"claim {len(batch)} runs", work, write=True)
+
+
+def _own_rows(connection: Connection, batch: Mapping[RunKey, RunRecord], epoch: int | None) -> set[RunKey]:
+    """Those of ``batch`` whose ledger row is still this claim: its task id and epoch, unconfirmed."""
+    owned: set[RunKey] = set()
+    for key, run in batch.items():
+        query = select(RUNS.c.id).where(
+            RUNS.c.job_name == key.job_name,
+            RUNS.c.fire_time == key.fire_time,
+            RUNS.c.task_id == run.task_id,
+            RUNS.c.epoch.is_not_distinct_from(epoch),
+            RUNS.c.published.is_(False),
+            RUNS.c.abandoned.is_(False),
+        )
+        if connection.execute(query).first() is not None:
+            owned.add(key)
+    return owned
 
 
 def _ledger_rows(
@@ -218,64 +242,51 @@ def take_over_claims(db: Database, runs: Sequence[RunRecord], *, fence: Fence) -
 
     The caller then sends them with their task ids and confirms them like any claim of its own.
     """
-    batch = run_batch(runs)
-    if not batch:
-        return []
-    statement = (
-        update(RUNS)
-        .where(
-            and_(
-                RUNS.c.job_name == bindparam("b_job_name"),
-                RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
-                _from_earlier_epoch(fence.epoch),
-            )
-        )
-        .values(epoch=fence.epoch, sent_at=bindparam("b_sent_at", type_=RUNS.c.sent_at.type))
-    )
-
-    def work(connection: Connection) -> tuple[list[RunRecord], bool]:
-        lock_writers(connection)
-        check_fence(connection, fence)
-        taken = [
-            run
-            for key, run in batch.items()
-            if connection.execute(
-                statement, {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_sent_at": run.sent_at}
-            ).rowcount
-        ]
-        return taken, bool(taken)
-
-    return db.run(f"take over {len(batch)} unconfirmed claims", work, write=True)
+    return _adopt_claims(db, runs, fence=fence, abandon=False)
 
 
 def abandon_claims(db: Database, runs: Sequence[RunRecord], *, fence: Fence) -> list[RunRecord]:
     """Mark earlier epochs' unconfirmed claims as abandoned (never sent again); return those marked."""
+    return _adopt_claims(db, runs, fence=fence, abandon=True)
+
+
+def _adopt_claims(db: Database, runs: Sequence[RunRecord], *, fence: Fence, abandon: bool) -> list[RunRecord]:
+    """Stamp earlier epochs' unconfirmed claims with ``fence``'s epoch, to send them or to abandon them."""
     batch = run_batch(runs)
     if not batch:
         return []
-    statement = (
-        update(RUNS)
-        .where(
-            and_(
-                RUNS.c.job_name == bindparam("b_job_name"),
-                RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
-                _from_earlier_epoch(fence.epoch),
-            )
-        )
-        .values(abandoned=True)
+    changes: dict[str, Any] = {"epoch": fence.epoch, "abandoned": abandon}
+    if not abandon:
+        changes["sent_at"] = bindparam("b_sent_at", type_=RUNS.c.sent_at.type)
+    same_run = and_(
+        RUNS.c.job_name == bindparam("b_job_name"),
+        RUNS.c.fire_time == bindparam("b_fire_time", type_=RUNS.c.fire_time.type),
     )
+    adopt = update(RUNS).where(same_run, _from_earlier_epoch(fence.epoch)).values(changes)
+    # A retry after a commit whose reply was lost finds the rows an earlier attempt of this call
+    # adopted already stamped: they are still this call's, or a taken run would be left unsent.
+    adopted_again = (
+        update(RUNS)
+        .where(same_run, RUNS.c.epoch == fence.epoch, RUNS.c.published.is_(False), RUNS.c.abandoned.is_(abandon))
+        .values(changes)
+    )
+    adopted_before: set[RunKey] = set()
 
     def work(connection: Connection) -> tuple[list[RunRecord], bool]:
         lock_writers(connection)
         check_fence(connection, fence)
-        marked = [
-            run
-            for key, run in batch.items()
-            if connection.execute(statement, {"b_job_name": key.job_name, "b_fire_time": key.fire_time}).rowcount
-        ]
-        return marked, bool(marked)
+        adopted: list[RunKey] = []
+        for key, run in batch.items():
+            values = {"b_job_name": key.job_name, "b_fire_time": key.fire_time, "b_sent_at": run.sent_at}
+            if connection.execute(adopt, values).rowcount or (
+                key in adopted_before and connection.execute(adopted_again, values).rowcount
+            ):
+                adopted.append(key)
+        adopted_before.update(adopted)
+        return [batch[key] for key in adopted], bool(adopted)
 
-    return db.run(f"mark {len(batch)} unconfirmed claims abandoned", work, write=True)
+    action = "mark abandoned" if abandon else "take over"
+    return db.run(f"{action} {len(batch)} unconfirmed claims", work, write=True)
 
 
 #: Ledger rows deleted per transaction when pruning: a beat's claims wait at most for one batch.
