@@ -275,6 +275,32 @@ def test_a_second_stop_signal_during_a_pass_does_not_wait() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_stop_signal_waits_for_a_stuck_pass_only_until_the_deadline() -> None:
+    delivered: list[float] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(time.monotonic()))
+    stop = GracefulStop(deadline=0.3)
+    try:
+        stop.install()
+        with stop.deferred():
+            sent = time.monotonic()
+            os.kill(os.getpid(), signal.SIGTERM)
+            while not delivered and time.monotonic() - sent < 5:  # a pass that never ends by itself
+                time.sleep(0.01)
+            assert delivered, "the stop signal never took effect during a stuck pass"
+            assert 0.25 <= delivered[0] - sent < 2
+        # A pass that ends in time cancels the deadline: nothing more arrives afterwards.
+        delivered.clear()
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert len(delivered) == 1
+        time.sleep(0.5)
+        assert len(delivered) == 1
+    finally:
+        stop.uninstall()
+        signal.signal(signal.SIGTERM, previous)
+
+
 # ------------------------------------------------------------------------------ beat side
 
 

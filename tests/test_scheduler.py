@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,6 +33,7 @@ from celery.schedules import crontab, solar
 from kombu.exceptions import OperationalError
 
 from celery_orchestra import ScheduleEntry, Scheduler, run_task_id, timing
+from celery_orchestra.beat.housekeeping import Housekeeper
 from celery_orchestra.store import JobRecord, JobStore, LeaseLostError, Progress, RunRecord, StoreError
 
 #: A Monday, 09:00:00 UTC: the fake clock's "now" at the start of every test.
@@ -289,6 +293,33 @@ def test_lazy_instance_has_no_side_effects_and_close_twice_is_fine(tmp_path: Pat
     scheduler.close()
     assert list(tmp_path.iterdir()) == []
     assert set(threading.enumerate()) == threads_before
+
+
+def test_a_stop_signal_while_starting_stops_at_once_without_building_a_second_scheduler(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's handler would close ``service.scheduler``, the very scheduler still being built."""
+    celery_handler_calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: celery_handler_calls.append(signum))
+
+    class SignalledHousekeeper(Housekeeper):
+        def start(self) -> None:  # the last step of start-up, after the lease was taken
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler runs here
+            raise AssertionError("the stop signal did not stop the start-up")
+
+    monkeypatch.setattr("celery_orchestra.beat.scheduler.Housekeeper", SignalledHousekeeper)
+    try:
+        with pytest.raises(SystemExit):
+            harness.start({"a": every(10)})
+        assert celery_handler_calls == []
+        os.kill(os.getpid(), signal.SIGTERM)  # ours is gone, the previous handler is back
+        time.sleep(0.05)
+        assert celery_handler_calls == [signal.SIGTERM]
+        lease = harness.other_store().read_lease()
+        assert lease.holder is None, "the lease taken at start-up was not released"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_info_masks_the_database_password(tmp_path: Path) -> None:
@@ -1030,6 +1061,55 @@ def test_a_store_error_while_claiming_does_not_lose_the_job(harness: Harness, mo
     # The run for 10 s could not be claimed; it is retried, and the grid goes on.
     assert harness.outbox.fires("a")[-5:] == grid(20, 60, 10)
     assert at(10) in harness.outbox.fires("a")
+
+
+def test_a_job_whose_next_fire_cannot_be_worked_out_is_retried_and_the_rest_of_its_batch_is_settled(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A schedule that raises after a send costs that job a retry; the others, due with it, go on."""
+    scheduler = harness.start({"bad": every(10), "good": every(10)})
+    loader = scheduler._jobs.loader
+    real_next_fire = loader.next_fire
+    failures = [RuntimeError("schedule exploded")]
+
+    def next_fire(entry: ScheduleEntry, now: datetime) -> datetime | None:
+        if entry.name == "bad" and now >= at(10) and failures:
+            raise failures.pop()
+        return real_next_fire(entry, now)
+
+    monkeypatch.setattr(loader, "next_fire", next_fire)
+    harness.run_until(at(40), scheduler)
+
+    assert harness.outbox.fires("good") == grid(10, 40, 10)
+    assert harness.outbox.fires("bad") == grid(10, 40, 10)  # its run at 10 s went out once
+    assert "celery-orchestra: cannot work out the next fire time of bad" in messages_of(caplog, logging.ERROR)
+    # The batch that raised was settled: both runs at 10 s are confirmed and counted.
+    assert (harness.job("bad").total_run_count, harness.job("good").total_run_count) == (4, 4)
+
+
+def test_a_pass_that_fails_half_way_puts_its_due_jobs_back(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = harness.start({"a": every(10), "b": every(10)})
+    dispatcher = scheduler._dispatcher
+    assert dispatcher is not None
+    real_dispatch = dispatcher.dispatch
+    failures = [RuntimeError("dispatch exploded")]
+
+    def dispatch(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_dispatch(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher, "dispatch", dispatch)
+    harness.run_until(at(30), scheduler)
+
+    # The pass at 10 s failed; both jobs came back a second later instead of dropping out for good.
+    assert harness.outbox.fires("a") == grid(10, 30, 10)
+    assert harness.outbox.fires("b") == grid(10, 30, 10)
+    first = [m for m in harness.outbox.messages if m.task_id == run_task_id("a", at(10))]
+    assert len(first) == 1
+    assert any("before 2 due job(s) were settled (a, b)" in message for message in messages_of(caplog))
 
 
 def test_tick_survives_a_store_outage_and_says_how_long_to_wait(

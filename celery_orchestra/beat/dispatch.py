@@ -37,6 +37,7 @@ from .entry import ScheduleEntry
 from .lease import STANDBY_LOOK_EVERY, LeaseKeeper
 from .outages import broker_watch
 from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run, log_recovered, split_claims
+from .table import DueJobs
 
 __all__ = [
     "SEND_RETRY_DELAYS",
@@ -181,28 +182,28 @@ class Dispatcher:
 
     # ---- a batch
 
-    def dispatch(
-        self,
-        due: Sequence[ScheduleEntry],
-        now: datetime,
-        *,
-        online_since: datetime,
-        settings: OrchestraSettings,
-        reschedule: Callable[[ScheduleEntry], None],
-        hold: Callable[[ScheduleEntry, timedelta], None],
-    ) -> None:
-        """Send every due run in one batch, then move each job on (``reschedule``) or ``hold`` it a while.
+    def dispatch(self, due: DueJobs, *, online_since: datetime, settings: OrchestraSettings) -> None:
+        """Send every due run in one batch, then move each job on (``due.requeue``) or ``due.hold`` it a while.
 
         A job whose runs all went out moves on to its next fire time. One with a run the broker
         refused is held with a growing back-off (what was sent is counted; the ledger skips it
         next time); while the broker is unreachable every due job is held :data:`BROKER_RETRY`
-        seconds, and when the store is unreachable a second.
+        seconds, and when the store is unreachable a second. A job whose runs or next fire time
+        cannot be worked out (its schedule raised) is logged and held with the same back-off:
+        the other jobs of the batch are sent and settled all the same.
         """
-        planned = [Planned.of(entry, now, online_since=online_since, settings=settings) for entry in due]
+        now = due.now
+        planned: list[Planned] = []
+        for entry in due.entries:
+            try:
+                planned.append(Planned.of(entry, now, online_since=online_since, settings=settings))
+            except Exception:
+                logger.exception("celery-orchestra: cannot work out the runs of %s due now", entry.name)
+                due.hold(entry, self.retry_delay(entry.name))
         publication = self.publish(planned, now)
         if publication is None:
-            for entry in due:
-                hold(entry, timedelta(seconds=BROKER_RETRY))
+            for plan in planned:
+                due.hold(plan.entry, timedelta(seconds=BROKER_RETRY))
             return
         failed_jobs = publication.failed_jobs
         progress: dict[str, Progress] = {}
@@ -212,13 +213,18 @@ class Dispatcher:
             entry.total_run_count += runs
             if entry.name in failed_jobs:
                 delay = BROKER_RETRY if publication.broker_down else None
-                hold(entry, self.retry_delay(entry.name) if delay is None else timedelta(seconds=delay))
+                due.hold(entry, self.retry_delay(entry.name) if delay is None else timedelta(seconds=delay))
                 if runs:
                     progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
                 continue
-            self.succeeded(entry.name)
             entry.last_fire_at = entry.last_run_at = plan.latest
-            reschedule(entry)
+            try:
+                due.requeue(entry)
+            except Exception:
+                logger.exception("celery-orchestra: cannot work out the next fire time of %s", entry.name)
+                due.hold(entry, self.retry_delay(entry.name))
+            else:
+                self.succeeded(entry.name)
             progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
         self.settle(failed=publication.failed, progress=progress, published=publication.published)
 

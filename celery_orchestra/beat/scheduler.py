@@ -51,9 +51,9 @@ from .loading import EntryLoader, log_next_fires
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
-from .queue import FireQueue
 from .startup import refuse_to_start, store_banner, wait_for_store
 from .stopping import GracefulStop
+from .table import JobTable
 
 __all__ = ["Scheduler"]
 
@@ -88,11 +88,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self.schedule_filename: str | None = kwargs.pop("schedule_filename", None)
         self.settings: OrchestraSettings | None = None
         self.store: SchedulerStore | None = None
-        self.data: MutableMapping[str, ScheduleEntry] = {}
-        self._queue = FireQueue()
+        self._jobs = JobTable(EntryLoader(app, app_zone=UTC, nowfun=self._now))
         self._clock = ClockWatch()
         self._dispatcher: Dispatcher | None = None
-        self._loader = EntryLoader(app, app_zone=UTC, nowfun=self._now)
         self._poller: StorePoller | None = None
         #: Since when beat has been running without a clock jump: fire instants before it were
         #: missed (catch-up policy), those after it at worst delayed.
@@ -123,10 +121,15 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # later pays for a full collection over them either.
         collecting = gc.isenabled()
         gc.disable()
+        self._stop.install()
         try:
-            self._setup()
-        except OrchestraError as error:
-            refuse_to_start(error)
+            with self._stop.starting():
+                self._setup()
+        except BaseException as error:
+            self.close()  # a lease taken, threads started, connections: given back before leaving
+            if isinstance(error, OrchestraError):
+                refuse_to_start(error)
+            raise
         finally:
             gc.freeze()
             if collecting:
@@ -167,10 +170,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # Whole seconds: anchors are shown to people and interval jobs fire on the anchor's grid.
         now = self._now().replace(microsecond=0)
         self._online_since = now
-        self._loader = EntryLoader(self.app, app_zone=self._app_zone, nowfun=self._now)
-        self._loader.start_batch()
+        loader = self._jobs.loader = EntryLoader(self.app, app_zone=self._app_zone, nowfun=self._now)
+        loader.start_batch()
         # New jobs' first fire times go into their rows: nothing to write for them afterwards.
-        report = store.reconcile(definitions, now=now, first_fire=self._loader.first_fire)
+        report = store.reconcile(definitions, now=now, first_fire=loader.first_fire)
         self._poller = StorePoller(
             store,
             self._next_fires,
@@ -180,9 +183,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             outage=outage,
         )
         self._load_all(report.jobs, now)
-        self._loader.end_batch()
+        loader.end_batch()
         self._clock.reset(self.wall_time(), self.monotonic())
-        self._stop.install()
         lease.tend()
         self._housekeeper.start()
         if self.settings.remote_control:
@@ -196,40 +198,21 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         """Every stored job, at start-up: each entry left to build when first used (see
         :mod:`.entries`), the queue filled in one go."""
         assert self._next_fires is not None
-        entries, pending, expired = self._loader.load_all(records, now)
-        self.data = entries
-        self._queue.reset((job.name, job.next_fire_at) for job in pending if job.next_fire_at)
-        self._next_fires.queue(pending)
-        if expired and self.store is not None:
-            self.store.set_expired(expired)
-        log_next_fires(entries, now)
+        loaded = self._jobs.load_all(records, now)
+        self._next_fires.queue(loaded.pending)
+        if loaded.expired and self.store is not None:
+            self.store.set_expired(loaded.expired)
+        log_next_fires(loaded.entries, now)
 
-    def _install(self, record: JobRecord, now: datetime) -> None:
+    def _install(self, record: JobRecord, now: datetime) -> ScheduleEntry | None:
         """Load or reload one job from its stored row and (re)schedule it."""
-        previous = self.data.get(record.name)
-        expired: list[str] = []
-        entry = self._loader.load(record, expired)
-        if entry is None:
-            self._queue.discard(record.name)
-            self.data.pop(record.name, None)
-            return
-        if previous is not None and not previous.runnable and entry.runnable:
-            # Resumed or re-enabled: what was missed meanwhile is not replayed.
-            entry.resumed_at = max(now, entry.resumed_at or now)
-        self.data[record.name] = entry
+        entry, expired = self._jobs.install(record, now)
         if expired and self.store is not None and self.active:  # a standby writes nothing
             try:
                 self.store.set_expired(expired)
             except Exception as error:  # the rest of the poll's changes must still be installed
                 logger.error("celery-orchestra: cannot mark %s expired in the store (%s)", record.name, error)
-        self._reschedule(entry, now)
-
-    def _reschedule(self, entry: ScheduleEntry, now: datetime) -> None:
-        entry.next_fire_at = self._loader.next_fire(entry, now)
-        if entry.next_fire_at is None:
-            self._queue.discard(entry.name)
-        else:
-            self._queue.push(entry.name, entry.next_fire_at)
+        return entry
 
     def _ensure_connected(self) -> Any:
         # Celery's retries up to broker_connection_max_retries times: the pass would stop for minutes
@@ -296,14 +279,16 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _send_due(self, dispatcher: Dispatcher, now: datetime) -> None:
         dispatcher.settle_pending()
         dispatcher.recover_when_due(now, self.data, self.monotonic())
-        due = self._pop_due(now)
+        due = self._jobs.take_due(now)
         if due:
-            self._dispatch(due, now)
+            assert self.settings is not None
+            with self._jobs.sending(due):
+                dispatcher.dispatch(due, online_since=self._online_since, settings=self.settings)
 
     def _sleep_seconds(self) -> float:
         assert self._poller is not None and self._lease is not None
         limit = float(min(self.max_interval, self._poller.sleep_limit(), self._lease.sleep_limit()))
-        when = self._queue.next_when()
+        when = self._jobs.next_when()
         if when is None or not self._lease.active:
             return max(limit, 0.01)
         return max(0.0, min(when - self.wall_time(), limit))
@@ -311,10 +296,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _check_clock(self, now: datetime) -> None:
         if not self._clock.jumped(now.timestamp(), self.monotonic()):
             return
-        self._queue.clear()
         self._online_since = now
-        for entry in self.data.values():
-            self._reschedule(entry, now)
+        self._jobs.reschedule_all(now)
 
     def _poll_changes(self, now: datetime) -> None:
         assert self._poller is not None
@@ -323,8 +306,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             current = self.data.get(record.name)
             if current is not None and current.reflects(record):
                 continue  # our own write coming back
-            self._install(record, now)
-            entry = self.data.get(record.name)
+            entry = self._install(record, now)
             if entry is None:
                 continue
             reloaded.append(entry)
@@ -333,28 +315,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # Keep the stored next fire time true (status tables read it), e.g. after a resume.
         if self._next_fires is not None:
             self._next_fires.queue(reloaded)
-
-    def _pop_due(self, now: datetime) -> list[ScheduleEntry]:
-        due: list[ScheduleEntry] = []
-        for name in self._queue.pop_due(now.timestamp()):
-            entry = self.data.get(name)
-            if entry is not None and entry.runnable and entry.next_fire_at is not None:
-                due.append(entry)
-        return due
-
-    # ------------------------------------------------------------------ dispatch
-
-    def _dispatch(self, due: list[ScheduleEntry], now: datetime) -> None:
-        """Send every due run in one batch (see :mod:`.dispatch`), then move each job on."""
-        assert self._dispatcher is not None and self.settings is not None
-        self._dispatcher.dispatch(
-            due,
-            now,
-            online_since=self._online_since,
-            settings=self.settings,
-            reschedule=lambda entry: self._reschedule(entry, now),
-            hold=lambda entry, delay: self._queue.push(entry.name, now + delay),
-        )
 
     def send_run(self, entry: ScheduleEntry, run: RunRecord, producer: Any) -> bool:
         """Publish one run of ``entry`` with its deterministic task id; False (logged) if the broker refused.
@@ -368,12 +328,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     # ------------------------------------------------------------------ Celery's API
 
     def get_schedule(self) -> MutableMapping[str, ScheduleEntry]:
-        return self.data
+        return self._jobs.entries
 
     def set_schedule(self, schedule: MutableMapping[str, ScheduleEntry]) -> None:
-        self.data = schedule
+        self._jobs.entries = schedule
 
-    schedule = property(get_schedule, set_schedule)
+    schedule = data = property(get_schedule, set_schedule)
 
     def sync(self) -> None:
         """Write the queued next fire times (the active beat's); every run itself is written when it is sent."""
