@@ -1365,16 +1365,17 @@ class Crash(BaseException):
     """The process dies here (kill -9, OOM, power): nothing after this point runs."""
 
 
-def test_a_one_off_is_not_lost_when_beat_dies_between_claiming_and_publishing(
+def test_a_one_off_is_not_lost_when_a_stop_interrupts_beat_between_claiming_and_publishing(
     harness: Harness, clock: FakeClock
 ) -> None:
     schedule = {"once": {"task": "tasks.once", "schedule": "once in 30 seconds"}}
 
-    class DiesWhilePublishing(RecordingScheduler):
-        def send_run(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
-            raise Crash
+    class StoppedBeforePublishing(RecordingScheduler):
+        @property
+        def producer(self) -> Any:
+            raise Crash  # a second SIGTERM while connecting to the broker: nothing left
 
-    dying = DiesWhilePublishing(
+    dying = StoppedBeforePublishing(
         harness.app(schedule), clock=clock, outbox=harness.outbox, schedule_filename=str(harness.folder / "b")
     )
     harness.schedulers.append(dying)
@@ -1390,6 +1391,39 @@ def test_a_one_off_is_not_lost_when_beat_dies_between_claiming_and_publishing(
 
     # Published exactly once, with the run's deterministic task id (a duplicate would be recognisable).
     assert [m.task_id for m in harness.outbox.messages] == [run_task_id("once", at(30))]
+
+
+def test_a_run_whose_send_was_interrupted_is_in_doubt_one_off_never_again_repeating_again_with_its_id(
+    harness: Harness, clock: FakeClock
+) -> None:
+    """Interrupted inside the send, the message may have left: the claim stays for the ledger's recovery."""
+    schedule = {"once": {"task": "tasks.once", "schedule": "once in 30 seconds"}, "tick": every(30)}
+
+    class InterruptedInTheSend(RecordingScheduler):
+        def send_run(self, entry: ScheduleEntry, record: RunRecord, producer: Any) -> bool:
+            super().send_run(entry, record, producer)  # the message is out...
+            raise Crash  # ...and the stop lands before the send returns
+
+    dying = InterruptedInTheSend(
+        harness.app(schedule), clock=clock, outbox=harness.outbox, schedule_filename=str(harness.folder / "b")
+    )
+    harness.schedulers.append(dying)
+    harness.run_until(at(29), dying)
+    clock.advance(1)
+    with pytest.raises(Crash):
+        dying.tick()
+    first_sent = [m.task_id for m in harness.outbox.messages]
+    assert len(first_sent) == 1  # interrupted in the first send of the batch
+    dying.close()
+
+    clock.advance(5)
+    restarted = harness.start(schedule)
+    harness.run_until(at(120), restarted)
+
+    ids = [m.task_id for m in harness.outbox.messages]
+    assert ids.count(run_task_id("once", at(30))) <= 1, "a one-off was sent twice"
+    assert ids.count(run_task_id("tick", at(30))) >= 1, "a repeating run was lost"
+    assert [e.fire_time for e in restarted.store.history("tick")] == [at(120), at(90), at(60), at(30)]  # type: ignore[union-attr]
 
 
 def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confirming(

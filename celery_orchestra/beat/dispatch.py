@@ -94,15 +94,17 @@ class Planned:
         return cls(entry, plan.fires, plan.latest)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publication:
-    """What one batch sent: runs per job, the published runs, and the runs whose send failed."""
+    """What one batch sent: runs per job, the published runs, and the runs whose send failed (filled as it goes)."""
 
     sent: Counter[str]
     published: list[RunRecord]
     failed: list[RunRecord]
     #: The broker could not be reached: the failed runs are held, not backed off job by job.
     broker_down: bool = False
+    #: The run being handed to the broker right now: if the send is interrupted, it may have left.
+    in_flight: RunRecord | None = None
 
     @property
     def failed_jobs(self) -> set[str]:
@@ -268,13 +270,17 @@ class Dispatcher:
                         )
         except BaseException:
             # Interrupted mid-batch (a second SIGTERM, KeyboardInterrupt): release what was not
-            # sent and confirm what was, so a restart neither loses nor repeats these runs.
-            sent = {run.key for run in publication.published}
-            unsent = [run for key, run in records.items() if key in claimed and key not in sent]
+            # sent and confirm what was, so a restart neither loses nor repeats these runs. The
+            # run interrupted in the send may have left: its claim stays, unconfirmed, for the
+            # ledger's recovery (a repeating job's is sent again with its id, a one-off's never).
+            settled = {run.key for run in publication.published}
+            if publication.in_flight is not None:
+                settled.add(publication.in_flight.key)
+            unsent = [run for key, run in records.items() if key in claimed and key not in settled]
             self.settle(failed=unsent, progress={}, published=publication.published)
             raise
         if producer is None and claimed:
-            publication = Publication(publication.sent, publication.published, publication.failed, broker_down=True)
+            publication.broker_down = True
         return publication
 
     def _publish_one(self, entry: ScheduleEntry, run: RunRecord, producer: Any, publication: Publication) -> Any:
@@ -286,6 +292,7 @@ class Dispatcher:
         sent = False
         refused = publication.failed and publication.failed[-1].job_name == entry.name
         if producer is not None and not refused and self._lease.may_publish():
+            publication.in_flight = run
             try:
                 sent = self._send(entry, run, producer)
             except BrokerUnavailableError as error:
@@ -298,6 +305,7 @@ class Dispatcher:
             publication.published.append(run)
         else:
             publication.failed.append(run)
+        publication.in_flight = None
         return producer
 
     def _producer_or_none(self) -> Any:
