@@ -1457,6 +1457,54 @@ def test_a_one_off_is_not_repeated_when_beat_dies_after_publishing_before_confir
     assert [(e.task_id, e.confirmed, e.abandoned) for e in history] == [(run_task_id("once", at(30)), False, True)]
 
 
+def test_runs_held_because_the_lease_ran_short_do_not_back_off_like_refused_ones(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = harness.start({"a": every(10)})
+    lease = scheduler._lease
+    assert lease is not None
+    real_may_publish = lease.may_publish
+    short = [True, True, True]  # three passes find too little of the lease left to publish
+
+    def may_publish() -> bool:
+        return not short.pop() if short else real_may_publish()
+
+    monkeypatch.setattr(lease, "may_publish", may_publish)
+    harness.run_until(at(13), scheduler)
+
+    # Held a second each time (10, 11, 12), sent at 13 s; a broker's refusals would have backed it
+    # off 1 + 2 + 5 s.
+    assert harness.outbox.fires("a") == [at(10)]
+    assert scheduler._dispatcher is not None and scheduler._dispatcher._send_failures == {}
+
+
+def test_a_job_deleted_while_its_confirmation_waits_does_not_block_the_others(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = harness.start({"gone": every(10), "kept": every(10)})
+    store = scheduler.store
+    assert store is not None
+    real_save = store.save_progress
+    failures = [StoreError("cannot save the progress of 2 jobs: database is locked", harness.db_url)]
+
+    def flaky_save(*args: Any, **kwargs: Any) -> list[str]:
+        if failures:
+            raise failures.pop()
+        return list(real_save(*args, **kwargs))
+
+    monkeypatch.setattr(store, "save_progress", flaky_save)
+    harness.run_until(at(10), scheduler)  # both sent; their confirmation is kept for the next pass
+    with harness.other_store().engine.begin() as connection:  # `celery orchestra forget gone`, meanwhile
+        connection.exec_driver_sql("DELETE FROM orchestra_runs WHERE job_name = 'gone'")
+        connection.exec_driver_sql("DELETE FROM orchestra_jobs WHERE name = 'gone'")
+    harness.run_until(at(30), scheduler)
+
+    kept = harness.job("kept")
+    assert kept.total_run_count == 3
+    assert [e.confirmed for e in harness.other_store().history("kept")] == [True, True, True]
+    assert any("gone deleted from the store while runs of it were in flight" in m for m in messages_of(caplog))
+
+
 def test_two_beats_do_not_resend_runs_whose_confirmation_write_failed(
     harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from ..errors import BrokerUnavailableError, LeaseLostError
+from ..errors import BrokerUnavailableError, JobNotFound, LeaseLostError
 from ..interfaces import SchedulerStore
 from ..jobs.states import STATE_DONE
 from ..settings import OrchestraSettings
@@ -105,6 +105,9 @@ class Publication:
     broker_down: bool = False
     #: The run being handed to the broker right now: if the send is interrupted, it may have left.
     in_flight: RunRecord | None = None
+    #: Jobs with a run the broker refused: only these back off (the others were not tried: the
+    #: broker or the lease was not there, which says nothing about the job).
+    refused_jobs: set[str] = field(default_factory=set)
 
     @property
     def failed_jobs(self) -> set[str]:
@@ -133,6 +136,13 @@ class _Unsaved:
                 update = Progress(last, previous.runs_added + update.runs_added, update.next_run_at)
             self.progress[name] = update
         self.published.extend(published)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop what is kept for jobs deleted from the store meanwhile (``celery orchestra forget``)."""
+        gone = set(names)
+        self.progress = {name: update for name, update in self.progress.items() if name not in gone}
+        self.published = [run for run in self.published if run.job_name not in gone]
+        self.failed = [run for run in self.failed if run.job_name not in gone]
 
 
 class Dispatcher:
@@ -189,8 +199,9 @@ class Dispatcher:
 
         A job whose runs all went out moves on to its next fire time. One with a run the broker
         refused is held with a growing back-off (what was sent is counted; the ledger skips it
-        next time); while the broker is unreachable every due job is held :data:`BROKER_RETRY`
-        seconds, and when the store is unreachable a second. A job whose runs or next fire time
+        next time); while the broker is unreachable, or the lease has too little time left to
+        publish, every due job is held :data:`BROKER_RETRY` seconds, and when the store is
+        unreachable a second. A job whose runs or next fire time
         cannot be worked out (its schedule raised) is logged and held with the same back-off:
         the other jobs of the batch are sent and settled all the same.
         """
@@ -214,8 +225,8 @@ class Dispatcher:
             runs = publication.sent[entry.name]
             entry.total_run_count += runs
             if entry.name in failed_jobs:
-                delay = BROKER_RETRY if publication.broker_down else None
-                due.hold(entry, self.retry_delay(entry.name) if delay is None else timedelta(seconds=delay))
+                refused = entry.name in publication.refused_jobs and not publication.broker_down
+                due.hold(entry, self.retry_delay(entry.name) if refused else timedelta(seconds=BROKER_RETRY))
                 if runs:
                     progress[entry.name] = Progress(entry.last_fire_at, runs, entry.next_fire_at)
                 continue
@@ -300,6 +311,8 @@ class Dispatcher:
                 producer = None
             else:
                 self.broker.answered()
+                if not sent:
+                    publication.refused_jobs.add(entry.name)
         if sent:
             publication.sent[entry.name] += 1
             publication.published.append(run)
@@ -339,7 +352,7 @@ class Dispatcher:
                 self.store.release_runs(unsaved.failed)
                 unsaved.failed = []
             if unsaved:
-                self.store.save_progress(unsaved.progress, published=unsaved.published)
+                self._save_progress(unsaved)
         except LeaseLostError as error:
             self._lease.lost(error)
             self._settle_late()
@@ -348,6 +361,19 @@ class Dispatcher:
             self.store_outage.failed(error)  # kept, and written at the next pass
             return
         self._unsaved = _Unsaved()
+
+    def _save_progress(self, unsaved: _Unsaved) -> None:
+        """Confirm and count; a job deleted from the store meanwhile is dropped, not retried for ever."""
+        try:
+            self.store.save_progress(unsaved.progress, published=unsaved.published)
+        except JobNotFound as missing:
+            logger.warning(
+                "celery-orchestra: %s deleted from the store while runs of it were in flight; not counting them",
+                ", ".join(missing.names),
+            )
+            unsaved.forget(missing.names)
+            if unsaved:
+                self.store.save_progress(unsaved.progress, published=unsaved.published)
 
     def _settle_late(self) -> None:
         """This beat lost the lease with runs in flight (it stalled, or lost the database): settle them late.
