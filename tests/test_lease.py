@@ -193,6 +193,20 @@ def test_a_claim_or_take_over_retried_after_its_reply_was_lost_still_owns_its_ru
     assert history == {("once", at(2)): True, ("repeating", at(2)): False, ("repeating", at(4)): False}
 
 
+def test_a_lease_row_deleted_by_hand_comes_back_past_every_epoch_in_use(store: JobStore, second: JobStore) -> None:
+    add_jobs(store, "job")
+    assert store.acquire_lease(A, TTL, now=at(0)) is not None
+    assert store.acquire_lease(A, TTL, now=at(20)) is not None  # epoch 2
+    store.claim_runs([run("job", 22)])
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM orchestra_lease")
+
+    grant = second.acquire_lease(B, TTL, now=at(40))
+    assert grant is not None and grant.fence.epoch == 3
+    # So beat A's claim is an earlier epoch's, recovered by B, not mistaken for B's own.
+    assert [(c.run.fire_time, c.epoch) for c in second.unconfirmed_claims()] == [(at(22), 2)]
+
+
 def test_a_released_lease_is_free_at_once_and_the_beats_registry_says_who_runs(
     store: JobStore, second: JobStore
 ) -> None:

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import LeaseLostError
 from .database import Database
 from .sql import dialect_insert
-from .tables import BEATS, LEASE
+from .tables import BEATS, LEASE, RUNS
 
 __all__ = [
     "LEASE_ROW_ID",
@@ -137,10 +137,24 @@ def database_time(connection: Connection, now: datetime | None = None) -> dateti
     return datetime.now(UTC)
 
 
-def ensure_lease_row(connection: Connection) -> None:
-    """Create the lease row (nobody holding it, epoch 0) if the store has none yet."""
-    if connection.execute(select(LEASE.c.id).where(LEASE.c.id == LEASE_ROW_ID)).first() is None:
-        connection.execute(insert(LEASE).values(id=LEASE_ROW_ID, holder=None, epoch=0))
+def ensure_lease_row(connection: Connection) -> int:
+    """Create the lease row (nobody holding it) if the store has none yet; return its epoch.
+
+    Its epoch starts past every epoch the ledger and the beats registry remember: a row deleted
+    by hand must not hand out an epoch again, or a new holder would take an earlier holder's
+    unconfirmed claims for its own and never recover them.
+    """
+    found = connection.execute(select(LEASE.c.epoch).where(LEASE.c.id == LEASE_ROW_ID)).first()
+    if found is not None:
+        return int(found.epoch)
+    remembered = max(
+        connection.execute(select(func.max(RUNS.c.epoch))).scalar() or 0,
+        connection.execute(select(func.max(BEATS.c.epoch))).scalar() or 0,
+    )
+    if remembered:
+        log.warning("the lease row was missing; recreated at epoch %d, after every epoch in use", remembered)
+    connection.execute(insert(LEASE).values(id=LEASE_ROW_ID, holder=None, epoch=remembered))
+    return int(remembered)
 
 
 def _lease_row(connection: Connection, *, lock: str | None) -> tuple[str | None, int, datetime | None, datetime | None]:
@@ -155,8 +169,7 @@ def _lease_row(connection: Connection, *, lock: str | None) -> tuple[str | None,
     if row is None:
         # A store migrated before the lease row existed and never migrated since cannot happen
         # (migrate creates it); a hand-deleted row is recreated rather than failing every write.
-        ensure_lease_row(connection)
-        return None, 0, None, None
+        return None, ensure_lease_row(connection), None, None
     return row.holder, int(row.epoch), row.expires_at, row.acquired_at
 
 
