@@ -201,6 +201,48 @@ def test_stopping_the_writer_writes_what_is_left(tmp_path: Any) -> None:
         store.close()
 
 
+def test_a_writer_halted_while_its_write_hangs_ends_when_the_write_returns_not_later(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """halt() waits a little, not for ever; the hung thread ends after its write, even once a new one runs."""
+    monkeypatch.setattr("celery_orchestra.beat.next_fires.HALT_WAIT", 0.2)
+    store = stored_store(tmp_path, ["a", "b"])
+    real_set_next_run = store.set_next_run
+    unblock = threading.Event()
+    hanging = threading.Event()
+
+    def hangs_once(updates: Any) -> list[str]:
+        if not unblock.is_set():
+            hanging.set()
+            unblock.wait(10)
+        return real_set_next_run(updates)
+
+    store.set_next_run = hangs_once  # type: ignore[method-assign]
+    writer = NextFireWriter(store)
+
+    def writers() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == "orchestra-next-fire-writer"]
+
+    try:
+        writer.start()
+        writer.queue(entries(store, at(7200)))
+        assert hanging.wait(5)
+        started = time.monotonic()
+        writer.halt()
+        assert time.monotonic() - started < 2
+        writer.start()  # active again
+        assert len(writers()) == 2  # the hung one and the new one
+        unblock.set()
+        deadline = time.monotonic() + 5
+        while len(writers()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(writers()) == 1, "the halted thread kept running beside the new one"
+    finally:
+        unblock.set()
+        writer.stop()
+        store.close()
+
+
 def test_a_restart_on_an_unchanged_store_writes_nothing(tmp_path: Any) -> None:
     from celery_orchestra import Scheduler
 

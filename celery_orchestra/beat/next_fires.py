@@ -23,7 +23,7 @@ from ..interfaces import SchedulerStore
 from .entries import PendingEntry
 from .entry import ScheduleEntry
 
-__all__ = ["CHUNK", "NextFireWriter"]
+__all__ = ["CHUNK", "HALT_WAIT", "NextFireWriter"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -33,6 +33,9 @@ CHUNK: Final = 200
 PAUSE: Final = 0.005
 #: Seconds to wait after a failed write before trying again.
 RETRY_AFTER: Final = 5.0
+#: Seconds :meth:`NextFireWriter.halt` waits for the chunk in flight: a tick that lost the lease
+#: must not wait long on a store that hangs (the thread ends by itself after that chunk).
+HALT_WAIT: Final = 5.0
 
 
 class NextFireWriter:
@@ -46,6 +49,8 @@ class NextFireWriter:
         self._own: set[int] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # Each thread has its own stop event: one that outlived halt()'s wait (its chunk hung on
+        # the store) still stops when that chunk ends, even after a new thread was started.
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         #: Set while a chunk is being written (its revision is not known yet).
@@ -75,8 +80,10 @@ class NextFireWriter:
         """Write in the background from now on (idempotent)."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="orchestra-next-fire-writer", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stopping,), name="orchestra-next-fire-writer", daemon=True
+        )
         self._thread.start()
 
     def stop(self, *, write_pending: bool = True) -> None:
@@ -95,7 +102,7 @@ class NextFireWriter:
         self._stopping.set()
         self._wake.set()
         if thread is not None:
-            thread.join(timeout=30)
+            thread.join(timeout=HALT_WAIT)
 
     @property
     def running(self) -> bool:
@@ -135,18 +142,20 @@ class NextFireWriter:
             self.writing.clear()
         return True
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             self._wake.wait()
+            if stopping.is_set():
+                return
             try:
                 wrote = self.write_chunk()
             except Exception as error:  # the store is down: keep what is pending, try later
                 logger.error("celery-orchestra: cannot save next fire times in the store (%s)", error)
-                self._stopping.wait(RETRY_AFTER)
+                stopping.wait(RETRY_AFTER)
                 continue
             if not wrote:
                 self._wake.clear()
                 if len(self):  # queued between the empty chunk and the clear
                     self._wake.set()
                 continue
-            self._stopping.wait(self._pause)
+            stopping.wait(self._pause)
