@@ -369,6 +369,56 @@ def test_a_live_holder_or_one_on_another_machine_keeps_its_lease_until_it_expire
     assert process_gone(os.getpid()) is False
 
 
+class SteppedTime(FakeTime):
+    """A host whose wall clock can step (NTP) while its monotonic clock runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = 0.0
+
+    def now(self) -> datetime:
+        return at(self.seconds + self.step)
+
+
+def test_after_the_clock_stepped_back_a_standby_takes_over_one_ttl_after_the_holder_stopped_renewing(
+    store: JobStore, second: JobStore
+) -> None:
+    clock = SteppedTime()
+    elsewhere = BeatIdentity("elsewhere", "other-host", dead_pid(), "0", "another-boot:1")
+    assert store.acquire_lease(elsewhere, TTL, now=at(0)) is not None  # then it dies
+    clock.step = -3600.0  # the host's clock goes back an hour: the stored expiry is an hour away
+    standby = keeper(second, BeatIdentity("standby", "host", os.getpid(), "0", "this-boot:1"), clock)
+    for moment in range(10):  # a standby looks every second
+        clock.seconds = float(moment)
+        assert standby.tend() is None
+    clock.seconds = 10.0  # the row has not changed for a whole TTL
+    assert standby.tend() is Transition.ACQUIRED
+    assert second.read_lease(now=clock.now()).holder == "standby"
+
+
+def test_after_the_clock_stepped_forward_a_renewing_holder_keeps_its_lease(store: JobStore, second: JobStore) -> None:
+    clock = SteppedTime()
+    holder = keeper(store, BeatIdentity("holder", "host", os.getpid(), "0", None), clock)
+    standby = keeper(second, BeatIdentity("standby", "host", os.getpid(), "0", None), clock)
+    assert holder.tend() is Transition.ACQUIRED
+    clock.seconds = 1.0
+    assert standby.tend() is None
+    clock.step = 30.0  # forward: the stored expiry now looks 20 s past
+    for tick in range(2, 40):
+        clock.seconds = float(tick)
+        holder.tend()  # renews every third of the TTL
+        assert standby.tend() is None, f"took a live holder's lease at {tick} s"
+    assert holder.active
+
+    # When the holder really stops renewing, the standby takes over: half a TTL after the expiry.
+    for tick in range(40, 60):
+        clock.seconds = float(tick)
+        if standby.tend() is Transition.ACQUIRED:
+            break
+    assert standby.active
+    assert clock.seconds <= 39 + 10 + 5 + 1
+
+
 def test_a_holder_renews_before_a_third_of_its_lease_is_gone_and_may_publish_while_a_quarter_is_left(
     store: JobStore,
 ) -> None:
@@ -445,8 +495,10 @@ def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[
     from celery_orchestra.beat.dispatch import Dispatcher
 
     clock = FakeTime()
-    clock.seconds = (now - T0).total_seconds()
+    clock.seconds = (now - T0).total_seconds() - TTL.total_seconds() / 2
     lease = keeper(second, BeatIdentity(f"b-{now.timestamp()}", "host", os.getpid(), "0", namespace), clock)
+    assert lease.tend() is None  # an expired lease is taken once it stood still for half a TTL
+    clock.seconds += TTL.total_seconds() / 2
     assert lease.tend() is Transition.ACQUIRED
     sent: list[datetime] = []
     entries = {"job": type("Entry", (), {"runnable": True, "total_run_count": 0, "next_fire_at": None})()}
@@ -491,8 +543,10 @@ def test_a_one_off_handed_back_unsent_is_sent_by_the_new_holder_not_abandoned(
     one_off = run("once", 2)
     store.claim_runs([one_off])  # then A stalls before publishing it
     clock = FakeTime()
-    clock.seconds = 30.0
+    clock.seconds = 25.0
     lease = keeper(second, BeatIdentity("b", "host", os.getpid(), "0", None), clock)
+    assert lease.tend() is None  # expired, taken once it stood still for half a TTL
+    clock.seconds = 30.0
     assert lease.tend() is Transition.ACQUIRED
     late = store.settle_late(published=[], unsent=[one_off])  # A wakes up: it never sent it
     assert late.handed_back == 1

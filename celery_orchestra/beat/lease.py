@@ -9,6 +9,14 @@ supervisor do not wait out the lease) (see
 The time left is counted on this process's monotonic clock from the moment a renewal was *asked*
 for, so it never outlasts the lease the database granted. A beat publishes only while a quarter of
 its lease is left, and renews first when half of it is gone, so a long batch renews as it goes.
+
+A standby does not trust the stored expiry alone: it is wall-clock time (the host's on SQLite),
+which steps. It also watches the lease row on its own monotonic clock. A row that has not changed
+for a whole TTL belongs to a holder that stopped renewing (the holder renews every third of it),
+whatever its stored expiry says: after the clock stepped back an hour, failover still takes one
+TTL, not an hour. And an expired row must also have stood still for half a TTL before it is taken,
+so a step forward does not hand a live holder's lease to a standby. (A beat starting while an
+expired lease is left behind by a holder that died elsewhere is active half a TTL later.)
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Final
 
 from ..errors import LeaseLostError
 from ..interfaces import SchedulerStore
-from ..store import BeatIdentity
+from ..store import BeatIdentity, LeaseInfo
 from .outages import OutageWatch, store_watch
 
 __all__ = ["STANDBY_LOOK_EVERY", "LeaseKeeper", "Transition", "beat_identity", "process_gone", "process_namespace"]
@@ -117,6 +125,9 @@ class LeaseKeeper:
         self._next_attempt = 0.0
         self._next_heartbeat = 0.0
         self._said_standby = False
+        #: The lease row as last read by this standby, and since when (monotonic) it has not changed.
+        self._sighted: tuple[str | None, int, datetime | None] | None = None
+        self._sighted_since = 0.0
         #: The store's outages, told once whichever part of beat notices them first.
         self.outage = outage or store_watch(monotonic)
 
@@ -179,12 +190,8 @@ class LeaseKeeper:
             # (and hold up) the active beat's claims for nothing.
             held = self.store.read_lease(now=self._lease_now())
             grant = None
-            if not held.live or held.holder == self.identity.id:
-                grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now())
-            else:
-                dead = self._dead_holder(held.holder)
-                if dead is not None:
-                    grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now(), replacing=dead)
+            if self._abandoned(held, now):
+                grant = self.store.acquire_lease(self.identity, ttl, now=self._lease_now(), replacing=held)
             if grant is None and now >= self._next_heartbeat:
                 self._next_heartbeat = now + self.ttl / 3
                 self.store.record_beat(self.identity, "standby", None, now=self._lease_now())
@@ -225,10 +232,30 @@ class LeaseKeeper:
         self._on_acquired()
         return Transition.ACQUIRED
 
-    def _dead_holder(self, holder: str | None) -> str | None:
-        """``holder``, if its process is known to be gone (same machine and pid namespace)."""
+    def _abandoned(self, held: LeaseInfo, now: float) -> bool:
+        """Whether to take the lease as read (see the module docstring)."""
+        sighted = (held.holder, held.epoch, held.expires_at)
+        if sighted != self._sighted:
+            self._sighted, self._sighted_since = sighted, now
+        still_for = now - self._sighted_since
+        if held.holder is None or held.holder == self.identity.id:
+            return True
+        if not held.live:
+            return still_for >= self.ttl / 2
+        if still_for >= self.ttl:
+            logger.warning(
+                "celery-orchestra: the active beat has not renewed its lease for %.0f s by this beat's clock, though "
+                "its stored expiry is %s away (the clock stepped?): taking over",
+                still_for,
+                held.expires_at - held.read_at if held.expires_at is not None else "no time",
+            )
+            return True
+        return self._dead_holder(held.holder)
+
+    def _dead_holder(self, holder: str | None) -> bool:
+        """Whether ``holder``'s process is known to be gone (same machine and pid namespace)."""
         if self.identity.process_ns is None:
-            return None
+            return False
         beat = None if holder is None else self.store.beat(holder)
         if (
             beat is None
@@ -236,11 +263,11 @@ class LeaseKeeper:
             or beat.pid == self.identity.pid
             or not process_gone(beat.pid)
         ):
-            return None
+            return False
         logger.warning(
             "celery-orchestra: the active beat (pid %d on %s) is gone; taking its lease over now", beat.pid, beat.host
         )
-        return beat.id
+        return True
 
     def _renew(self) -> None:
         asked_at = self._monotonic()

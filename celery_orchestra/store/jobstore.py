@@ -238,13 +238,14 @@ class JobStore:
         return self._fence
 
     def acquire_lease(
-        self, beat: BeatIdentity, ttl: timedelta, *, now: datetime | None = None, replacing: str | None = None
+        self, beat: BeatIdentity, ttl: timedelta, *, now: datetime | None = None, replacing: LeaseInfo | None = None
     ) -> LeaseGrant | None:
         """Become the active beat if the lease is free or expired; ``None`` when another beat holds it.
 
-        ``replacing`` names a holder known to be dead: its lease is taken without waiting for it
-        to expire. From then on this instance's ledger and progress writes are fenced by the new
-        epoch. ``now`` replaces the database's clock (tests drive time).
+        ``replacing`` is a lease read earlier and known to be abandoned (its holder is dead or
+        stopped renewing): taken without waiting for it to expire, if the row still holds exactly
+        it. From then on this instance's ledger and progress writes are fenced by the new epoch.
+        ``now`` replaces the database's clock (tests drive time).
         """
         grant = lease.acquire_lease(self._db, beat, ttl, now, replacing=replacing)
         if grant is not None:

@@ -194,14 +194,15 @@ def read_lease(db: Database, now: datetime | None = None) -> LeaseInfo:
 
 
 def acquire_lease(
-    db: Database, beat: BeatIdentity, ttl: timedelta, now: datetime | None = None, *, replacing: str | None = None
+    db: Database, beat: BeatIdentity, ttl: timedelta, now: datetime | None = None, *, replacing: LeaseInfo | None = None
 ) -> LeaseGrant | None:
     """Take the lease for ``beat`` if nobody holds it or it expired; ``None`` when another beat holds it.
 
-    ``replacing`` names a holder known to be dead (its process is gone): its lease is taken at
-    once, unexpired, if it still holds it. Every acquisition increments the epoch, also a beat's
-    re-acquisition of a lease it had lost track of: what it wrote under the old epoch is then
-    recovered like anyone else's.
+    ``replacing`` is the lease as read earlier, known to be abandoned (its holder's process is
+    gone, or it stopped renewing): it is taken at once, unexpired, if the row still holds exactly
+    that lease (holder, epoch, expiry), so a renewal in between is never overridden. Every
+    acquisition increments the epoch, also a beat's re-acquisition of a lease it had lost track
+    of: what it wrote under the old epoch is then recovered like anyone else's.
     """
 
     def work(connection: Connection) -> tuple[LeaseGrant | None, bool]:
@@ -213,7 +214,12 @@ def acquire_lease(
         holder, epoch, expires_at, _ = _lease_row(connection, lock="update")
         current = database_time(connection, now)
         held = holder is not None and expires_at is not None and expires_at > current
-        if held and holder not in (beat.id, replacing):
+        abandoned = replacing is not None and (replacing.holder, replacing.epoch, replacing.expires_at) == (
+            holder,
+            epoch,
+            expires_at,
+        )
+        if held and holder != beat.id and not abandoned:
             return None, False
         grant = LeaseGrant(Fence(beat.id, epoch + 1), current + ttl, holder)
         connection.execute(
