@@ -9,6 +9,7 @@ scheduler, the store and the operator API are loaded on first use (:data:`_LAZY`
 import importlib
 import typing
 
+from .beat import stock_guard
 from .errors import (
     BrokerUnavailableError,
     CommandError,
@@ -31,6 +32,10 @@ from .errors import (
 )
 from .timing.model import Kind, TimingSpec
 from .timing.schedule import Timing, timing
+
+# Every `celery` process imports this package (the CLI plugin): stock beat started with our
+# configuration stops at once with one line saying to use our scheduler.
+stock_guard.connect()
 
 if typing.TYPE_CHECKING:
     from .beat.dispatch import run_task_id

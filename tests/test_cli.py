@@ -334,7 +334,7 @@ def test_pause_usage_errors(cli: click.Group, project: Project, args: tuple[str,
 def test_check_ok_summarises_the_sources(cli: click.Group, project: Project) -> None:
     result = run(cli, project, "check")
     assert result.exit_code == 0, result.output
-    assert result.output == "OK: 4 jobs (4 in beat_schedule)\n"
+    assert result.stdout == "OK: 4 jobs (4 in beat_schedule)\n"
     extra = project.folder / "more.yaml"
     extra.write_text(
         "- module: proj\n"
@@ -343,7 +343,42 @@ def test_check_ok_summarises_the_sources(cli: click.Group, project: Project) -> 
         "    - {name: soon, task: report, schedule: {timing: 'once in 5 minutes'}}\n"
     )
     result = run(cli, project, "check", str(extra))
-    assert result.output == f"OK: 6 jobs (4 in beat_schedule, 2 in {extra})\n"
+    assert result.stdout == f"OK: 6 jobs (4 in beat_schedule, 2 in {extra})\n"
+
+
+def test_check_warns_once_per_job_about_tasks_the_app_does_not_register(
+    cli: click.Group, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "cliproj_tasks.py").write_text(
+        "from celery import shared_task\n\n\n@shared_task(name='proj.report')\ndef report() -> None:\n    pass\n"
+    )
+    module = write_app(tmp_path, 'imports=["cliproj_tasks"],\n')
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["-A", module, "orchestra", "check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "OK: 4 jobs (4 in beat_schedule)\n"
+    # proj.report is registered by the imported module; the other three are not.
+    assert result.stderr.splitlines() == [
+        f"beat_schedule: job {name!r}: warning: the app registers no task {task!r} "
+        "(a worker would refuse it as an unregistered task)"
+        for name, task in [("heartbeat", "proj.heartbeat"), ("cleanup", "proj.cleanup"), ("tokyo-lunch", "proj.say")]
+    ]
+    sys.modules.pop(module, None)
+    sys.modules.pop("cliproj_tasks", None)
+
+
+def test_check_says_when_the_apps_modules_do_not_import(
+    cli: click.Group, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path, 'imports=["cliproj_absent_tasks"],\n')
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["-A", module, "orchestra", "check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "OK: 4 jobs (4 in beat_schedule)\n"
+    assert result.stderr.startswith("warning: task names not checked: the app's task modules do not import here (")
+    assert "cliproj_absent_tasks" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    sys.modules.pop(module, None)
 
 
 def test_check_reports_every_problem_with_position_and_caret(cli: click.Group, project: Project) -> None:

@@ -232,7 +232,7 @@ def test_solar_round_trip() -> None:
 def test_solar_without_ephem_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ephem", None)  # makes `import ephem` fail
     data = {"type": "solar", "event": "sunrise", "lat": 10, "lon": 20}
-    with pytest.raises(ScheduleDataError, match=r"pip install 'celery\[solar\]'"):
+    with pytest.raises(ScheduleDataError, match=r"pip install 'celery-orchestra\[solar\]'"):
         schedule_from_data(data, tz=None, anchor=ANCHOR)
 
 

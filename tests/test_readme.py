@@ -111,3 +111,9 @@ def test_the_liveness_and_retention_example_runs(tmp_path: Path) -> None:
     assert namespace["runs_deleted"] == 0  # its one run was pruned just before
     assert store.get_job("old-report") is None
     store.close()
+
+
+def test_solar_names_the_extra_it_needs_where_jobs_are_defined() -> None:
+    section = README.split("## Defining jobs", 1)[1].split("\n## ", 1)[0]
+    assert "solar(...)" in section
+    assert "pip install 'celery-orchestra[solar]'" in section

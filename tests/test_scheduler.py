@@ -332,6 +332,23 @@ def test_info_masks_the_database_password(tmp_path: Path) -> None:
     scheduler.close()
 
 
+def test_a_bad_setting_is_said_once_not_in_the_banner_and_again_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Celery("bad_setting", broker="memory://", set_as_current=False)
+    app.conf.update(orchestra_schedule_files=42, orchestra_remote_control=False)
+    banner = Scheduler(app, lazy=True, schedule_filename=str(tmp_path / "beat"))
+    assert banner.info == "    . store -> unknown (a setting is invalid; see below)"
+    banner.close()
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    with pytest.raises(SystemExit):
+        Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    assert messages_of(caplog, logging.CRITICAL) == [
+        "orchestra_schedule_files: must be a path or a list of paths, got int (42)",
+        "celery-orchestra: 1 problem(s) in the schedule; beat will not start",
+    ]
+
+
 def test_running_scheduler_close_twice_is_fine_and_releases_the_store(harness: Harness) -> None:
     scheduler = harness.start({"a": every(10)})
     assert scheduler.store is not None

@@ -159,3 +159,57 @@ def _output(process: subprocess.Popen[bytes], log_file: Path) -> str:
         console = process.stdout.read().decode(errors="replace")
     log = log_file.read_text(errors="replace") if log_file.exists() else ""
     return f"--- console ---\n{console}\n--- log ---\n{log}"
+
+
+# ------------------------------------------------------------------ our configuration under stock beat
+
+STRING_SCHEDULE_APP = '''\
+"""An app whose beat_schedule only celery-orchestra understands (written by tests/test_stock_beat.py)."""
+
+from celery import Celery
+
+app = Celery("stringbeat", broker="memory://", set_as_current=True)
+app.conf.update(beat_schedule={"tick": {"task": "stringbeat.tick", "schedule": "every 1 second"}})
+'''
+
+NEEDS_OUR_SCHEDULER = (
+    "celery-orchestra: this configuration needs celery-orchestra's scheduler "
+    "(job 'tick' has a timing string as its schedule): "
+)
+
+
+def _run_celery(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "stringbeat.py").write_text(STRING_SCHEDULE_APP)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CELERY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "celery", "-A", "stringbeat", *arguments]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_stock_beat_with_our_configuration_says_what_to_do_in_one_line(tmp_path: Path) -> None:
+    done = _run_celery(tmp_path, "beat", "--schedule", str(tmp_path / "celerybeat-schedule"))
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    lines = [line for line in done.stderr.splitlines() if "celery-orchestra" in line]
+    assert lines == [NEEDS_OUR_SCHEDULER + "start beat with `-S celery_orchestra.Scheduler` (or set `beat_scheduler`)"]
+    assert "has no attribute 'app'" not in output
+    assert "Traceback" not in output
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("__")) == ["stringbeat.py"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_worker_with_embedded_stock_beat_and_our_configuration_exits(tmp_path: Path) -> None:
+    # `-S` of `celery worker` is its state file: the mix-up that left celery_orchestra.Scheduler.dat behind.
+    done = _run_celery(tmp_path, "worker", "-B", "-S", "celery_orchestra.Scheduler", "--pool", "solo")
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    lines = [line for line in done.stderr.splitlines() if "celery-orchestra" in line]
+    assert lines == [
+        NEEDS_OUR_SCHEDULER + "start the worker's beat with `--scheduler celery_orchestra.Scheduler` "
+        "(or set `beat_scheduler`) (`-S` of `celery worker` names its state file; the scheduler is `--scheduler`)"
+    ]
+    assert "Traceback" not in output
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("__")) == ["stringbeat.py"]

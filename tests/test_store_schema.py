@@ -76,6 +76,24 @@ def test_migrate_is_idempotent_and_keeps_the_data(store: JobStore) -> None:
     assert record is not None and record.paused
 
 
+def test_migrating_logs_one_line_of_ours_and_nothing_of_alembics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = JobStore(f"sqlite:///{tmp_path / 'quiet.db'}")
+    try:
+        store.migrate()
+        store.migrate()  # a restart: the schema is current
+    finally:
+        store.close()
+    infos = [(record.name, record.getMessage()) for record in caplog.records if record.levelno >= logging.INFO]
+    assert [name for name, _ in infos if name.startswith("alembic")] == []
+    assert [message for _, message in infos if "schema" in message] == [
+        f"upgraded the celery-orchestra schema in sqlite:///{tmp_path / 'quiet.db'} from nothing to "
+        f"{head_schema_revision()}"
+    ]
+
+
 def test_two_stores_migrating_at_once_both_succeed(store_url: str) -> None:
     stores = [JobStore(store_url), JobStore(store_url)]
     errors: list[BaseException] = []

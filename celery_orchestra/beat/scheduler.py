@@ -136,11 +136,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                 gc.enable()
 
     def _setup(self) -> None:
+        # Configuration first, all of it as `celery orchestra check` sees it (settings, zone, every
+        # job): a mistake in it must not leave a new, empty store behind.
+        definitions = load_definitions(self.app)
         self.settings = read_settings(self.app.conf)
         # Jobs without a zone of their own follow the app's; resolved once, not once per job.
         self._app_zone = app_zone(self.app)
-        # Configuration first: a mistake in it must not leave a new, empty store behind.
-        definitions = load_definitions(self.app)
         definitions += celery_default_definitions(self.app, definitions)
         # Stalled inside a write, this beat's session ends well before its lease would expire.
         store = JobStore(self.settings.store_url(self.schedule_filename), transaction_limit=self.settings.lease_ttl / 2)

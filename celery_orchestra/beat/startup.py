@@ -82,9 +82,13 @@ def refuse_to_start(error: OrchestraError) -> NoReturn:
 
 
 def store_banner(app: Any, settings: OrchestraSettings | None, schedule_filename: str | None) -> str:
-    """The line beat's start-up banner shows for the store (password masked), or why it cannot."""
+    """The line beat's start-up banner shows for the store (password masked).
+
+    With a bad setting the store is unknown; what is wrong is logged once, when start-up refuses
+    (not here as well: the banner is printed just before).
+    """
     try:
         url = (settings or read_settings(app.conf)).store_url(schedule_filename)
-    except OrchestraError as error:
-        return f"invalid settings: {error}"
+    except OrchestraError:
+        return "    . store -> unknown (a setting is invalid; see below)"
     return f"    . store -> {mask_url(url)}"

@@ -4,26 +4,31 @@ Everything is checked before anything is stored: every problem in every source i
 raised together as one :class:`~celery_orchestra.errors.ConfigError`, each with the file, line,
 column and job it belongs to, because fixing a schedule one error per restart is miserable and a
 half-loaded configuration must never reach the store. The readers are :mod:`.beat_schedule` and
-:mod:`.yaml_files`.
+:mod:`.yaml_files`; what every job must be whatever its source is :mod:`.checks`.
+:func:`check_configuration` is the one door: ``celery orchestra check`` and beat's start-up both
+go through it.
 """
 
 from __future__ import annotations
 
 import os
+from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from celery.schedules import crontab
 
-from ..errors import ConfigError, ConfigProblem
-from ..settings import SCHEDULE_FILES_SETTING, read_schedule_files
+from ..errors import ConfigError, ConfigProblem, SettingsError, TimeZoneError
+from ..settings import SCHEDULE_FILES_SETTING, read_schedule_files, read_settings
+from ..timing.zones import app_zone
 from .beat_schedule import definitions_from_beat_schedule
+from .checks import definition_problems, split_source
 from .codec import schedule_to_data
 from .definitions import JobDefinition
 from .yaml_files import definitions_from_yaml
 
-__all__ = ["celery_default_definitions", "collect_definitions", "load_definitions"]
+__all__ = ["celery_default_definitions", "check_configuration", "collect_definitions", "load_definitions"]
 
 
 def load_definitions(app: Any) -> list[JobDefinition]:
@@ -33,11 +38,35 @@ def load_definitions(app: Any) -> list[JobDefinition]:
     source; on success the list holds each job once, ``beat_schedule`` jobs first, then each
     file's jobs in file order.
     """
-    conf = app.conf
-    definitions, problems = collect_definitions(conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING))
+    definitions, problems = check_configuration(app)
     if problems:
         raise ConfigError(problems)
     return definitions
+
+
+def check_configuration(
+    app: Any, *, extra_files: Sequence[str] = ()
+) -> tuple[list[JobDefinition], list[ConfigProblem]]:
+    """Everything beat checks before it touches the store, every problem at once: the
+    ``orchestra_*`` settings, the app's ``timezone``, and every job of every source (see
+    :func:`collect_definitions`). ``celery orchestra check`` and beat's start-up both call this,
+    so that what the one accepts the other starts with.
+    """
+    conf = app.conf
+    problems: list[ConfigProblem] = []
+    try:
+        # The schedule files setting is reported with the files themselves, once.
+        read_settings(ChainMap({SCHEDULE_FILES_SETTING: None}, conf))
+    except SettingsError as error:
+        problems.append(ConfigProblem("settings", None, None, None, str(error)))
+    try:
+        app_zone(app)
+    except TimeZoneError as error:
+        problems.append(ConfigProblem("settings", None, None, None, f"setting timezone: {error}"))
+    definitions, found = collect_definitions(
+        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=extra_files
+    )
+    return definitions, problems + found
 
 
 def celery_default_definitions(app: Any, configured: Sequence[JobDefinition]) -> list[JobDefinition]:
@@ -81,7 +110,7 @@ def collect_definitions(
         groups.append(found)
         problems.extend(found_problems)
     merged, duplicate_problems = _merge_by_name(groups)
-    return merged, problems + duplicate_problems
+    return merged, problems + duplicate_problems + definition_problems(merged)
 
 
 def _once_each(paths: Sequence[str]) -> list[str]:
@@ -106,7 +135,7 @@ def _merge_by_name(groups: Iterable[list[JobDefinition]]) -> tuple[list[JobDefin
             kept = first.setdefault(definition.name, definition)
             if kept is definition:
                 continue
-            source, line = _split_source(definition.source)
+            source, line = split_source(definition.source)
             problems.append(
                 ConfigProblem(
                     source,
@@ -117,11 +146,3 @@ def _merge_by_name(groups: Iterable[list[JobDefinition]]) -> tuple[list[JobDefin
                 )
             )
     return list(first.values()), problems
-
-
-def _split_source(source: str) -> tuple[str, int | None]:
-    """``"path:12"`` → ``("path", 12)``; ``"beat_schedule"`` → ``("beat_schedule", None)``."""
-    path, _, line = source.rpartition(":")
-    if path and line.isdigit():
-        return path, int(line)
-    return source, None

@@ -36,6 +36,7 @@ from . import control  # registers the orchestra_* remote-control commands in th
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from ..jobs.definitions import JobDefinition
     from ..store import JobStore
     from .api import ChangeResult
 
@@ -518,26 +519,44 @@ def check(ctx: click.Context, /, files: Sequence[str], **kwargs: Any) -> None:
 
     Prints every problem with its file, line and column; exits 1 if there is any.
     """
-    from ..errors import ConfigProblem, SettingsError
-    from ..jobs.config import collect_definitions
-    from ..settings import SCHEDULE_FILES_SETTING, read_settings
+    from ..jobs.config import check_configuration
 
-    conf = ctx.obj.app.conf
-    problems: list[ConfigProblem] = []
-    try:
-        read_settings(conf)
-    except SettingsError as error:
-        problems.append(ConfigProblem("settings", None, None, None, str(error)))
-    definitions, found = collect_definitions(
-        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=files
-    )
-    problems.extend(found)
+    app = ctx.obj.app
+    definitions, problems = check_configuration(app, extra_files=files)
     if problems:
         for problem in problems:
             click.echo(problem.format())
         count = len(problems)
         raise CommandFailed(f"{count} problem{'s' if count != 1 else ''} in the schedule configuration")
+    for warning in _unregistered_task_warnings(app, definitions):
+        click.echo(warning, err=True)
     click.echo(_check_summary([definition.source for definition in definitions]))
+
+
+def _unregistered_task_warnings(app: Any, definitions: Sequence[JobDefinition]) -> list[str]:
+    """One line per job whose task the app does not register once its task modules are imported.
+
+    A warning, not a problem: the task may live in a worker-only package. When the app's modules do
+    not import here, one line says the names could not be checked.
+    """
+    from ..jobs.checks import split_source
+
+    try:
+        app.loader.import_default_modules()
+        registered = set(app.tasks)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+        return [f"warning: task names not checked: the app's task modules do not import here ({reason})"]
+    warnings = []
+    for definition in definitions:
+        if definition.task not in registered:
+            source, line = split_source(definition.source)
+            where = source if line is None else f"{source}:{line}"
+            warnings.append(
+                f"{where}: job {definition.name!r}: warning: the app registers no task {definition.task!r} "
+                "(a worker would refuse it as an unregistered task)"
+            )
+    return warnings
 
 
 def _check_summary(sources: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ processes starting at once cannot both try to create the tables.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
 from pathlib import Path
@@ -24,6 +25,8 @@ from .lease import ensure_lease_row
 from .tables import META, META_ROW_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from alembic.config import Config
 
 # Alembic is imported inside the functions: reading the store (the CLI, remote control) never
@@ -69,6 +72,20 @@ def head_schema_revision() -> str:
     return head
 
 
+@contextlib.contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's logger at WARNING meanwhile: it narrates its plugin set-up and its migration
+    context at INFO (nine lines on every start); one line of our own says what matters."""
+    alembic_logger = logging.getLogger("alembic")
+    level = alembic_logger.level
+    alembic_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_logger.setLevel(level)
+
+
+@_alembic_quiet()
 def current_schema_revision(connection: Connection) -> str | None:
     """The schema revision the database is at (``None`` when the store was never migrated)."""
     from alembic.runtime.migration import MigrationContext
@@ -77,6 +94,7 @@ def current_schema_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
+@_alembic_quiet()
 def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
     """Bring the schema on ``connection`` to the head revision and make sure the counter and lease rows exist.
 
@@ -101,14 +119,7 @@ def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
         )
     head = scripts.get_current_head()
     if current != head:
-        # Alembic narrates its plugin set-up at INFO; one line of our own says what matters.
-        alembic_logger = logging.getLogger("alembic")
-        level = alembic_logger.level
-        alembic_logger.setLevel(logging.WARNING)
-        try:
-            command.upgrade(config, "head")
-        finally:
-            alembic_logger.setLevel(level)
+        command.upgrade(config, "head")
         log.info("upgraded the celery-orchestra schema in %s from %s to %s", shown_url, current or "nothing", head)
     has_counter = connection.execute(select(META.c.id).where(META.c.id == META_ROW_ID)).first()
     if has_counter is None:

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..jobs.checks import NAME_LENGTH as JOB_NAME_LENGTH
 from .columns import UTCDateTime
 
 __all__ = [
@@ -58,8 +59,9 @@ NAMING_CONVENTION: Final = {
     "pk": "pk_%(table_name)s",
 }
 
-#: Job names and task names longer than this are refused with a clear error before any write.
-NAME_LENGTH: Final = 255
+#: Job names and task names longer than this are refused with a clear error before any write
+#: (the rule is the jobs layer's, which checks every configured job against it before start-up).
+NAME_LENGTH: Final = JOB_NAME_LENGTH
 
 #: SQLite only turns ``INTEGER PRIMARY KEY`` into an auto-incrementing rowid; the ledger needs
 #: 64 bits elsewhere (10,000 runs a minute would exhaust 32 bits in about five months).

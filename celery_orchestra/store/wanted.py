@@ -8,12 +8,12 @@ by column (:class:`WantedColumns`), for the many that do not.
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from ..errors import InvalidJobError, OrchestraError
+from ..jobs.checks import JSON_ENCODER
 from ..jobs.codec import data_key, max_runs_of_kind
 from ..jobs.definitions import JobDefinition
 from .bulk_rows import CONFIG_KEY_FIELDS, config_key
@@ -289,9 +289,9 @@ def _where(definition: JobDefinition) -> str:
     return f"job {definition.name!r} ({definition.source})"
 
 
-#: Keys sorted, so that reordering a dict is no change; built once (json.dumps with options builds
-#: an encoder per call, which start-up would pay 500,000 times).
-_ENCODER: Final = json.JSONEncoder(sort_keys=True, allow_nan=False)
+#: The jobs layer's encoder (keys sorted, no NaN), the one its checks promise: built once, since
+#: json.dumps with options builds an encoder per call, which start-up would pay 500,000 times.
+_ENCODER: Final = JSON_ENCODER
 
 
 _EMPTY_TEXTS: Final[dict[type, str]] = {tuple: "[]", list: "[]", dict: "{}"}

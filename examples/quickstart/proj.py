@@ -23,7 +23,8 @@ for folder in (BROKER, CONTROL):
 
 app = Celery("proj")
 app.conf.update(
-    broker_url="filesystem://",
+    # kombu warns "No hostname was supplied" for a bare filesystem://; the folders below are what counts.
+    broker_url="filesystem://localhost//",
     broker_transport_options={
         "data_folder_in": str(BROKER),
         "data_folder_out": str(BROKER),

@@ -28,7 +28,7 @@ class SolarCodec(CodecDefaults):
             return solar(data["event"], data["lat"], data["lon"], nowfun=context.nowfun, app=context.app)
         except (ImproperlyConfigured, ImportError) as exc:  # Celery < 5.5 lets the ImportError through
             raise ScheduleDataError(
-                "solar schedules need the 'ephem' package; install it with: pip install 'celery[solar]'"
+                "solar schedules need the 'ephem' package; install it with: pip install 'celery-orchestra[solar]'"
             ) from exc
         except ValueError as exc:
             raise ScheduleDataError(f"invalid solar schedule: {exc}") from exc
