@@ -182,8 +182,25 @@ def test_constructing_a_store_neither_connects_nor_creates_files(tmp_path: Path)
         ("not a url", r"invalid database URL 'not a url'"),
         ("postgresql+nosuchdbapi://u:pw@h/db", r"unknown database driver 'postgresql\+nosuchdbapi' .*u:\*\*\*@h"),
         ("mysql+pymysql://u:secret@h/db", None),
+        ("postgresql://u:secret@[::1/db", r"invalid database URL 'postgresql://u:\*\*\*@\[::1/db': its host and port"),
+        ("postgresql://u:secret@h:abc/db", r"invalid database URL .*h:abc/db': its host and port cannot be read"),
+        ("postgresql://u:secret@h:99999/db", r"u:\*\*\*@h:99999/db': port 99999 is out of range \(1 to 65535\)"),
+        ("sqlite:////x.db?timeout=abc", r"'sqlite:////x.db\?timeout=abc': a query argument cannot be read .*'abc'"),
+        ("sqlite:////x.db?cached_statements=many", r"x.db\?cached_statements=many': a query argument cannot be read"),
+        ("", r"invalid database URL '': expected a SQLAlchemy URL"),
     ],
-    ids=["unknown-driver", "malformed", "unknown-dbapi", "unsupported-backend"],
+    ids=[
+        "unknown-driver",
+        "malformed",
+        "unknown-dbapi",
+        "unsupported-backend",
+        "unclosed-ipv6-host",
+        "port-not-a-number",
+        "port-out-of-range",
+        "sqlite-timeout-not-a-number",
+        "sqlite-argument-not-a-number",
+        "empty",
+    ],
 )
 def test_bad_urls_are_refused_at_construction(url: str, message: str | None) -> None:
     with pytest.raises(StoreError) as raised:

@@ -113,6 +113,9 @@ def parse_url(url: str | URL) -> DatabaseTarget:
     shown = mask_url(url)
     try:
         parsed = make_url(url)
+    except (ValueError, TypeError) as exc:
+        # SQLAlchemy reads the port with int(): "[::1/db" or "host:abc" raise a bare ValueError.
+        raise StoreError(f"invalid database URL {shown!r}: its host and port cannot be read ({exc})", shown) from exc
     except ArgumentError as exc:
         raise StoreError(
             f"invalid database URL {shown!r}: expected a SQLAlchemy URL such as "
@@ -145,7 +148,29 @@ def parse_url(url: str | URL) -> DatabaseTarget:
             f"celery-orchestra supports {', '.join(SUPPORTED_BACKENDS)}",
             shown,
         )
+    if parsed.port is not None and not 0 < parsed.port <= _HIGHEST_PORT:
+        raise StoreError(
+            f"invalid database URL {shown!r}: port {parsed.port} is out of range (1 to {_HIGHEST_PORT})", shown
+        )
+    _check_connect_arguments(parsed, shown)
     return DatabaseTarget(url=parsed, shown=shown)
+
+
+_HIGHEST_PORT: Final = 65535
+
+
+def _check_connect_arguments(parsed: URL, shown: str) -> None:
+    """Let the dialect read the URL's query arguments now, as it will when connecting.
+
+    The dialect converts them with ``int()``, ``float()`` or a true/false reading
+    (``sqlite:///x.db?timeout=abc``): a bad one would otherwise surface as a bare ``ValueError``
+    from inside SQLAlchemy at the first query.
+    """
+    try:
+        dialect = parsed.get_dialect()()
+        dialect.create_connect_args(parsed)
+    except (ValueError, TypeError, ArgumentError) as exc:
+        raise StoreError(f"invalid database URL {shown!r}: a query argument cannot be read ({exc})", shown) from exc
 
 
 def build_engine(target: DatabaseTarget, *, echo: bool, sqlite_busy_timeout: float) -> Engine:
