@@ -47,7 +47,7 @@ from .dispatch import Dispatcher
 from .entry import ScheduleEntry
 from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
-from .loading import EntryLoader, log_next_fires
+from .loading import EntryLoader, log_broken, log_next_fires
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
@@ -174,6 +174,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         loader.start_batch()
         # New jobs' first fire times go into their rows: nothing to write for them afterwards.
         report = store.reconcile(definitions, now=now, first_fire=loader.first_fire)
+        log_broken(report.broken)
         self._poller = StorePoller(
             store,
             self._next_fires,
