@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from celery_orchestra.jobs.definitions import JobDefinition
-from celery_orchestra.store import JobStore
+from celery_orchestra.store import JobStore, StoreError
 from tests.test_scheduler import SCHEDULER_LOGGER, FakeClock, Harness, at, every, grid, messages_of
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -166,3 +166,24 @@ def test_beat_skips_a_broken_job_with_one_line_and_runs_the_others(
     assert messages_of(caplog, logging.ERROR) == [c_line]
     assert max(harness.outbox.fires("c")) <= at(22)
     assert harness.outbox.fires("a") == grid(5, 40, 5)
+
+
+def test_a_store_error_during_a_tick_is_one_line_without_a_traceback(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = harness.start({"a": every(5)})
+    harness.run_until(at(1), scheduler)
+    damaged = "the SQLite store '/x/orchestra.db' is damaged (database disk image is malformed): restore it"
+
+    def fail() -> None:
+        raise StoreError(damaged, "sqlite:////x/orchestra.db")
+
+    assert scheduler._lease is not None
+    monkeypatch.setattr(scheduler._lease, "tend", fail)
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    assert scheduler.tick() == 1.0
+    failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in failures] == [
+        f"celery-orchestra: tick failed: {damaged}; trying again shortly"
+    ]
+    assert failures[0].exc_info is None

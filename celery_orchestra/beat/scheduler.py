@@ -34,7 +34,7 @@ from typing import Any
 
 from celery import beat
 
-from ..errors import OrchestraError
+from ..errors import OrchestraError, StoreError
 from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
@@ -272,6 +272,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                     self._send_due(dispatcher, now)
                 else:
                     dispatcher.settle_pending()  # what it had in flight when it lost the lease
+            except StoreError as error:  # its message says it all (the database, what, what to do)
+                logger.error("celery-orchestra: tick failed: %s; trying again shortly", error)
+                return 1.0
             except Exception:
                 logger.exception("celery-orchestra: tick failed; trying again shortly")
                 return 1.0
