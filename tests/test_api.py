@@ -253,7 +253,7 @@ def test_list_jobs_refuses_unknown_states(store: JobStore) -> None:
     with pytest.raises(api.ControlError) as caught:
         api.list_jobs(store, states=["runing"])
     assert "unknown state 'runing'" in str(caught.value)
-    assert "Running, Paused, Disabled, Done, Expired, Removed" in str(caught.value)
+    assert "Running, Paused, Disabled, Done, Expired, Removed, Broken" in str(caught.value)
 
 
 def test_removed_jobs_are_listed_only_on_request(store: JobStore) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -167,6 +168,51 @@ def test_status_json_is_machine_readable(cli: click.Group, project: Project) -> 
     assert jobs["nightly-report"]["timezone"] == "Europe/Berlin"
 
 
+def edit_rows_by_hand(project: Project, *statements: str) -> None:
+    connection = sqlite3.connect(project.store_path)
+    try:
+        for statement in statements:
+            connection.execute(statement)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_a_row_edited_into_nonsense_is_shown_broken_and_costs_that_job_only(cli: click.Group, project: Project) -> None:
+    edit_rows_by_hand(
+        project,
+        "UPDATE orchestra_jobs SET args = 'not json' WHERE name = 'heartbeat'",
+        "UPDATE orchestra_jobs SET anchor = 'yesterday' WHERE name = 'cleanup'",
+    )
+    heartbeat_reason = "column args holds 'not json', not JSON (Expecting value)"
+    cleanup_reason = "column anchor holds 'yesterday', not an ISO 8601 datetime"
+    result = run(cli, project, "status")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = {name: next(line for line in lines if f" {name} " in line) for name in JOB_NAMES}
+    assert "Broken" in rows["heartbeat"] and "Broken" in rows["cleanup"]
+    assert "Running" in rows["nightly-report"] and "Running" in rows["tokyo-lunch"]
+    notes = [line.strip() for line in lines if line.startswith("Broken: ")]
+    assert notes == [f"Broken: cleanup: {cleanup_reason}", f"Broken: heartbeat: {heartbeat_reason}"]
+
+    payload = json.loads(run(cli, project, "status", "--json").stdout)
+    jobs = {job["name"]: job for job in payload["jobs"]}
+    assert (jobs["heartbeat"]["state"], jobs["heartbeat"]["broken"]) == ("Broken", heartbeat_reason)
+    assert (jobs["cleanup"]["state"], jobs["cleanup"]["broken"]) == ("Broken", cleanup_reason)
+    assert jobs["nightly-report"]["state"] == "Running" and jobs["nightly-report"]["broken"] is None
+    assert [job["name"] for job in payload["jobs"] if job["state"] == "Broken"] == ["cleanup", "heartbeat"]
+    only_broken = json.loads(run(cli, project, "status", "--json", "--state", "broken").stdout)
+    assert [job["name"] for job in only_broken["jobs"]] == ["cleanup", "heartbeat"]
+
+    # The operator columns still work on a broken job, and its history can be read.
+    paused = run(cli, project, "pause", "heartbeat")
+    assert paused.exit_code == 0, paused.output
+    assert project.paused() == {"heartbeat"}
+    history = run(cli, project, "history", "cleanup")
+    assert history.exit_code == 0, history.output
+    assert history.output == "no runs of cleanup recorded yet\n"
+
+
 def test_status_filters_by_tag_and_state(cli: click.Group, project: Project) -> None:
     api.pause_jobs(project.store(), ["cleanup", "heartbeat"])
 
@@ -186,7 +232,7 @@ def test_status_filters_by_tag_and_state(cli: click.Group, project: Project) -> 
 def test_status_with_a_bad_state_is_a_usage_error(cli: click.Group, project: Project) -> None:
     result = run(cli, project, "status", "--state", "sleeping")
     assert_one_line_error(
-        result, 2, "unknown state 'sleeping'; expected one of Running, Paused, Disabled, Done, Expired, Removed"
+        result, 2, "unknown state 'sleeping'; expected one of Running, Paused, Disabled, Done, Expired, Removed, Broken"
     )
 
 

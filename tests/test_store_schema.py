@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import PostgresServer, free_port
 
+from celery_orchestra.beat.startup import refuse_to_start, wait_for_store
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import JobStore, RunRecord, StoreError
 from celery_orchestra.store.columns import UTCDateTime
-from celery_orchestra.store.schema import VERSION_TABLE, alembic_config, head_schema_revision
+from celery_orchestra.store.schema import KNOWN_REVISIONS, VERSION_TABLE, alembic_config, head_schema_revision
 from celery_orchestra.store.tables import METADATA
 from tests.ledger import record_runs
 
@@ -163,8 +164,73 @@ def test_a_schema_from_a_newer_version_is_refused(store: JobStore, store_url: st
             connection.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999_future'")
     finally:
         engine.dispose()
-    with pytest.raises(StoreError, match=r"at revision '9999_future', which this version does not know"):
+    with pytest.raises(StoreError, match=r"has schema revision '9999_future', newer than this celery-orchestra"):
         store.migrate()
+
+
+def test_two_rows_in_the_version_table_are_refused_naming_the_table(store: JobStore, store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('0002')")
+    finally:
+        engine.dispose()
+    expected = (
+        rf"the version table {VERSION_TABLE} in '.*' holds 2 rows \('0002', '{head_schema_revision()}'\); "
+        "it must hold exactly one: delete all but the row"
+    )
+    with pytest.raises(StoreError, match=expected):
+        store.migrate()
+    with pytest.raises(StoreError, match=expected):
+        store.schema_revision()
+    fresh = JobStore(store_url)
+    try:
+        with pytest.raises(StoreError, match=expected):
+            fresh.set_paused(["a"], True)
+    finally:
+        fresh.close()
+
+
+def test_every_writer_refuses_a_schema_newer_than_it_knows_and_writes_nothing(store_url: str) -> None:
+    setup = JobStore(store_url)
+    setup.migrate()
+    add_jobs(setup, "a")
+    setup.close()
+    engine = sa.create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999_future'")
+    finally:
+        engine.dispose()
+    newer = (
+        r"the store at '.*' has schema revision '9999_future', newer than this celery-orchestra "
+        rf"\(knows up to '{head_schema_revision()}'\): upgrade celery-orchestra"
+    )
+    writer = JobStore(store_url)  # as the CLI, the API and a remote-control node open it: no migrate()
+    try:
+        for write in (
+            lambda: writer.set_paused(["a"], True),
+            lambda: writer.set_enabled(["a"], False),
+            lambda: writer.touch(["a"]),
+            lambda: add_jobs(writer, "b"),
+        ):
+            with pytest.raises(StoreError, match=newer):
+                write()
+        with pytest.raises(StoreError, match=newer):
+            writer.migrate()
+        record = writer.get_job("a")  # reading is still allowed
+        assert record is not None and not record.paused and record.enabled
+        assert [job.name for job in writer.all_jobs()] == ["a"]
+    finally:
+        writer.close()
+
+
+def test_the_known_revisions_are_the_packaged_migrations_in_order() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert tuple(reversed([script.revision for script in scripts.walk_revisions()])) == KNOWN_REVISIONS
+    assert KNOWN_REVISIONS[-1] == head_schema_revision()
 
 
 def test_using_the_store_before_migrating_says_to_migrate(store_url: str) -> None:
@@ -200,8 +266,25 @@ def test_constructing_a_store_neither_connects_nor_creates_files(tmp_path: Path)
         ("not a url", r"invalid database URL 'not a url'"),
         ("postgresql+nosuchdbapi://u:pw@h/db", r"unknown database driver 'postgresql\+nosuchdbapi' .*u:\*\*\*@h"),
         ("mysql+pymysql://u:secret@h/db", None),
+        ("postgresql://u:secret@[::1/db", r"invalid database URL 'postgresql://u:\*\*\*@\[::1/db': its host and port"),
+        ("postgresql://u:secret@h:abc/db", r"invalid database URL .*h:abc/db': its host and port cannot be read"),
+        ("postgresql://u:secret@h:99999/db", r"u:\*\*\*@h:99999/db': port 99999 is out of range \(1 to 65535\)"),
+        ("sqlite:////x.db?timeout=abc", r"'sqlite:////x.db\?timeout=abc': a query argument cannot be read .*'abc'"),
+        ("sqlite:////x.db?cached_statements=many", r"x.db\?cached_statements=many': a query argument cannot be read"),
+        ("", r"invalid database URL '': expected a SQLAlchemy URL"),
     ],
-    ids=["unknown-driver", "malformed", "unknown-dbapi", "unsupported-backend"],
+    ids=[
+        "unknown-driver",
+        "malformed",
+        "unknown-dbapi",
+        "unsupported-backend",
+        "unclosed-ipv6-host",
+        "port-not-a-number",
+        "port-out-of-range",
+        "sqlite-timeout-not-a-number",
+        "sqlite-argument-not-a-number",
+        "empty",
+    ],
 )
 def test_bad_urls_are_refused_at_construction(url: str, message: str | None) -> None:
     with pytest.raises(StoreError) as raised:
@@ -283,6 +366,90 @@ def test_an_in_memory_store_is_shared_by_every_thread() -> None:
         thread.start()
         thread.join(timeout=30)
         assert seen == [["a"]]
+    finally:
+        store.close()
+
+
+# -- SQLite: a damaged file ------------------------------------------------------------------------
+
+
+def _sqlite_pages(path: Path) -> tuple[int, int]:
+    """The page size and page count of a SQLite file, its WAL checkpointed into it."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = connection.execute("PRAGMA page_size").fetchone()[0]
+        count = connection.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        connection.close()
+    return size, count
+
+
+def _damage_table_leaves(path: Path, damage: Callable[[bytearray, int], None]) -> int:
+    """Apply ``damage(file, page_offset)`` to every leaf page of a table b-tree but the first; how many."""
+    size, count = _sqlite_pages(path)
+    data = bytearray(path.read_bytes())
+    damaged = 0
+    for page in range(1, count):  # page 1 (the schema) is left whole
+        offset = page * size
+        if data[offset] == 0x0D:  # a leaf page of a table b-tree
+            damage(data, offset)
+            damaged += 1
+    path.write_bytes(bytes(data))
+    return damaged
+
+
+def _many_jobs_store(path: Path) -> None:
+    store = JobStore(f"sqlite:///{path}")
+    store.migrate()
+    add_jobs(store, *(f"job-{index:04d}" for index in range(400)))
+    store.close()
+
+
+def test_a_damaged_sqlite_file_is_refused_at_start_up_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "orchestra.db"
+    _many_jobs_store(path)
+
+    def bad_free_block(data: bytearray, offset: int) -> None:
+        data[offset + 1 : offset + 3] = (5).to_bytes(2, "big")  # a free block inside the page header
+
+    assert _damage_table_leaves(path, bad_free_block) > 1
+    store = JobStore(f"sqlite:///{path}")
+    try:
+        with pytest.raises(StoreError) as raised:
+            wait_for_store(store, 0)
+    finally:
+        store.close()
+    message = str(raised.value)
+    assert message.startswith(f"the SQLite store '{path}' is damaged (PRAGMA quick_check found: ")
+    assert "free space corruption" in message
+    assert f"restore it from a backup or salvage what is left with `sqlite3 {path} .recover" in message
+    assert "\n" not in message
+    assert not raised.value.transient
+    with pytest.raises(SystemExit), caplog.at_level(logging.CRITICAL, logger="celery_orchestra.scheduler"):
+        refuse_to_start(raised.value)
+    assert [record.getMessage() for record in caplog.records] == [f"celery-orchestra: {message}"]
+
+
+def test_a_page_damaged_while_running_is_a_store_error_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "orchestra.db"
+    _many_jobs_store(path)
+    store = JobStore(f"sqlite:///{path}", retries=0)
+    try:
+        store.check_integrity()  # whole, so far
+        store.migrate()
+        page_size, _ = _sqlite_pages(path)
+
+        def garbage(data: bytearray, offset: int) -> None:
+            data[offset + 8 : offset + page_size] = b"\xde" * (page_size - 8)
+
+        assert _damage_table_leaves(path, garbage) > 1
+        with pytest.raises(StoreError, match=rf"^the SQLite store '{path}' is damaged \(.*malformed\): restore it"):
+            store.all_jobs()
+        with pytest.raises(StoreError, match=rf"^the SQLite store '{path}' is damaged"):
+            store.check_integrity()
     finally:
         store.close()
 

@@ -22,6 +22,9 @@ class FlakyStore:
         self.transient = transient
         self.migrations = 0
 
+    def check_integrity(self) -> None:
+        pass
+
     def migrate(self) -> None:
         self.migrations += 1
         if self.migrations <= self.failures:

@@ -26,7 +26,7 @@ from ..timing.zones import resolve_zone
 from .entries import Entries, PendingEntry
 from .entry import ScheduleEntry
 
-__all__ = ["EntryLoader", "Loaded", "log_next_fires"]
+__all__ = ["EntryLoader", "Loaded", "log_broken", "log_next_fires"]
 
 logger = logging.getLogger("celery_orchestra.scheduler")
 
@@ -105,6 +105,9 @@ class EntryLoader:
     def load(self, record: JobRecord, expired: list[str]) -> ScheduleEntry | None:
         """The entry of a stored job (its name added to ``expired`` if it just expired); ``None``,
         logged, if the row cannot be loaded: a row edited into nonsense must not stop the others."""
+        if record.broken is not None:
+            _log_unloadable(record.name, record.broken)
+            return None
         try:
             entry = self.entry(record)
         except Exception as error:
@@ -118,6 +121,9 @@ class EntryLoader:
         """Every stored job as a pending entry (see :meth:`pending_entries`), in one :class:`Entries`."""
         entries = Entries(self.build)
         expired: list[str] = []
+        if not isinstance(records, JobColumns):  # columns hold readable jobs only
+            log_broken({record.name: record.broken for record in records if record.broken is not None})
+            records = [record for record in records if record.broken is None]
         pending = self.pending_entries(JobColumns.of(records), now, expired)
         entries.extend_pending(pending)
         return Loaded(entries, pending, expired)
@@ -125,6 +131,9 @@ class EntryLoader:
     def pending(self, record: JobRecord, now: datetime, expired: list[str]) -> PendingEntry | None:
         """What beat's queue needs of a stored job, its entry left to :meth:`build` (see
         :mod:`.entries`); otherwise as :meth:`load`."""
+        if record.broken is not None:
+            _log_unloadable(record.name, record.broken)
+            return None
         found = self.pending_entries(JobColumns.of_rows([record]), now, expired)
         return found[0] if found else None
 
@@ -272,5 +281,11 @@ def _log_passed(name: str, schedule: BaseSchedule) -> None:
     )
 
 
-def _log_unloadable(name: str, error: Exception) -> None:
+def log_broken(broken: Mapping[str, str]) -> None:
+    """One line per job whose stored row cannot be read (see ``JobRecord.broken``): it is skipped."""
+    for name, reason in broken.items():
+        _log_unloadable(name, reason)
+
+
+def _log_unloadable(name: str, error: Exception | str) -> None:
     logger.error("celery-orchestra: job %r cannot be loaded from the store and is skipped: %s", name, error)

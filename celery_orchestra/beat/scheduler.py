@@ -34,7 +34,7 @@ from typing import Any
 
 from celery import beat
 
-from ..errors import OrchestraError
+from ..errors import OrchestraError, StoreError
 from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
@@ -47,7 +47,7 @@ from .dispatch import Dispatcher
 from .entry import ScheduleEntry
 from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
-from .loading import EntryLoader, log_next_fires
+from .loading import EntryLoader, log_broken, log_next_fires
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
@@ -175,6 +175,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         loader.start_batch()
         # New jobs' first fire times go into their rows: nothing to write for them afterwards.
         report = store.reconcile(definitions, now=now, first_fire=loader.first_fire)
+        log_broken(report.broken)
         self._poller = StorePoller(
             store,
             self._next_fires,
@@ -272,6 +273,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                     self._send_due(dispatcher, now)
                 else:
                     dispatcher.settle_pending()  # what it had in flight when it lost the lease
+            except StoreError as error:  # its message says it all (the database, what, what to do)
+                logger.error("celery-orchestra: tick failed: %s; trying again shortly", error)
+                return 1.0
             except Exception:
                 logger.exception("celery-orchestra: tick failed; trying again shortly")
                 return 1.0

@@ -34,7 +34,8 @@ def wait_for_store(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Create or upgrade the store's schema, retrying an unreachable database for ``wait`` seconds.
+    """Check a SQLite store's file, then create or upgrade the store's schema, retrying an
+    unreachable database for ``wait`` seconds.
 
     Raises the last :class:`StoreError` (its message saying how long beat waited) when the
     database is still unreachable after ``wait`` seconds, or at once when retrying cannot help.
@@ -43,6 +44,7 @@ def wait_for_store(
     attempt = 0
     while True:
         try:
+            store.check_integrity()
             store.migrate()
             if attempt:
                 logger.info("celery-orchestra: the store %s is reachable now", store.safe_url)

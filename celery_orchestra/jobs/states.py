@@ -14,8 +14,12 @@ STATE_DISABLED = "Disabled"
 STATE_DONE = "Done"
 STATE_EXPIRED = "Expired"
 STATE_REMOVED = "Removed"
+#: A job whose stored row cannot be read (edited into something this version does not understand):
+#: never sent; shown with the reason until the row is fixed.
+STATE_BROKEN = "Broken"
 
 __all__ = [
+    "STATE_BROKEN",
     "STATE_DISABLED",
     "STATE_DONE",
     "STATE_EXPIRED",

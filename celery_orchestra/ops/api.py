@@ -32,6 +32,7 @@ from ..errors import ControlError, NoMatchingJobsError, NoSuchJobError, Orchestr
 from ..jobs.codec import describe_data, schedule_from_data
 from ..jobs.fields import is_tag, unique_tags
 from ..jobs.states import (
+    STATE_BROKEN,
     STATE_DISABLED,
     STATE_DONE,
     STATE_EXPIRED,
@@ -75,6 +76,7 @@ STATES: tuple[str, ...] = (
     STATE_DONE,
     STATE_EXPIRED,
     STATE_REMOVED,
+    STATE_BROKEN,
 )
 
 Action = Literal["pause", "resume"]
@@ -146,6 +148,8 @@ class JobStatus:
     enabled: bool
     paused: bool
     source: str
+    #: Why the job's stored row cannot be read (state ``Broken``), or ``None``.
+    broken: str | None = None
 
     @property
     def attempts(self) -> str:
@@ -173,6 +177,7 @@ class JobStatus:
             "enabled": self.enabled,
             "paused": self.paused,
             "source": self.source,
+            "broken": self.broken,
         }
 
 
@@ -453,6 +458,8 @@ def list_jobs(
 
 def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now: datetime) -> JobStatus:
     """A stored job as shown to operators (see :class:`JobStatus`)."""
+    if record.broken is not None:
+        return _broken_status(record, default_zone)
     finished = has_finished(record.max_runs, record.last_run_at, record.anchor)
     state = job_state(
         removed=record.removed,
@@ -482,6 +489,27 @@ def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now:
         enabled=record.enabled,
         paused=record.paused,
         source=record.source,
+    )
+
+
+def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
+    """A job whose row cannot be read: its name, the reason, and the operator columns (still usable)."""
+    return JobStatus(
+        name=record.name,
+        state=STATE_BROKEN,
+        kind=record.kind,
+        schedule=f"cannot be read: {record.broken}",
+        task=record.task,
+        due_at=None,
+        timezone=zone_name(_record_zone(record, default_zone)),
+        runs=record.total_run_count,
+        max_runs=record.max_runs,
+        tags=tuple(record.tags),
+        last_run_at=None,
+        enabled=record.enabled,
+        paused=record.paused,
+        source=record.source,
+        broken=record.broken,
     )
 
 

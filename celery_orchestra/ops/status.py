@@ -39,6 +39,7 @@ STATE_STYLES: Final = {
     "Done": "blue",
     "Expired": "red",
     "Removed": "bright_black strike",
+    "Broken": "bold red",
 }
 
 _NONE: Final = "-"
@@ -102,6 +103,9 @@ def jobs_table(jobs: Sequence[JobStatus], *, now: datetime, caption: str | None 
             job.attempts,
             ",".join(job.tags),
         )
+    broken = [f"Broken: {job.name}: {job.broken}" for job in jobs if job.broken is not None]
+    if broken:  # the reasons under the table, as text (a name is not markup)
+        table.caption = Text("\n".join([*([caption] if caption else []), *broken]))
     return table
 
 

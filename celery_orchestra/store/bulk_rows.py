@@ -11,6 +11,9 @@ configuration's decides that a job is unchanged. Fetching it costs less than fet
 (at 100,000 jobs on SQLite about 0.45 s for the keyed rows against 0.6 s for whole rows; joining
 with ``||`` instead cost more than it saved). Only the jobs that differ are then read whole
 (:func:`read_jobs_named`).
+
+A value that cannot be read (a row edited by hand) marks its job broken instead of failing the
+read (see :mod:`.decoding`): every read here says which jobs are broken, and why.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Boolean, Text, bindparam, cast, func, insert, literal, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import Boolean, Text, bindparam, cast, func, insert, literal, select, type_coerce
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import NullType
 
 from .columns import UTCDateTime
+from .decoding import INTEGER, Broken, convert_column, datetime_conversion, decode_json_column
 from .job_columns import JobColumns
-from .records import JOB_FIELDS
+from .records import JOB_FIELDS, JobRecord
 from .sql import JSON_COLUMNS, chunks
 from .tables import JOBS
 
@@ -38,6 +43,7 @@ __all__ = [
     "config_key",
     "insert_jobs",
     "read_job_columns",
+    "read_job_records",
     "read_job_states",
     "read_jobs_named",
 ]
@@ -127,11 +133,13 @@ def _config_key_expression(dialect: str) -> ColumnElement[str]:
 
 class StoredStates(NamedTuple):
     """Every stored job's name, its config key, and its other fields (those besides the
-    :data:`CONFIG_KEY_FIELDS`), column by column in the table's own order."""
+    :data:`CONFIG_KEY_FIELDS`), column by column in the table's own order; ``broken``: the jobs
+    (by position) whose fields could not be read, and why."""
 
     names: Sequence[str]
     config_keys: Sequence[str | None]
     fields: dict[str, Sequence[Any]]
+    broken: Broken
 
 
 #: What :func:`read_job_states` reads besides the name and the config key.
@@ -145,33 +153,54 @@ def read_job_states(connection: Connection) -> StoredStates:
     if query is None:
         key = _config_key_expression(dialect)
         query = _STATES_QUERIES[dialect] = select(JOBS.c.name, key, *(JOBS.c[name] for name in STATE_FIELDS))
-    columns = _read_columns(connection, query, ("name", "config_key", *STATE_FIELDS))
+    columns, broken = _read_columns(connection, query, ("name", "config_key", *STATE_FIELDS))
     if not columns:
-        return StoredStates((), (), {name: () for name in STATE_FIELDS})
-    return StoredStates(columns[0], columns[1], dict(zip(STATE_FIELDS, columns[2:], strict=True)))
+        return StoredStates((), (), {name: () for name in STATE_FIELDS}, {})
+    return StoredStates(columns[0], columns[1], dict(zip(STATE_FIELDS, columns[2:], strict=True)), broken)
 
 
-def read_job_columns(connection: Connection) -> JobColumns:
+def read_job_columns(connection: Connection) -> tuple[JobColumns, Broken]:
     """Every stored job, column by column (in the table's own order), the JSON columns as their
-    stored text (comparing text costs a fraction of decoding it), datetimes aware UTC."""
-    columns = _read_columns(connection, _JOB_TEXT_QUERY, JOB_FIELDS)
-    return JobColumns(columns) if columns else JobColumns.empty()
+    stored text (comparing text costs a fraction of decoding it), datetimes aware UTC; and the
+    broken ones (by position; their unreadable values are placeholders)."""
+    columns, broken = _read_columns(connection, _JOB_TEXT_QUERY, JOB_FIELDS)
+    return (JobColumns(columns) if columns else JobColumns.empty()), broken
 
 
-def read_jobs_named(connection: Connection, names: Sequence[str]) -> JobColumns:
-    """The stored jobs called ``names`` (as :func:`read_job_columns` reads them), in no order.
-
-    For a few jobs: SQLAlchemy converts the values, row by row.
-    """
+def read_jobs_named(connection: Connection, names: Sequence[str]) -> tuple[JobColumns, Broken]:
+    """The stored jobs called ``names`` (as :func:`read_job_columns` reads them), in no order."""
     rows: list[tuple[Any, ...]] = []
     for chunk in chunks(names):
-        rows.extend(tuple(row) for row in connection.execute(_JOB_TEXT_QUERY.where(JOBS.c.name.in_(chunk))))
-    return JobColumns.of_rows(rows)
+        rows.extend(map(tuple, connection.execute(_JOB_RAW_QUERY.where(JOBS.c.name.in_(chunk)))))
+    if not rows:
+        return JobColumns.empty(), {}
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    broken = _convert_columns(connection.dialect, columns, JOB_FIELDS)
+    return JobColumns(columns), broken
 
 
-def _read_columns(connection: Connection, query: Any, fields: Sequence[str]) -> list[Sequence[Any]]:
-    """The columns of ``query`` (which selects ``fields``), converted as their types convert them;
-    no columns when there are no rows."""
+def read_job_records(connection: Connection, *, where: Any = None, order_by: Any = JOBS.c.name) -> list[JobRecord]:
+    """The records of the stored jobs matching ``where`` (all of them: ``None``), by ``order_by``.
+
+    A row that cannot be read gives a broken record (see :class:`~.records.JobRecord`), not an error.
+    """
+    query = _JOB_RAW_QUERY if where is None else _JOB_RAW_QUERY.where(where)
+    rows = connection.execute(query.order_by(order_by)).fetchall()
+    if not rows:
+        return []
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    del rows
+    broken = _convert_columns(connection.dialect, columns, JOB_FIELDS)
+    for name in JSON_COLUMNS:
+        position = _POSITION[name]
+        columns[position] = decode_json_column(name, columns[position], broken)
+    from_values = JobRecord.from_values
+    return [from_values(values, broken.get(index)) for index, values in enumerate(zip(*columns, strict=True))]
+
+
+def _read_columns(connection: Connection, query: Any, fields: Sequence[str]) -> tuple[list[Sequence[Any]], Broken]:
+    """The columns of ``query`` (which selects ``fields``), converted as their types convert them
+    (no columns when there are no rows), and the jobs (by position) holding unreadable values."""
     dialect = connection.dialect
     statement = _COMPILED.get((id(query), dialect.name))
     if statement is None:
@@ -180,19 +209,26 @@ def _read_columns(connection: Connection, query: Any, fields: Sequence[str]) -> 
         statement = _COMPILED[id(query), dialect.name] = str(compiled)
     rows = connection.exec_driver_sql(statement).fetchall()
     if not rows:
-        return []
+        return [], {}
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     del rows
-    convert_datetime = _SOME_DATETIME.dialect_impl(dialect).result_processor(dialect, None) or _same
+    return columns, _convert_columns(dialect, columns, fields)
+
+
+def _convert_columns(dialect: Dialect, columns: list[Sequence[Any]], fields: Sequence[str]) -> Broken:
+    """Convert the raw ``columns`` (of ``fields``) in place, as their types would; return the
+    jobs (by position) holding values that could not be converted."""
+    broken: Broken = {}
+    datetimes = datetime_conversion(_SOME_DATETIME.dialect_impl(dialect).result_processor(dialect, None) or _same)
     for position, name in enumerate(fields):
         column_type = JOBS.c[name].type if name in JOBS.c else None
         if isinstance(column_type, UTCDateTime):
-            columns[position] = _converted(columns[position], convert_datetime)
+            columns[position] = convert_column(columns[position], datetimes, name=name, broken=broken)
         elif isinstance(column_type, Boolean):
             columns[position] = _converted(columns[position], bool)
-        elif name == "revision":
-            columns[position] = _converted(columns[position], int)
-    return columns
+        elif name in _INTEGER_FIELDS:
+            columns[position] = convert_column(columns[position], INTEGER, name=name, broken=broken)
+    return broken
 
 
 def _converted(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
@@ -205,6 +241,19 @@ def _converted(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any
 _JOB_TEXT_QUERY: Final = select(
     *(cast(JOBS.c[name], Text).label(name) if name in JSON_COLUMNS else JOBS.c[name] for name in JOB_FIELDS)
 )
+#: The same, every value left as the driver gives it when run through SQLAlchemy (which would
+#: otherwise convert each row as it comes, failing the whole read at the first unreadable value).
+_JOB_RAW_QUERY: Final = select(
+    *(
+        cast(JOBS.c[name], Text).label(name)
+        if name in JSON_COLUMNS
+        else type_coerce(JOBS.c[name], NullType()).label(name)
+        for name in JOB_FIELDS
+    )
+)
+#: The integer columns, which SQLite would hand back holding any text put there.
+_INTEGER_FIELDS: Final = ("total_run_count", "max_runs", "revision")
+_POSITION: Final = {name: index for index, name in enumerate(JOB_FIELDS)}
 #: read_job_states's query, by dialect.
 _STATES_QUERIES: dict[str, Any] = {}
 #: The queries above compiled, by (query, dialect).

@@ -15,6 +15,10 @@ acquisition would wait for it to resume, however long that takes. With ``transac
 every write transaction sets ``idle_in_transaction_session_timeout`` to it (``SET LOCAL``, so it
 also holds behind a transaction-pooling PgBouncer): the server ends a session that sits idle
 inside a transaction that long, rolling its writes back and releasing its locks.
+
+**A writer checks what it writes into first.** ``first_write_check(connection, shown_url)`` runs
+inside the first write transaction (and again until it passes once): the store uses it to refuse a
+schema that a newer version migrated, at the cost of one query per process.
 """
 
 from __future__ import annotations
@@ -35,13 +39,16 @@ from .engine import (
     WRITE_OPTION,
     DatabaseTarget,
     build_engine,
+    check_sqlite_integrity,
+    damaged_sqlite_error,
     describe_driver_error,
+    is_damaged_sqlite,
     is_missing_schema,
     is_transient,
     parse_url,
 )
 
-__all__ = ["Database", "Work"]
+__all__ = ["Database", "FirstWriteCheck", "Work"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,9 @@ _T = TypeVar("_T")
 
 #: A unit of work: given a connection inside a transaction, its result and whether to commit.
 Work = Callable[[Connection], tuple[_T, bool]]
+
+#: A check run before a database's first write: given the connection and the masked URL, it raises to refuse.
+FirstWriteCheck = Callable[[Connection, str], None]
 
 #: The oldest SQLite with ``RETURNING``, which the ledger needs to know which runs were new.
 _SQLITE_MIN_VERSION: Final = (3, 35, 0)
@@ -66,6 +76,7 @@ class Database:
         retries: int = 3,
         retry_backoff: float = 0.1,
         transaction_limit: float | None = None,
+        first_write_check: FirstWriteCheck | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
@@ -79,6 +90,8 @@ class Database:
         self._limits_sql = _limits_sql(transaction_limit) if self.target.backend == "postgresql" else None
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
+        #: Cleared once it passed: later writes skip it.
+        self._first_write_check = first_write_check
         # An in-memory SQLite database is one shared connection: one transaction at a time.
         self._memory_lock: threading.RLock | None = threading.RLock() if self.target.is_sqlite_memory else None
 
@@ -105,6 +118,11 @@ class Database:
                 self._engine = build_engine(self.target, echo=self._echo, sqlite_busy_timeout=self._sqlite_busy_timeout)
             return self._engine
 
+    def check_integrity(self) -> None:
+        """Refuse a damaged SQLite file (see :func:`~.engine.check_sqlite_integrity`); a no-op on PostgreSQL."""
+        if self.target.is_sqlite:
+            self.read("check the SQLite file", lambda connection: check_sqlite_integrity(connection, self.target))
+
     def close(self) -> None:
         """Close every pooled connection. Idempotent; the next use reconnects."""
         with self._engine_lock:
@@ -128,8 +146,14 @@ class Database:
         while True:
             try:
                 return self._attempt(work, write=write, durable=durable)
+            except sqlite3.DatabaseError as exc:  # raised by the driver's connection, outside SQLAlchemy
+                if is_damaged_sqlite(exc):
+                    raise damaged_sqlite_error(self.target, str(exc)) from exc
+                raise StoreError(f"cannot {operation} in {self.safe_url!r}: {exc}", self.safe_url) from exc
             except DBAPIError as exc:
                 reason = describe_driver_error(exc)
+                if is_damaged_sqlite(exc):
+                    raise damaged_sqlite_error(self.target, reason) from exc
                 if is_missing_schema(exc):
                     raise StoreError(
                         f"cannot {operation}: {self.safe_url!r} has no celery-orchestra tables ({reason}); "
@@ -166,6 +190,10 @@ class Database:
             try:
                 if write and self._limits_sql is not None:
                     connection.exec_driver_sql(self._limits_sql)
+                check = self._first_write_check
+                if write and check is not None:
+                    check(connection, self.safe_url)
+                    self._first_write_check = None
                 result, commit = work(connection)
             except BaseException:
                 transaction.rollback()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +38,10 @@ __all__ = [
     "WRITE_OPTION",
     "DatabaseTarget",
     "build_engine",
+    "check_sqlite_integrity",
+    "damaged_sqlite_error",
     "describe_driver_error",
+    "is_damaged_sqlite",
     "is_missing_schema",
     "is_transient",
     "mask_url",
@@ -65,6 +69,8 @@ _PERMANENT_CONNECT_ERRORS: Final = (
     "could not translate host name",
 )
 _SQLITE_TRANSIENT: Final = ("database is locked", "database table is locked", "database is busy")
+#: What SQLite says of a file whose pages are damaged, or that is not a database at all.
+_SQLITE_DAMAGED: Final = ("database disk image is malformed", "file is not a database")
 _UNDEFINED_TABLE: Final = "42P01"
 
 
@@ -113,6 +119,9 @@ def parse_url(url: str | URL) -> DatabaseTarget:
     shown = mask_url(url)
     try:
         parsed = make_url(url)
+    except (ValueError, TypeError) as exc:
+        # SQLAlchemy reads the port with int(): "[::1/db" or "host:abc" raise a bare ValueError.
+        raise StoreError(f"invalid database URL {shown!r}: its host and port cannot be read ({exc})", shown) from exc
     except ArgumentError as exc:
         raise StoreError(
             f"invalid database URL {shown!r}: expected a SQLAlchemy URL such as "
@@ -145,7 +154,29 @@ def parse_url(url: str | URL) -> DatabaseTarget:
             f"celery-orchestra supports {', '.join(SUPPORTED_BACKENDS)}",
             shown,
         )
+    if parsed.port is not None and not 0 < parsed.port <= _HIGHEST_PORT:
+        raise StoreError(
+            f"invalid database URL {shown!r}: port {parsed.port} is out of range (1 to {_HIGHEST_PORT})", shown
+        )
+    _check_connect_arguments(parsed, shown)
     return DatabaseTarget(url=parsed, shown=shown)
+
+
+_HIGHEST_PORT: Final = 65535
+
+
+def _check_connect_arguments(parsed: URL, shown: str) -> None:
+    """Let the dialect read the URL's query arguments now, as it will when connecting.
+
+    The dialect converts them with ``int()``, ``float()`` or a true/false reading
+    (``sqlite:///x.db?timeout=abc``): a bad one would otherwise surface as a bare ``ValueError``
+    from inside SQLAlchemy at the first query.
+    """
+    try:
+        dialect = parsed.get_dialect()()
+        dialect.create_connect_args(parsed)
+    except (ValueError, TypeError, ArgumentError) as exc:
+        raise StoreError(f"invalid database URL {shown!r}: a query argument cannot be read ({exc})", shown) from exc
 
 
 def build_engine(target: DatabaseTarget, *, echo: bool, sqlite_busy_timeout: float) -> Engine:
@@ -246,3 +277,54 @@ def describe_driver_error(exc: DBAPIError) -> str:
     """The driver's message, on one line, without the SQL and parameters SQLAlchemy appends."""
     lines = [line.strip() for line in str(exc.orig).strip().splitlines() if line.strip()]
     return " ".join(lines) if lines else type(exc.orig).__name__
+
+
+def is_damaged_sqlite(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver error, wrapped by SQLAlchemy or not) says the SQLite file is damaged."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return False
+    message = str(orig).lower()
+    return any(text in message for text in _SQLITE_DAMAGED)
+
+
+def damaged_sqlite_error(target: DatabaseTarget, detail: str) -> StoreError:
+    """The one-line error for a damaged SQLite store: which file, what SQLite found, what to do.
+
+    Retrying cannot help, and carrying on would fail at every tick: the file must be restored.
+    """
+    path = target.sqlite_path
+    where = str(path) if path is not None else target.shown
+    salvage = (
+        f" or salvage what is left with `sqlite3 {where} .recover | sqlite3 {where}.recovered` and use that file"
+        if path is not None
+        else ""
+    )
+    return StoreError(
+        f"the SQLite store {where!r} is damaged ({detail}): restore it from a backup{salvage}", target.shown
+    )
+
+
+#: At most this many of quick_check's findings, in this many characters, are named in the error.
+_SHOWN_FINDINGS: Final = 3
+_SHOWN_LENGTH: Final = 300
+
+
+def check_sqlite_integrity(connection: Connection, target: DatabaseTarget) -> None:
+    """Run ``PRAGMA quick_check`` on a SQLite store and refuse a damaged file (a no-op otherwise).
+
+    quick_check reads every page once, without the index cross-checks of ``integrity_check``: a
+    start-up's cost, paid so that a damaged file stops beat at once with one line instead of
+    failing at every tick.
+    """
+    if not target.is_sqlite:
+        return
+    findings = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check")]
+    if findings == ["ok"]:
+        return
+    shown = "; ".join(" ".join(finding.split()) for finding in findings[:_SHOWN_FINDINGS])
+    if len(shown) > _SHOWN_LENGTH:
+        shown = shown[: _SHOWN_LENGTH - 1] + "…"
+    if len(findings) > _SHOWN_FINDINGS:
+        shown += f" (and {len(findings) - _SHOWN_FINDINGS} more)"
+    raise damaged_sqlite_error(target, f"PRAGMA quick_check found: {shown}")

@@ -33,6 +33,9 @@ class JobColumns(Sequence[JobRecord]):
     record values (``args`` and ``tags`` as tuples, JSON columns decoded). The store's own tables,
     read from or written to the database, hold the JSON columns as their JSON text instead; those
     are read column by column, never as records.
+
+    Only jobs that could be read are held (a record's ``broken`` is not a column): a broken job is
+    kept out, as its record alone (see :class:`~.records.JobRecord`).
     """
 
     __slots__ = ("_columns", "_length")
@@ -54,11 +57,17 @@ class JobColumns(Sequence[JobRecord]):
 
     @classmethod
     def of_rows(cls, rows: Iterable[Sequence[Any]]) -> JobColumns:
-        """The jobs of rows holding their values in :data:`~.records.JOB_FIELDS` order."""
+        """The jobs of rows holding their values in :data:`~.records.JOB_FIELDS` order (records
+        too, which may not be broken)."""
         listed = list(rows)
         if not listed:
             return cls.empty()
-        return cls(list(zip(*listed, strict=True)))
+        columns = list(zip(*listed, strict=True))
+        # Records: their last field, broken, is no column.
+        reasons = columns.pop() if len(columns) == len(JOB_FIELDS) + 1 else ()
+        if any(reason is not None for reason in reasons):
+            raise ValueError("a broken job's record cannot be held in JobColumns")
+        return cls(columns)
 
     @classmethod
     def of(cls, records: Sequence[JobRecord]) -> JobColumns:
@@ -119,7 +128,9 @@ class JobColumns(Sequence[JobRecord]):
             return self.taken(range(self._length)[index])
         if not -self._length <= index < self._length:
             raise IndexError(f"job index {index} out of range (0..{self._length - 1})")
-        return JobRecord._make([column[index] for column in self._columns])
+        values = [column[index] for column in self._columns]
+        values.append(None)  # broken: every job held here could be read
+        return JobRecord._make(values)
 
     def __repr__(self) -> str:
         return f"<JobColumns: {self._length} jobs>"

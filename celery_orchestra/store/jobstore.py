@@ -46,7 +46,7 @@ from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
 from .progress import LateSettlement
 from .reconcile import FirstFire, reconcile
 from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunRecord, UnconfirmedClaim
-from .schema import current_schema_revision, upgrade_schema
+from .schema import check_schema_writable, current_schema_revision, upgrade_schema
 
 __all__ = ["JobStore"]
 
@@ -82,6 +82,8 @@ class JobStore:
             retries=retries,
             retry_backoff=retry_backoff,
             transaction_limit=transaction_limit,
+            # Every writer (beat, the CLI, the API, a remote-control node) refuses a newer schema.
+            first_write_check=check_schema_writable,
         )
         #: The lease this instance's beat acquired last: its ledger and progress writes check it.
         self._fence: Fence | None = None
@@ -106,6 +108,14 @@ class JobStore:
     def __repr__(self) -> str:
         return f"JobStore({self.safe_url!r})"
 
+    def check_integrity(self) -> None:
+        """Refuse a damaged SQLite file with one line naming it and how to restore it (``PRAGMA
+        quick_check``, about 0.2 s for 100,000 jobs); a no-op on PostgreSQL.
+
+        Beat runs it at start-up: a damaged file would otherwise fail at every tick.
+        """
+        self._db.check_integrity()
+
     def migrate(self) -> None:
         """Create the schema, or upgrade it to this version's; a no-op when it is current."""
 
@@ -117,7 +127,10 @@ class JobStore:
 
     def schema_revision(self) -> str | None:
         """The store's schema revision in the database (``None`` before the first :meth:`migrate`)."""
-        return self._db.read("read the schema revision", current_schema_revision)
+        shown_url = self.safe_url
+        return self._db.read(
+            "read the schema revision", lambda connection: current_schema_revision(connection, shown_url=shown_url)
+        )
 
     def close(self) -> None:
         """Close every pooled connection. Idempotent; the store reconnects if used again."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.engine import Connection
 
+from .bulk_rows import read_job_records
 from .database import Database
+from .decoding import decode_json_text
 from .records import JobRecord
 from .sql import read_revision
 from .tables import JOBS
@@ -20,22 +22,17 @@ __all__ = ["all_jobs", "changes_since", "current_revision", "get_job", "names_wi
 
 
 def all_jobs(db: Database, *, include_removed: bool = True) -> list[JobRecord]:
-    """Every stored job, by name."""
-    query = select(JOBS).order_by(JOBS.c.name)
-    if not include_removed:
-        query = query.where(JOBS.c.removed.is_(False))
-    return db.read(
-        "list the jobs", lambda connection: [JobRecord.from_row(row._mapping) for row in connection.execute(query)]
-    )
+    """Every stored job, by name (a row that cannot be read: a broken record, see :class:`JobRecord`)."""
+    where = None if include_removed else JOBS.c.removed.is_(False)
+    return db.read("list the jobs", lambda connection: read_job_records(connection, where=where))
 
 
 def get_job(db: Database, name: str) -> JobRecord | None:
-    """The job called ``name``, or ``None``."""
-    query = select(JOBS).where(JOBS.c.name == name)
+    """The job called ``name``, or ``None`` (broken or not)."""
 
     def work(connection: Connection) -> JobRecord | None:
-        row = connection.execute(query).first()
-        return None if row is None else JobRecord.from_row(row._mapping)
+        records = read_job_records(connection, where=JOBS.c.name == name)
+        return records[0] if records else None
 
     return db.read(f"read job {name!r}", work)
 
@@ -56,8 +53,7 @@ def changes_since(db: Database, revision: int) -> tuple[int, list[JobRecord]]:
 
     def work(connection: Connection) -> tuple[int, list[JobRecord]]:
         counter = read_revision(connection, db.safe_url)
-        rows = connection.execute(select(JOBS).where(JOBS.c.revision > revision).order_by(JOBS.c.revision))
-        records = [JobRecord.from_row(row._mapping) for row in rows]
+        records = read_job_records(connection, where=JOBS.c.revision > revision, order_by=JOBS.c.revision)
         newest = max([counter, *(record.revision for record in records)])
         return newest, records
 
@@ -69,13 +65,15 @@ def names_with_tags(db: Database, tags: Iterable[str], *, any_tag: bool = True) 
     wanted = set(tags)
     if not wanted:
         return []
-    query = select(JOBS.c.name, JOBS.c.tags).where(JOBS.c.removed.is_(False)).order_by(JOBS.c.name)
+    query = select(JOBS.c.name, cast(JOBS.c.tags, Text)).where(JOBS.c.removed.is_(False)).order_by(JOBS.c.name)
 
-    def matches(job_tags: Iterable[str]) -> bool:
+    def matches(text: str) -> bool:
+        # Tags that cannot be read (a broken row) match nothing rather than failing every job's lookup.
+        job_tags, _ = decode_json_text("tags", text)
         present = wanted.intersection(job_tags)
         return bool(present) if any_tag else present == wanted
 
     return db.read(
         "find jobs by tag",
-        lambda connection: [row.name for row in connection.execute(query) if matches(row.tags)],
+        lambda connection: [name for name, text in connection.execute(query) if matches(text)],
     )

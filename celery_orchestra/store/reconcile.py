@@ -32,6 +32,7 @@ from .bulk_rows import (
     read_jobs_named,
 )
 from .database import Database
+from .decoding import Broken, decode_json_column, decode_json_text
 from .job_columns import JobColumns, taken
 from .records import JOB_FIELDS, JobRecord, ReconcileReport
 from .sql import JSON_COLUMNS, bump_revision, update_many
@@ -82,16 +83,14 @@ def reconcile(
     def work(connection: Connection) -> tuple[ReconcileReport, bool]:
         revision = bump_revision(connection, db.safe_url)
         stored = read_job_states(connection)
-        match = _Match.of(wanted.names, stored.names)
-        differing = _differing(wanted, stored, match)
-        names = [stored.names[match.stored[k]] for k in differing]
-        names += [stored.names[at] for at in match.unconfigured]
-        rows = _rows_named(connection, names, stored_count=len(stored.names))
-        plan = _Plan.of(wanted, stored, _Comparison(match, differing, rows), now, revision, first_fire)
-        insert_jobs(connection, plan.inserts)
-        update_many(connection, plan.updates)
-        wrote = bool(plan.inserts or plan.updates)
-        return plan.report(revision if wrote else None), wrote
+        unreadable: dict[str, str] = {}
+        configured = wanted
+        if stored.broken:
+            # Rows whose state cannot be read are left alone, configured or not: this reconcile
+            # goes on as if they were not there (and they were not configured).
+            stored, unreadable = _without_broken(stored)
+            configured = prepare_definitions([d for d in definitions if d.name not in unreadable])
+        return _reconcile_stored(connection, configured, stored, unreadable, now, revision, first_fire)
 
     report = db.run("reconcile the configured jobs", work, write=True)
     log.info(
@@ -105,6 +104,37 @@ def reconcile(
         len(report.removed),
     )
     return report
+
+
+def _reconcile_stored(
+    connection: Connection,
+    wanted: WantedColumns,
+    stored: StoredStates,
+    unreadable: dict[str, str],
+    now: datetime,
+    revision: int,
+    first_fire: FirstFire | None,
+) -> tuple[ReconcileReport, bool]:
+    """Reconcile's transaction once the stored states are read (``unreadable``: the broken jobs left out)."""
+    match = _Match.of(wanted.names, stored.names)
+    differing = _differing(wanted, stored, match)
+    names = [stored.names[match.stored[k]] for k in differing]
+    names += [stored.names[at] for at in match.unconfigured]
+    rows = _rows_named(connection, names, stored_count=len(stored.names))
+    plan = _Plan.of(wanted, stored, _Comparison(match, differing, rows), now, revision, first_fire)
+    plan.broken.update(unreadable)
+    insert_jobs(connection, plan.inserts)
+    update_many(connection, plan.updates)
+    wrote = bool(plan.inserts or plan.updates)
+    return plan.report(revision if wrote else None), wrote
+
+
+def _without_broken(stored: StoredStates) -> tuple[StoredStates, dict[str, str]]:
+    """The stored states of the jobs that could be read, and the others' reasons by name."""
+    kept = [at for at in range(len(stored.names)) if at not in stored.broken]
+    unreadable = {stored.names[at]: reason for at, reason in stored.broken.items()}
+    fields = {name: taken(column, kept) for name, column in stored.fields.items()}
+    return StoredStates(taken(stored.names, kept), taken(stored.config_keys, kept), fields, {}), unreadable
 
 
 @dataclass(frozen=True)
@@ -166,7 +196,8 @@ def _rows_named(connection: Connection, names: Sequence[str], *, stored_count: i
     """The whole stored rows of ``names`` (JSON columns as text), by name."""
     if not names:
         return {}
-    jobs = read_job_columns(connection) if len(names) > _NAMED_READ_LIMIT else read_jobs_named(connection, names)
+    # The states of these rows were read (and the unreadable ones left out) in this transaction.
+    jobs, _ = read_job_columns(connection) if len(names) > _NAMED_READ_LIMIT else read_jobs_named(connection, names)
     wanted = set(names)
     return {row[_NAME]: row for row in jobs.rows() if row[_NAME] in wanted}
 
@@ -198,6 +229,8 @@ class _Plan:
     #: Every job as it stands after the reconcile: tables of jobs, and single records.
     tables: list[JobColumns] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
+    #: Jobs whose stored row cannot be read, and why (in no list, nor in the tables and records).
+    broken: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -265,7 +298,11 @@ class _Plan:
             written = {"removed": True, "next_run_at": None, "revision": revision, "updated_at": now}
             self.updates.append({"name": name, **written})
             row = _patched(row, written)
-        self.records.append(_decoded(row))
+        record = _decoded(row)
+        if record.broken is None:
+            self.records.append(record)
+        else:
+            self.broken[name] = record.broken
 
     def _compare(self, want: WantedJob, row: Row, now: datetime, revision: int, first_fire: FirstFire | None) -> None:
         # Unequal text may still be the same value, spelt otherwise (an older version's JSON, an
@@ -310,6 +347,7 @@ class _Plan:
             already_removed=tuple(sorted(self.already_removed)),
             revision=revision,
             jobs=jobs.sorted_by_name(),
+            broken=dict(sorted(self.broken.items())),
         )
 
 
@@ -339,21 +377,26 @@ def _patched(row: Row, values: Mapping[str, Any]) -> Row:
 
 
 def _decoded(row: Row) -> JobRecord:
-    """The record of a stored row that no definition describes (its JSON columns decoded)."""
+    """The record of a stored row that no definition describes (its JSON columns decoded; broken
+    if they cannot be)."""
     values = list(row)
+    broken: Broken = {}
     for column in JSON_COLUMNS:
-        values[_POSITION[column]] = json.loads(values[_POSITION[column]])
-    return JobRecord.from_values(values)
+        values[_POSITION[column]] = decode_json_column(column, [values[_POSITION[column]]], broken)[0]
+    return JobRecord.from_values(values, broken.get(0))
 
 
 def _differs(row: Row, want: WantedJob, columns: Sequence[str]) -> bool:
-    """Whether any of ``columns`` holds another value than ``want`` (JSON compared as values)."""
+    """Whether any of ``columns`` holds another value than ``want`` (JSON compared as values;
+    stored text that cannot be read differs, and is rewritten: the configuration owns it)."""
     for column in columns:
         stored = row[_POSITION[column]]
         if column in JSON_COLUMNS:
             text = want.text(column)
-            if stored != text and json.loads(stored) != json.loads(text):
-                return True
+            if stored != text:
+                value, unreadable = decode_json_text(column, stored)
+                if unreadable is not None or value != json.loads(text):
+                    return True
         elif stored != want.value(column):
             return True
     return False

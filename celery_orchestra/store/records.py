@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import RowMapping
@@ -19,6 +19,7 @@ from ..jobs.states import ran_since_anchor
 
 __all__ = [
     "JOB_FIELDS",
+    "UNREADABLE_DATETIME",
     "JobRecord",
     "LedgerEntry",
     "Progress",
@@ -38,6 +39,13 @@ class JobRecord(NamedTuple):
 
     A NamedTuple, not a frozen dataclass: beat builds 100,000 of these at start-up, and a tuple
     is made in one step where a frozen dataclass sets its 24 fields one by one.
+
+    ``broken`` is ``None`` for a job whose row could be read. A row edited into something this
+    version cannot read (text that is not JSON, a datetime that is not ISO 8601...) still gives a
+    record, so that one bad row costs that job only: ``broken`` then says which column holds what,
+    and the unreadable values are placeholders (empty, or :data:`UNREADABLE_DATETIME`). Beat skips
+    such a job; the status shows it as Broken; the operator columns (``paused``, ``enabled``) can
+    still be changed.
     """
 
     name: str
@@ -67,6 +75,8 @@ class JobRecord(NamedTuple):
     revision: int
     created_at: datetime
     updated_at: datetime
+    #: Why the row cannot be used (the column and what it holds), or ``None``: not a column.
+    broken: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | RowMapping) -> JobRecord:
@@ -74,12 +84,13 @@ class JobRecord(NamedTuple):
         return cls.from_values(_IN_FIELD_ORDER(row))
 
     @classmethod
-    def from_values(cls, values: Sequence[Any]) -> JobRecord:
+    def from_values(cls, values: Sequence[Any], broken: str | None = None) -> JobRecord:
         """The record of column values given in :data:`JOB_FIELDS` order: the one field mapping."""
         checked = list(values)
         checked[_ARGS] = tuple(checked[_ARGS])
         checked[_TAGS] = tuple(checked[_TAGS])
         checked[_REVISION] = int(checked[_REVISION])
+        checked.append(broken)
         return cls._make(checked)
 
     @property
@@ -88,8 +99,10 @@ class JobRecord(NamedTuple):
         return ran_since_anchor(self.last_run_at, self.anchor)
 
 
-#: The fields of a :class:`JobRecord` (each a column of ``orchestra_jobs``), in their order.
-JOB_FIELDS: Final = JobRecord._fields
+#: The fields of a :class:`JobRecord` that are columns of ``orchestra_jobs`` (all but ``broken``), in their order.
+JOB_FIELDS: Final = JobRecord._fields[:-1]
+#: What an unreadable datetime column of a broken record holds instead (see :class:`JobRecord`).
+UNREADABLE_DATETIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _IN_FIELD_ORDER: Final = operator.itemgetter(*JOB_FIELDS)
 _ARGS, _TAGS, _REVISION = (JOB_FIELDS.index(name) for name in ("args", "tags", "revision"))
 
@@ -184,6 +197,12 @@ class ReconcileReport:
     ``already_removed``
         stored as removed and still not configured.
 
+    ``broken`` holds the jobs whose stored row cannot be read (see :class:`JobRecord`), each with
+    the reason; none of them is in ``jobs``. One whose operator state or run bookkeeping cannot be
+    read is left as it is and is in no other list; one that is no longer configured is still listed
+    as removed or already removed (marking it needs none of its values). A configured job whose
+    configured columns alone cannot be read is not broken: reconcile rewrites them.
+
     ``revision`` is the change counter value stamped on the written rows, or ``None`` when nothing
     was written. ``jobs`` holds every stored job (removed ones too) as it stands after the
     reconcile, by name (the store's reconcile hands on a
@@ -199,6 +218,7 @@ class ReconcileReport:
     already_removed: tuple[str, ...] = ()
     revision: int | None = None
     jobs: Sequence[JobRecord] = field(default=(), repr=False, compare=False)
+    broken: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def wrote_anything(self) -> bool:

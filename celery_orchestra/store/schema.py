@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "KNOWN_REVISIONS",
     "MIGRATIONS_DIR",
     "VERSION_TABLE",
     "alembic_config",
+    "check_schema_writable",
     "current_schema_revision",
     "head_schema_revision",
     "upgrade_schema",
@@ -45,6 +47,9 @@ __all__ = [
 
 VERSION_TABLE: Final = "orchestra_alembic_version"
 MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
+#: Every revision of the packaged migrations, oldest first (the last is the head). Kept here so
+#: that a writer's schema check needs no Alembic import; a test checks it against the migrations.
+KNOWN_REVISIONS: Final = ("0001", "0002", "0003", "0004")
 #: Key of the PostgreSQL advisory lock taken while migrating (a stable 31-bit number).
 _MIGRATION_LOCK_KEY: Final = zlib.crc32(b"celery_orchestra.store.migrate") & 0x7FFFFFFF
 
@@ -85,13 +90,44 @@ def _alembic_quiet() -> Iterator[None]:
         alembic_logger.setLevel(level)
 
 
-@_alembic_quiet()
-def current_schema_revision(connection: Connection) -> str | None:
-    """The schema revision the database is at (``None`` when the store was never migrated)."""
-    from alembic.runtime.migration import MigrationContext
+def current_schema_revision(connection: Connection, *, shown_url: str) -> str | None:
+    """The schema revision the database is at (``None`` when the store was never migrated).
 
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    The version table holds one row; more than one (a hand edit, a botched restore) is refused
+    with what to do, rather than guessed at (``shown_url`` names the database in the error).
+    """
+    # Looked up first: on PostgreSQL a query on a missing table would abort the transaction.
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    revisions = [row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+    if len(revisions) > 1:
+        listed = ", ".join(repr(revision) for revision in sorted(revisions))
+        raise StoreError(
+            f"the version table {VERSION_TABLE} in {shown_url!r} holds {len(revisions)} rows ({listed}); it must "
+            "hold exactly one: delete all but the row of the revision the schema is really at "
+            f"(this celery-orchestra's newest is {KNOWN_REVISIONS[-1]!r}), or restore the database from a backup",
+            shown_url,
+        )
+    return revisions[0] if revisions else None
+
+
+def check_schema_writable(connection: Connection, shown_url: str) -> None:
+    """Refuse to write to a store whose schema a newer celery-orchestra migrated (or whose version
+    table is confused): its rows may mean something this version does not know.
+
+    A store not migrated yet passes: the write itself then says to migrate.
+    """
+    current = current_schema_revision(connection, shown_url=shown_url)
+    if current is not None and current not in KNOWN_REVISIONS:
+        raise _newer_schema_error(current, shown_url)
+
+
+def _newer_schema_error(current: str, shown_url: str) -> StoreError:
+    return StoreError(
+        f"the store at {shown_url!r} has schema revision {current!r}, newer than this celery-orchestra "
+        f"(knows up to {KNOWN_REVISIONS[-1]!r}): upgrade celery-orchestra",
+        shown_url,
+    )
 
 
 @_alembic_quiet()
@@ -108,15 +144,9 @@ def upgrade_schema(connection: Connection, *, shown_url: str) -> None:
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
     config = alembic_config(connection)
     scripts = ScriptDirectory.from_config(config)
-    current = current_schema_revision(connection)
-    known = {script.revision for script in scripts.walk_revisions()}
-    if current is not None and current not in known:
-        raise StoreError(
-            f"the celery-orchestra schema in {shown_url!r} is at revision {current!r}, which this version "
-            f"does not know (newest known: {scripts.get_current_head()!r}); it was migrated by a newer "
-            "celery-orchestra: upgrade this installation",
-            shown_url,
-        )
+    current = current_schema_revision(connection, shown_url=shown_url)
+    if current is not None and current not in KNOWN_REVISIONS:
+        raise _newer_schema_error(current, shown_url)
     head = scripts.get_current_head()
     if current != head:
         command.upgrade(config, "head")

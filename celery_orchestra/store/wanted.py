@@ -124,7 +124,8 @@ class WantedJob(NamedTuple):
                 self.max_runs,
                 state[_NEXT_RUN_AT],
                 d.source,
-                *state[_REMOVED:],
+                *state[_REMOVED : len(JOB_FIELDS)],
+                None,  # broken: its configured values are the definition's, and its state could be read
             )
         )
 
