@@ -654,3 +654,94 @@ def test_forget_deletes_only_a_removed_job(cli: click.Group, project: Project) -
     unknown = run(cli, project, "forget", "heartbeet")
     assert unknown.exit_code == 1
     assert "heartbeet" in unknown.output
+
+
+# ---------------------------------------------------------------------------- text is text
+
+EVIL_NAME = "evil\x1b[2J[link=https://attacker.example]click[/link][/bold]\u202e"
+
+
+def add_jobs(project: Project, entries: dict[str, dict[str, object]]) -> None:
+    """Configure more jobs besides the app's, as beat would store them at its next start."""
+    from test_api import definitions
+
+    app = importlib.import_module(project.module).app
+    store = project.store()
+    store.reconcile([*load_definitions(app), *definitions(entries)], now=datetime.now(UTC))
+    store.close()
+
+
+def test_status_shows_names_tasks_and_tags_literally(cli: click.Group, project: Project) -> None:
+    add_jobs(
+        project,
+        {EVIL_NAME: {"task": "proj.[bold]say\x07", "schedule": "every 10 seconds", "tags": ["[red]x"]}},
+    )
+    runner = CliRunner(env={"COLUMNS": "250"})  # colours on: markup would show as styles, not text
+    result = runner.invoke(cli, ["-A", project.module, "orchestra", "status"], color=True)
+    assert result.exit_code == 0, result.output
+    assert "\x1b[2J" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert "\x1b]8;" not in result.output  # no hyperlink escape
+    row = next(line for line in result.output.splitlines() if "evil" in line)
+    assert "evil\\x1b[2J[link=https://attacker.example]click[/link][/bold]\\u202e" in row
+    assert "proj.[bold]say\\x07" in row and "[red]x" in row
+    # The other rows are intact: nothing in one name broke the table.
+    plain = run(cli, project, "status").output.splitlines()
+    assert sum("│" in line and " Running " in line for line in plain) == 5
+
+
+def test_pause_output_shows_names_literally(cli: click.Group, project: Project) -> None:
+    add_jobs(project, {"bell\x07\nFAKE": {"task": "proj.say", "schedule": "every 10 seconds", "tags": ["odd"]}})
+    result = run(cli, project, "pause", "--tag", "odd")
+    assert result.exit_code == 0, result.output
+    assert result.output == "paused: bell\\x07\\nFAKE (jobs with tag odd)\n"
+
+
+def test_status_fits_80_columns_with_names_and_zones_whole(cli: click.Group, project: Project) -> None:
+    add_jobs(project, {"task_once_in_5_hours_2_minutes": {"task": "proj.long_task", "schedule": "every 5 hours"}})
+    result = CliRunner(env={"COLUMNS": "80", "NO_COLOR": "1"}).invoke(
+        cli, ["-A", project.module, "orchestra", "status"]
+    )
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.output.splitlines() if line.startswith(("│", "╭", "╰", "├"))]
+    assert all(len(line) <= 80 for line in table), "\n".join(table)
+    for name in [*JOB_NAMES, "task_once_in_5_hours_2_minutes"]:
+        assert any(f" {name} " in line for line in table), name
+    assert any(" Asia/Tokyo " in line for line in table)
+    assert any(" Europe/Berlin " in line for line in table)
+    header = table[1]
+    assert "Job name" in header and "State" in header and "Due in" in header and "Timezone" in header
+    # One line per job: no cell wraps.
+    assert len(table) == 3 + len(JOB_NAMES) + 1 + 1
+
+
+def test_tag_and_tags_are_both_accepted_everywhere(cli: click.Group, project: Project) -> None:
+    def names(*args: str) -> list[str]:
+        return [job["name"] for job in json.loads(run(cli, project, "status", "--json", *args).stdout)["jobs"]]
+
+    assert names("--tags", "fast,io") == ["cleanup", "heartbeat"]
+    assert names("--tags", "fast", "--tag", "io") == ["cleanup", "heartbeat"]
+    result = run(cli, project, "pause", "--tag", "fast", "--tag", "io")
+    assert result.output == "paused: cleanup, heartbeat (jobs with any of the tags fast, io)\n"
+    result = run(cli, project, "resume", "--tag", "reports", "--tag", "slow", "--all")
+    assert result.output == "not paused: nightly-report (jobs with all of the tags reports, slow)\n"
+
+
+def test_pausing_a_done_or_removed_job_says_nothing_changes(cli: click.Group, project: Project) -> None:
+    add_jobs(project, {"hello-once": {"task": "proj.say", "schedule": "once in 1 second", "tags": ["odd"]}})
+    store = project.store()
+    record = store.get_job("hello-once")
+    assert record is not None
+    store.save_progress({"hello-once": (record.anchor + timedelta(seconds=1), 1, None)})
+    store.close()
+    result = run(cli, project, "pause", "hello-once", "heartbeat")
+    assert result.exit_code == 0, result.output
+    assert result.output == "paused: heartbeat; Done, nothing to pause: hello-once\n"
+    assert project.paused() == {"heartbeat"}
+    assert json.loads(run(cli, project, "pause", "--tag", "odd", "--json").stdout)["ended"] == {"hello-once": "Done"}
+
+    store = project.store()
+    store.reconcile(load_definitions(importlib.import_module(project.module).app), now=datetime.now(UTC))
+    store.close()  # no longer configured: Removed
+    result = run(cli, project, "resume", "hello-once")
+    assert result.output == "Removed, nothing to resume: hello-once\n"
+    assert project.paused() == {"heartbeat"}

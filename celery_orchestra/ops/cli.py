@@ -179,11 +179,12 @@ def _tag_option(help_text: str) -> Callable[[_F], _F]:
     return click.option("--tag", "--tags", "tags", multiple=True, metavar="TAG[,TAG...]", help=help_text)
 
 
-def _say(text: str) -> None:
-    """Print a line of output that may quote user text (names, tags), shown literally."""
-    from .text import visible_lines
+def _say(text: str, *, lines: bool = False) -> None:
+    """Print a line of output that may quote user text (names, tags), shown literally; with
+    ``lines``, a message of several lines (each shown so)."""
+    from .text import visible, visible_lines
 
-    click.echo(visible_lines(text))
+    click.echo(visible_lines(text) if lines else visible(text))
 
 
 @orchestra.command(cls=CeleryCommand)
@@ -558,7 +559,7 @@ def check(ctx: click.Context, /, files: Sequence[str], **kwargs: Any) -> None:
     problems.extend(found)
     if problems:
         for problem in problems:
-            _say(problem.format())
+            _say(problem.format(), lines=True)
         count = len(problems)
         raise CommandFailed(f"{count} problem{'s' if count != 1 else ''} in the schedule configuration")
     _say(_check_summary([definition.source for definition in definitions]))
