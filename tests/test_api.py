@@ -383,3 +383,21 @@ def test_open_store_refuses_to_create_a_missing_sqlite_store(tmp_path: Path) -> 
 def test_a_target_that_is_neither_app_nor_store_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="Celery app or a JobStore"):
         api.pause_job("sqlite:///x.db", "heartbeat")
+
+
+def test_a_one_off_beyond_utcs_last_year_is_not_expired(tmp_path: Path) -> None:
+    from celery_orchestra import timing
+
+    far = timing("on 9999-12-31 at 23:59", tz="America/New_York")  # year 10000 in UTC
+    assert not far.is_expired
+    assert timing("on 2020-01-01 at 00:00", tz="America/New_York").is_expired
+    job_store = JobStore(f"sqlite:///{tmp_path / 'far.db'}")
+    try:
+        seed(
+            job_store,
+            {"far": {"task": "proj.say", "schedule": "on 9999-12-31 at 23:59", "timezone": "America/New_York"}},
+        )
+        [job] = api.list_jobs(job_store)
+        assert (job.name, job.state) == ("far", "Running")
+    finally:
+        job_store.close()
