@@ -401,3 +401,17 @@ def test_a_one_off_beyond_utcs_last_year_is_not_expired(tmp_path: Path) -> None:
         assert (job.name, job.state) == ("far", "Running")
     finally:
         job_store.close()
+
+
+def test_a_failed_pause_names_its_job_count_in_good_english(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    operations: list[str] = []
+    run = store._db.run
+
+    def recording_run(operation: str, *args: Any, **kwargs: Any) -> Any:
+        operations.append(operation)
+        return run(operation, *args, **kwargs)
+
+    monkeypatch.setattr(store._db, "run", recording_run)
+    store.set_paused(["heartbeat"], True)
+    store.set_paused(["heartbeat", "cleanup"], False)
+    assert operations == ["pause 1 job", "resume 2 jobs"]  # read as "cannot pause 1 job in ..." on failure
