@@ -76,15 +76,25 @@ def cell(text: object, style: str = "") -> Text:
 
 
 class VisibleLogLines(logging.Filter):
-    """Formats a record's message with :func:`visible` applied (its arguments are used up)."""
+    """Formats a record's message with :func:`visible` applied to each of its lines.
+
+    A message may span lines (a configuration problem and its caret), so line breaks are kept;
+    but every line after the first is indented, so that no text quoted in a message (a job name
+    with a line break in it) can pass for a log record of its own.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        shown = visible(message)  # one line: an argument holding a line break cannot forge the next
+        first, *rest = message.split("\n")
+        shown = "\n".join([visible(first), *(_continuation(visible(line)) for line in rest)])
         if shown != message or record.args:
             record.msg = shown
             record.args = None
         return True
+
+
+def _continuation(line: str) -> str:
+    return line if not line or line[0] == " " else f"    {line}"
 
 
 _FILTER: Final = VisibleLogLines()
