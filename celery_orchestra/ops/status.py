@@ -82,7 +82,7 @@ def _when(value: datetime | None) -> str:
 _JOB_COLUMNS: Final = (
     ("State", {"no_wrap": True}),
     ("Schedule", {"no_wrap": True}),
-    ("Job name", {"no_wrap": True, "overflow": "fold"}),
+    ("Job name", {"overflow": "fold"}),
     ("Module and task", {"overflow": "fold"}),
     ("Due at", {"no_wrap": True}),
     ("Timezone", {"no_wrap": True, "overflow": "fold"}),
@@ -104,17 +104,19 @@ def jobs_table(
     """The status table: one row per job, in the order given.
 
     Every column fits within ``width`` (the terminal's) if the essential ones allow: the others
-    are left out, least useful first, rather than wrapping every cell. Names and zones are never
-    wrapped (a name longer than the whole terminal is folded). All text is shown literally, see
+    are left out, least useful first, rather than wrapping every cell, and the frame is dropped
+    when even the essential ones would not fit in it. Names and zones are never wrapped (only a
+    name longer than the whole terminal is folded). All text is shown literally, see
     :func:`~celery_orchestra.ops.text.visible`.
     """
     rows = [_job_cells(job, now) for job in jobs]
-    shown = _columns_that_fit(rows, width)
+    framed, shown = _layout(rows, width)
     table = Table(
         caption=None if caption is None else cell(caption),
         caption_justify="left",
         header_style="bold",
-        box=box.ROUNDED,
+        box=box.ROUNDED if framed else None,
+        pad_edge=framed,
     )
     for header, layout in _JOB_COLUMNS:
         if header in shown:
@@ -138,22 +140,27 @@ def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
     }
 
 
-def _columns_that_fit(rows: Sequence[dict[str, Text]], width: int | None) -> set[str]:
-    """The essential columns, then each optional one while the table stays within ``width``."""
+def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, set[str]]:
+    """Framed (a rounded box) or, when even the essential columns would not fit in one, open (no
+    lines at all, two spaces between columns); and the columns shown: the essential ones, then
+    each optional one while the table stays within ``width``."""
     if width is None:
-        return {header for header, _ in _JOB_COLUMNS}
+        return True, {header for header, _ in _JOB_COLUMNS}
 
-    def needs(header: str) -> int:  # a rounded box: one border and a space either side per column
-        return max([len(header), *(cells[header].cell_len for cells in rows)]) + 3
+    def needs(header: str) -> int:
+        return max([len(header), *(cells[header].cell_len for cells in rows)])
 
+    for framed, per_column, edges in ((True, 3, 1), (False, 2, -2)):
+        used = edges + sum(needs(header) + per_column for header in _ESSENTIAL_COLUMNS)
+        if used <= width or not framed:
+            break
     shown = set(_ESSENTIAL_COLUMNS)
-    used = 1 + sum(map(needs, shown))
     for header in _OPTIONAL_COLUMNS:
-        extra = needs(header)
+        extra = needs(header) + per_column
         if used + extra <= width:
             shown.add(header)
             used += extra
-    return shown
+    return framed, shown
 
 
 def status_json(jobs: Sequence[JobStatus], liveness: Liveness) -> str:
