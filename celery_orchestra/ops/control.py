@@ -207,7 +207,7 @@ def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> R
     """A worker's answer: apply the command if its app names the store explicitly, else say who does.
 
     With ``orchestra_remote_control = False`` the worker applies nothing and replies with an error
-    saying so, as beat (whose node does not run then) would not answer at all.
+    saying so (beat's node does not run then either, so nothing applies the command).
 
     A worker cannot know beat's ``-s`` file, so only an explicit ``orchestra_database_url`` is
     trusted to be the store beat uses. Bad arguments get the same error as from beat.
