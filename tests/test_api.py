@@ -198,7 +198,7 @@ def test_list_jobs_shows_state_kind_zone_and_attempts(store: JobStore) -> None:
     assert jobs["cleanup"].kind == "hourly"
     assert jobs["berlin-lunch"].timezone == "Europe/Berlin"
     assert jobs["heartbeat"].timezone == "UTC"
-    assert jobs["heartbeat"].attempts == "0/inf"
+    assert jobs["heartbeat"].attempts == "0"
     assert jobs["nightly-report"].tags == ("reports", "slow")
     assert jobs["heartbeat"].schedule == "every 10 seconds"
     assert jobs["heartbeat"].task == "proj.heartbeat"
@@ -305,7 +305,7 @@ def test_as_dict_is_json_ready(store: JobStore) -> None:
     data = job.as_dict()
     assert data["name"] == "heartbeat"
     assert data["state"] == "Running"
-    assert data["attempts"] == "0/inf"
+    assert data["attempts"] == "0"
     assert data["max_runs"] is None
     assert data["tags"] == ["fast"]
     assert datetime.fromisoformat(data["due_at"]).tzinfo is not None
@@ -383,3 +383,35 @@ def test_open_store_refuses_to_create_a_missing_sqlite_store(tmp_path: Path) -> 
 def test_a_target_that_is_neither_app_nor_store_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="Celery app or a JobStore"):
         api.pause_job("sqlite:///x.db", "heartbeat")
+
+
+def test_a_one_off_beyond_utcs_last_year_is_not_expired(tmp_path: Path) -> None:
+    from celery_orchestra import timing
+
+    far = timing("on 9999-12-31 at 23:59", tz="America/New_York")  # year 10000 in UTC
+    assert not far.is_expired
+    assert timing("on 2020-01-01 at 00:00", tz="America/New_York").is_expired
+    job_store = JobStore(f"sqlite:///{tmp_path / 'far.db'}")
+    try:
+        seed(
+            job_store,
+            {"far": {"task": "proj.say", "schedule": "on 9999-12-31 at 23:59", "timezone": "America/New_York"}},
+        )
+        [job] = api.list_jobs(job_store)
+        assert (job.name, job.state) == ("far", "Running")
+    finally:
+        job_store.close()
+
+
+def test_a_failed_pause_names_its_job_count_in_good_english(store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    operations: list[str] = []
+    run = store._db.run
+
+    def recording_run(operation: str, *args: Any, **kwargs: Any) -> Any:
+        operations.append(operation)
+        return run(operation, *args, **kwargs)
+
+    monkeypatch.setattr(store._db, "run", recording_run)
+    store.set_paused(["heartbeat"], True)
+    store.set_paused(["heartbeat", "cleanup"], False)
+    assert operations == ["pause 1 job", "resume 2 jobs"]  # read as "cannot pause 1 job in ..." on failure

@@ -140,7 +140,7 @@ def test_status_table_shows_every_job_with_the_predecessors_columns(cli: click.G
     assert "Paused" in rows["cleanup"] and "HOURLY" in rows["cleanup"]
     assert "Running" in rows["heartbeat"] and "CYCLIC" in rows["heartbeat"]
     assert "proj.heartbeat" in rows["heartbeat"]
-    assert "0/inf" in rows["heartbeat"]
+    assert rows["heartbeat"].split("│")[8].strip() == "0"  # Attempts: runs, no Python `inf` for "no limit"
     assert "Europe/Berlin" in rows["nightly-report"]
     assert "reports,slow" in rows["nightly-report"]
     assert "Asia/Tokyo" in rows["tokyo-lunch"]
@@ -158,7 +158,7 @@ def test_status_json_is_machine_readable(cli: click.Group, project: Project) -> 
     assert sorted(jobs) == JOB_NAMES
     assert jobs["heartbeat"]["state"] == "Paused"
     assert jobs["heartbeat"]["due_at"] is None
-    assert jobs["heartbeat"]["attempts"] == "0/inf"
+    assert jobs["heartbeat"]["attempts"] == "0"
     lunch = datetime.fromisoformat(jobs["tokyo-lunch"]["due_at"])
     assert lunch.utcoffset() == timedelta(hours=9)
     assert (lunch.hour, lunch.minute) == (12, 0)
@@ -298,8 +298,10 @@ def test_watch_redraws_until_interrupted(cli: click.Group, project: Project, mon
     result = run(cli, project, "status", "--watch", "--interval", "0.5", "--tag", "fast")
     assert result.exit_code == 0, result.output
     assert naps == [0.5, 0.5]
-    row = next(line for line in result.output.splitlines() if " heartbeat " in line)
-    assert "Paused" in row
+    # Not a terminal (CliRunner): each refresh is printed after the previous one.
+    rows = [line for line in result.output.splitlines() if " heartbeat " in line]
+    assert len(rows) == 2
+    assert "Running" in rows[0] and "Paused" in rows[1]
 
 
 def test_watch_and_json_do_not_combine(cli: click.Group, project: Project) -> None:
@@ -347,6 +349,7 @@ def test_pause_and_resume_by_tags(cli: click.Group, project: Project) -> None:
         "action": "resume",
         "changed": ["cleanup"],
         "unchanged": ["heartbeat"],
+        "ended": {},
         "selector": "jobs with any of the tags io, fast",
     }
 
@@ -365,9 +368,9 @@ def test_tags_matching_nothing_are_one_line(cli: click.Group, project: Project) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "nothing to pause: give job names, or --tags TAG[,TAG...]"),
-        (("heartbeat", "--tags", "fast"), "give job names or --tags, not both"),
-        (("heartbeat", "--all"), "--all only applies to --tags"),
+        ((), "nothing to pause: give job names, or --tags TAG[,TAG...] (or --tag TAG, repeatable)"),
+        (("heartbeat", "--tags", "fast"), "give job names or --tag/--tags, not both"),
+        (("heartbeat", "--all"), "--all only applies to --tag/--tags"),
     ],
 )
 def test_pause_usage_errors(cli: click.Group, project: Project, args: tuple[str, ...], message: str) -> None:
@@ -494,8 +497,20 @@ def test_next_previews_fire_times_across_dst(cli: click.Group, project: Project)
     assert result.output.splitlines() == [
         "every Monday at 03:15:00  (weekly, Europe/Berlin)",
         "  Mon 2026-03-23 03:15:00 CET (+0100)  in 3d 03h",
-        "  Mon 2026-03-30 03:15:00 CEST (+0200)  in 10d 03h",
-        "  Mon 2026-04-06 03:15:00 CEST (+0200)  in 17d 03h",
+        "  Mon 2026-03-30 03:15:00 CEST (+0200)  in 10d 02h",  # real time: the clocks went forward
+        "  Mon 2026-04-06 03:15:00 CEST (+0200)  in 17d 02h",
+    ]
+
+
+def test_next_counts_real_elapsed_time_across_the_spring_gap(cli: click.Group, project: Project) -> None:
+    result = run(
+        cli, project, "next", "every 30 minutes", "--tz", "Europe/Berlin", "-n", "3", "--after", "2026-03-29T01:00"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == [
+        "  Sun 2026-03-29 01:30:00 CET (+0100)  in 30m 00s",
+        "  Sun 2026-03-29 03:00:00 CEST (+0200)  in 1h 00m",  # not 2h: 02:00-03:00 never happened
+        "  Sun 2026-03-29 03:30:00 CEST (+0200)  in 1h 30m",
     ]
 
 
@@ -720,3 +735,101 @@ def test_forget_deletes_only_a_removed_job(cli: click.Group, project: Project) -
     unknown = run(cli, project, "forget", "heartbeet")
     assert unknown.exit_code == 1
     assert "heartbeet" in unknown.output
+
+
+# ---------------------------------------------------------------------------- text is text
+
+EVIL_NAME = "evil\x1b[2J[link=https://attacker.example]click[/link][/bold]\u202e"
+
+
+def add_jobs(project: Project, entries: dict[str, dict[str, object]]) -> None:
+    """Configure more jobs besides the app's, as beat would store them at its next start."""
+    from test_api import definitions
+
+    app = importlib.import_module(project.module).app
+    store = project.store()
+    store.reconcile([*load_definitions(app), *definitions(entries)], now=datetime.now(UTC))
+    store.close()
+
+
+def test_status_shows_names_tasks_and_tags_literally(cli: click.Group, project: Project) -> None:
+    add_jobs(
+        project,
+        {EVIL_NAME: {"task": "proj.[bold]say\x07", "schedule": "every 10 seconds", "tags": ["[red]x"]}},
+    )
+    runner = CliRunner(env={"COLUMNS": "250"})  # colours on: markup would show as styles, not text
+    result = runner.invoke(cli, ["-A", project.module, "orchestra", "status"], color=True)
+    assert result.exit_code == 0, result.output
+    assert "\x1b[2J" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert "\x1b]8;" not in result.output  # no hyperlink escape
+    row = next(line for line in result.output.splitlines() if "evil" in line)
+    assert "evil\\x1b[2J[link=https://attacker.example]click[/link][/bold]\\u202e" in row
+    assert "proj.[bold]say\\x07" in row and "[red]x" in row
+    # The other rows are intact: nothing in one name broke the table.
+    plain = run(cli, project, "status").output.splitlines()
+    assert sum("│" in line and " Running " in line for line in plain) == 5
+
+
+def test_pause_output_shows_names_literally(cli: click.Group, project: Project) -> None:
+    add_jobs(project, {"bell\x07\nFAKE": {"task": "proj.say", "schedule": "every 10 seconds", "tags": ["odd"]}})
+    result = run(cli, project, "pause", "--tag", "odd")
+    assert result.exit_code == 0, result.output
+    assert result.output == "paused: bell\\x07\\nFAKE (jobs with tag odd)\n"
+
+
+def test_status_fits_80_columns_with_names_and_zones_whole(cli: click.Group, project: Project) -> None:
+    zones = {"tokyo-lunch": "Asia/Tokyo"}
+
+    def rows_at_80(names: list[str]) -> list[str]:
+        result = CliRunner(env={"COLUMNS": "80", "NO_COLOR": "1"}).invoke(
+            cli, ["-A", project.module, "orchestra", "status"]
+        )
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert all(len(line) <= 80 for line in lines), result.output
+        rows = [line for line in lines if any(state in line for state in (" Running ", "Running  "))]
+        assert len(rows) == len(names), result.output  # one line per job: nothing wraps
+        for name in names:
+            [row] = [row for row in rows if f" {name} " in row or row.startswith(f"{name} ")]
+            assert f" {zones.get(name, 'Europe/Berlin')} " in row
+        return lines
+
+    framed = rows_at_80(JOB_NAMES)
+    assert framed[1].startswith("╭") and "Due at" in framed[2]  # the app's short names leave room for more
+    longest = "task_once_in_5_hours_2_minutes_and_15_seconds"  # the quickstart's longest name
+    add_jobs(project, {longest: {"task": "proj.long_task", "schedule": "every 5 hours"}})
+    open_layout = rows_at_80([*JOB_NAMES, longest])
+    assert open_layout[1].split() == ["State", "Job", "name", "Timezone", "Due", "in"]
+
+
+def test_tag_and_tags_are_both_accepted_everywhere(cli: click.Group, project: Project) -> None:
+    def names(*args: str) -> list[str]:
+        return [job["name"] for job in json.loads(run(cli, project, "status", "--json", *args).stdout)["jobs"]]
+
+    assert names("--tags", "fast,io") == ["cleanup", "heartbeat"]
+    assert names("--tags", "fast", "--tag", "io") == ["cleanup", "heartbeat"]
+    result = run(cli, project, "pause", "--tag", "fast", "--tag", "io")
+    assert result.output == "paused: cleanup, heartbeat (jobs with any of the tags fast, io)\n"
+    result = run(cli, project, "resume", "--tag", "reports", "--tag", "slow", "--all")
+    assert result.output == "not paused: nightly-report (jobs with all of the tags reports, slow)\n"
+
+
+def test_pausing_a_done_or_removed_job_says_nothing_changes(cli: click.Group, project: Project) -> None:
+    add_jobs(project, {"hello-once": {"task": "proj.say", "schedule": "once in 1 second", "tags": ["odd"]}})
+    store = project.store()
+    record = store.get_job("hello-once")
+    assert record is not None
+    store.save_progress({"hello-once": (record.anchor + timedelta(seconds=1), 1, None)})
+    store.close()
+    result = run(cli, project, "pause", "hello-once", "heartbeat")
+    assert result.exit_code == 0, result.output
+    assert result.output == "paused: heartbeat; Done, nothing to pause: hello-once\n"
+    assert project.paused() == {"heartbeat"}
+    assert json.loads(run(cli, project, "pause", "--tag", "odd", "--json").stdout)["ended"] == {"hello-once": "Done"}
+
+    store = project.store()
+    store.reconcile(load_definitions(importlib.import_module(project.module).app), now=datetime.now(UTC))
+    store.close()  # no longer configured: Removed
+    result = run(cli, project, "resume", "hello-once")
+    assert result.output == "Removed, nothing to resume: hello-once\n"
+    assert project.paused() == {"heartbeat"}

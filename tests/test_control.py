@@ -482,3 +482,116 @@ def test_celery_control_lists_the_commands(cli_app_module: str) -> None:
     assert "orchestra_resume_tags TAG[,TAG...] [any|all]" in result.output
     result = run_celery(["-A", cli_app_module, "inspect", "--list"])
     assert "orchestra_jobs" in result.output
+
+
+# ---------------------------------------------------------------------------- hostile messages
+
+
+def publish_raw(app: Celery, node: OrchestraNode, body: dict[str, Any], headers: dict[str, Any]) -> None:
+    """Put a request on the node's queue as any broker client could, bypassing kombu's Mailbox."""
+    with app.connection_for_write() as connection:
+        mailbox = app.control.mailbox(connection)
+        exchange = mailbox._get_exchange(mailbox.namespace, "fanout")
+        producer = connection.Producer(serializer="json")
+        producer.publish(body, exchange=exchange, headers=headers, declare=[exchange])
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"method": "orchestra_pause", "arguments": {"names": ["heartbeat"]}}, {"expires": "abc"}),
+        ({"method": "orchestra_pause", "arguments": {"names": ["heartbeat"]}}, {"expires": float("nan")}),
+        ({"method": "orchestra_pause", "arguments": {"names": ["heartbeat"]}}, {"clock": "abc"}),
+        ({"method": "orchestra_pause", "arguments": ["heartbeat"]}, {}),
+        ({"method": "orchestra_pause", "arguments": {"names": ["heartbeat"]}, "reply_to": "nowhere"}, {}),
+        ({"method": "orchestra_pause", "arguments": {"names": ["heartbeat"]}, "destination": 5}, {}),
+        ({"method": ["orchestra_pause"], "arguments": {"names": ["heartbeat"]}}, {}),
+    ],
+)
+def test_a_malformed_request_is_dropped_with_one_warning_and_the_node_stays_up(
+    app: Celery,
+    node: OrchestraNode,
+    store: JobStore,
+    caplog: pytest.LogCaptureFixture,
+    body: dict[str, Any],
+    headers: dict[str, Any],
+) -> None:
+    caplog.set_level(logging.INFO, logger="celery_orchestra.remote")
+    publish_raw(app, node, body, headers)
+    assert answer(app, node, "ping") == {"ok": "pong"}  # delivered after the malformed request
+    assert paused_names(store) == set()
+    lines = [record.getMessage() for record in caplog.records if record.name == "celery_orchestra.remote"]
+    assert not any("lost the broker" in line or "listening as" in line for line in lines), lines  # no reconnect
+    warnings = [r for r in caplog.records if r.name == "celery_orchestra.remote" and r.levelno >= logging.WARNING]
+    if isinstance(body["method"], str):
+        assert len(warnings) == 1 and "dropping a malformed orchestra_pause request" in warnings[0].getMessage()
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_an_undecodable_message_is_dropped_with_one_warning(
+    app: Celery, node: OrchestraNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with app.connection_for_write() as connection:
+        mailbox = app.control.mailbox(connection)
+        exchange = mailbox._get_exchange(mailbox.namespace, "fanout")
+        connection.Producer().publish(
+            b"{not json", exchange=exchange, content_type="application/json", content_encoding="utf-8"
+        )
+    assert answer(app, node, "ping") == {"ok": "pong"}
+    messages = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(messages) == 1 and "cannot be decoded" in messages[0], messages
+    assert not any("lost the broker" in message for message in messages)
+
+
+def test_the_reconnect_delay_starts_afresh_after_a_connection_that_worked(
+    monkeypatch: pytest.MonkeyPatch, store: JobStore
+) -> None:
+    node = OrchestraNode(memory_app("flaky"), store=store, on_change=lambda: None, hostname="orchestra-flaky@%h")
+    # Two failed connections, one that listened and then broke, then a failure: delays 1, 2, then 1 again.
+    outcomes = iter([False, False, True, False])
+    delays: list[float] = []
+
+    def consume(_node: Any) -> None:
+        if next(outcomes):
+            node._listened = True
+        raise ConnectionError("broker gone")
+
+    def wait(delay: float) -> bool:
+        delays.append(delay)
+        if len(delays) == 4:
+            node._stopping.set()
+        return node._stopping.is_set()
+
+    monkeypatch.setattr(node, "_consume", consume)
+    monkeypatch.setattr(node._stopping, "wait", wait)
+    node._serve()
+    assert delays == [1.0, 2.0, 1.0, 2.0]
+
+
+def test_control_arguments_reach_the_log_visible_and_shortened(
+    app: Celery, node: OrchestraNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hostile = "\x1b[2J\nFAKE celery-orchestra: all jobs resumed " + "x" * 5000
+    reply = answer(app, node, "orchestra_pause_tags", tags="fast", match=hostile)
+    assert "\x1b" not in reply["error"] and "\n" not in reply["error"]
+    assert len(reply["error"]) < 300
+    [line] = [
+        r.getMessage() for r in caplog.records if r.name == "celery_orchestra.remote" and "refused" in r.getMessage()
+    ]
+    assert "\x1b" not in line and "\n" not in line
+    assert "\\x1b[2J" in line and "more characters" in line
+    assert len(line) < 400
+
+
+def test_worker_answers_nothing_when_remote_control_is_off(tmp_path: Path, store: JobStore) -> None:
+    worker_app = memory_app("off-worker")
+    worker_app.conf.orchestra_database_url = f"sqlite:///{tmp_path / 'orchestra.db'}"
+    worker_app.conf.orchestra_remote_control = False
+    state = AttributeDict(app=worker_app, hostname="celery@test")
+    reply = Panel.data["orchestra_pause"](state, names=["heartbeat"])
+    assert reply == {
+        "error": "orchestra_pause: remote control of celery-orchestra is off (orchestra_remote_control = False)"
+    }
+    assert paused_names(store) == set()

@@ -836,7 +836,7 @@ def test_catch_up_once_sends_only_the_latest_missed_run(harness: Harness, caplog
     # Down from 61 s to 630 s: 120..600 were missed (9 runs); once = one run, for the latest.
     assert harness.outbox.fires("m") == [at(60), at(600), at(660), at(720)]
     assert messages_of(caplog, logging.WARNING) == [
-        f"celery-orchestra: job m missed 9 run(s); catch-up 'once': sending 1, the last for {at(600).isoformat()}"
+        "celery-orchestra: job m missed 9 run(s); catch-up 'once': sending 1, the last for 2026-01-05 09:10:00+00:00"
     ]
 
 
@@ -1695,3 +1695,34 @@ def test_a_beat_that_lost_its_lease_while_the_database_was_down_confirms_what_it
     outage = [m for m in messages_of(caplog, logging.ERROR) if "cannot reach the store" in m]
     assert len(outage) == 1, outage
     assert "Traceback" not in caplog.text
+
+
+#: The one way beat's log lines show an instant (README "Log lines"): ISO 8601, seconds, UTC offset.
+LOG_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"
+
+
+def test_every_time_in_beats_log_has_one_form(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    import re
+
+    caplog.set_level(logging.INFO, logger=SCHEDULER_LOGGER)
+    schedule = {
+        "berlin": {"task": "tasks.job", "schedule": "every day at 10:00", "timezone": "Europe/Berlin"},
+        "utc": every(60),
+    }
+    scheduler = harness.start(schedule)
+    harness.run_until(at(61), scheduler)
+    scheduler.close()
+    harness.clock.advance(3600)  # down for an hour: "utc" is late at the restart, "berlin" due tomorrow
+    restarted = harness.start(schedule)
+    harness.run_until(at(3600 + 61 + 60), restarted)
+    lines = messages_of(caplog, logging.INFO)
+    started = [line for line in lines if "scheduled to run at" in line]
+    assert "celery-orchestra: job berlin (tasks.job) scheduled to run at 2026-01-06 10:00:00+01:00 (in " in started[0]
+    assert any(
+        "job utc (tasks.job) scheduled to run at 2026-01-05 09:02:00+00:00 (overdue by 59.02 minutes)" in x
+        for x in started
+    )
+    assert any("sent utc (tasks.job) for 2026-01-05 09:01:00+00:00, task id " in line for line in lines)
+    times = re.findall(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d[^ ,;)]*", " ".join(lines))
+    assert times and all(re.fullmatch(LOG_TIME, time) for time in times), times
+    assert not any("(now)" in line for line in lines)

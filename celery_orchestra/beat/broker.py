@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError
 
 from ..errors import BrokerUnavailableError
 from ..store import RunRecord
+from ..timing.zones import log_instant
 from .entry import ScheduleEntry
 
 __all__ = ["BROKER_RETRY", "forget_connection", "publish_run"]
@@ -55,7 +56,7 @@ def publish_run(app: Any, entry: ScheduleEntry, run: RunRecord, producer: Any) -
             "celery-orchestra: sending %s (%s) for %s failed: %s; it will be retried",
             entry.name,
             entry.task,
-            run.fire_time.isoformat(),
+            log_instant(run.fire_time, entry.schedule.tz),
             error,
         )
         return False
@@ -63,7 +64,7 @@ def publish_run(app: Any, entry: ScheduleEntry, run: RunRecord, producer: Any) -
         "celery-orchestra: sent %s (%s) for %s, task id %s",
         entry.name,
         entry.task,
-        run.fire_time.isoformat(),
+        log_instant(run.fire_time, entry.schedule.tz),
         run.task_id,
     )
     return True

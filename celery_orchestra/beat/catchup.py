@@ -17,6 +17,7 @@ from celery.schedules import BaseSchedule
 
 from ..settings import OrchestraSettings
 from ..timing.firing import missed_fires
+from ..timing.zones import log_instant
 
 __all__ = ["CatchUpPlan", "plan_catch_up"]
 
@@ -82,7 +83,7 @@ def plan_catch_up(
     if caught_up:
         notice = (
             f"celery-orchestra: job {name} missed {how_many} run(s); catch-up {settings.catch_up!r}: "
-            f"sending {len(caught_up)}, the last for {caught_up[-1].isoformat()}"
+            f"sending {len(caught_up)}, the last for {log_instant(caught_up[-1], schedule.tz)}"
         )
     else:
         notice = f"celery-orchestra: job {name}: skipped {how_many} missed run(s) (catch-up 'skip')"

@@ -31,6 +31,7 @@ from ..jobs.states import STATE_DONE
 from ..settings import OrchestraSettings
 from ..store import Progress, RunKey, RunRecord
 from ..store.progress import HANDED_BACK
+from ..timing.zones import log_instant
 from .broker import BROKER_RETRY
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
@@ -277,7 +278,7 @@ class Dispatcher:
                         logger.info(
                             "celery-orchestra: run of %s for %s was already sent (run ledger); not sending it again",
                             plan.entry.name,
-                            fire.isoformat(),
+                            log_instant(fire, plan.entry.schedule.tz),
                         )
         except BaseException:
             # Interrupted mid-batch (a second SIGTERM, KeyboardInterrupt): release what was not
@@ -431,7 +432,7 @@ class Dispatcher:
             self.store_outage.failed(error)
             return 0
         progress: dict[str, Progress] = {}
-        log_recovered(one_offs, taken)
+        log_recovered(one_offs, taken, entries)
         for run in one_offs:
             count_run(progress, run, entries)
         # By key: a run kept from an earlier pass may have been found and taken again since.

@@ -19,6 +19,7 @@ from celery.utils.time import humanize_seconds
 from ..jobs.states import STATE_RUNNING, has_finished, job_state
 from ..store import JobRecord
 from ..timing.schedule import NEVER_SECONDS
+from ..timing.zones import log_instant
 
 __all__ = ["ScheduleEntry", "entry_state"]
 
@@ -170,11 +171,16 @@ class ScheduleEntry(beat.ScheduleEntry):  # type: ignore[misc]
         """The start-up log line: when the job runs next, in its own zone, or why it does not."""
         if self.next_fire_at is None:
             return f"celery-orchestra: job {self.name} ({self.task}) is {self.state}; it will not be sent"
-        local = self.next_fire_at.astimezone(self.schedule.tz)
-        wait = max((self.next_fire_at - now).total_seconds(), 0.0)
+        wait = (self.next_fire_at - now).total_seconds()
+        if wait >= 1:
+            relative = humanize_seconds(wait, prefix="in ")
+        elif wait > -1:
+            relative = "due now"
+        else:
+            relative = f"overdue by {humanize_seconds(-wait)}"
         return (
             f"celery-orchestra: job {self.name} ({self.task}) scheduled to run at "
-            f"{local.isoformat(sep=' ', timespec='seconds')} ({humanize_seconds(wait, prefix='in ', now='now')})"
+            f"{log_instant(self.next_fire_at, self.schedule.tz)} ({relative})"
         )
 
     def is_due(self) -> schedstate:

@@ -18,6 +18,7 @@ from typing import Final
 
 from ..store import BeatIdentity, Progress, RunRecord, UnconfirmedClaim
 from ..store.progress import HANDED_BACK
+from ..timing.zones import log_instant
 from .entry import ScheduleEntry
 from .lease import process_gone
 
@@ -105,20 +106,30 @@ def count_run(progress: dict[str, Progress], run: RunRecord, entries: Mapping[st
     progress[run.job_name] = Progress(last, runs, None if entry is None else entry.next_fire_at)
 
 
-def log_recovered(one_offs: Sequence[RunRecord], taken: Sequence[RunRecord]) -> None:
-    """One line per recovered claim: a one-off not sent again, a repeating job's run sent again."""
+def log_recovered(
+    one_offs: Sequence[RunRecord], taken: Sequence[RunRecord], entries: Mapping[str, ScheduleEntry]
+) -> None:
+    """One line per recovered claim: a one-off not sent again, a repeating job's run sent again.
+
+    Fire times are in the job's zone (in UTC for a job no longer loaded), see :func:`log_instant`.
+    """
+
+    def when(run: RunRecord) -> str:
+        entry = entries.get(run.job_name)
+        return log_instant(run.fire_time, None if entry is None else entry.schedule.tz)
+
     for run in one_offs:
         logger.warning(
             "celery-orchestra: one-off %s for %s was claimed by a beat that stopped before confirming it was "
             "sent; not sending it again (at most once)",
             run.job_name,
-            run.fire_time.isoformat(),
+            when(run),
         )
     for run in taken:
         logger.warning(
             "celery-orchestra: sending the run of %s for %s again: the beat that claimed it stopped before "
             "confirming it was sent (same task id %s)",
             run.job_name,
-            run.fire_time.isoformat(),
+            when(run),
             run.task_id,
         )

@@ -46,6 +46,7 @@ from ..settings import read_settings
 from ..store import JobNotFound, JobRecord, JobStore, LedgerEntry
 from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
+from .text import visible
 
 __all__ = [
     "STATES",
@@ -93,21 +94,28 @@ class ChangeResult:
     """What a pause or resume did: ``changed`` names were switched, ``unchanged`` already were.
 
     ``selector`` says how the names were chosen when they came from tags (``None`` for names).
+    ``ended`` pairs the names of jobs that no longer run (Done, Expired or Removed) with their
+    state: a pause or resume means nothing for them, so their flag is left as it was.
     """
 
     action: Action
     changed: tuple[str, ...]
     unchanged: tuple[str, ...]
     selector: str | None = None
+    ended: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
-        """One line for replies and the CLI, e.g. ``paused: a, b; already paused: c``."""
+        """One line for replies and the CLI, e.g. ``paused: a, b; already paused: c; Done, nothing to pause: d``."""
         done, kept = ("paused", "already paused") if self.action == "pause" else ("resumed", "not paused")
         parts = []
         if self.changed:
             parts.append(f"{done}: {', '.join(self.changed)}")
         if self.unchanged:
             parts.append(f"{kept}: {', '.join(self.unchanged)}")
+        by_state: dict[str, list[str]] = {}
+        for name, state in self.ended:
+            by_state.setdefault(state, []).append(name)
+        parts.extend(f"{state}, nothing to {self.action}: {', '.join(names)}" for state, names in by_state.items())
         text = "; ".join(parts) if parts else "no jobs"
         return f"{text} ({self.selector})" if self.selector else text
 
@@ -119,6 +127,7 @@ class ChangeResult:
             "action": self.action,
             "changed": list(self.changed),
             "unchanged": list(self.unchanged),
+            "ended": dict(self.ended),
             "selector": self.selector,
         }
 
@@ -153,8 +162,9 @@ class JobStatus:
 
     @property
     def attempts(self) -> str:
-        """``runs/max_runs``, ``inf`` for unlimited (the predecessor's "Attempts" column)."""
-        return f"{self.runs}/{self.max_runs if self.max_runs is not None else 'inf'}"
+        """``runs/max_runs`` (``0/1`` for a one-off), or just ``runs`` without a limit (the
+        predecessor's "Attempts" column)."""
+        return str(self.runs) if self.max_runs is None else f"{self.runs}/{self.max_runs}"
 
     def due_in(self, now: datetime) -> timedelta | None:
         """Time left until ``due_at`` (negative when overdue), ``None`` when not due."""
@@ -304,7 +314,7 @@ def parse_tags(tags: str | Iterable[str]) -> tuple[str, ...]:
     found: list[str] = []
     for item in items:
         if not isinstance(item, str):
-            raise ControlError(f"tags must be strings, got {type(item).__name__} ({item!r})")
+            raise ControlError(f"tags must be strings, got {type(item).__name__} ({visible(repr(item), 80)})")
         found.extend(part.strip() for part in item.split(","))
     unique = unique_tags(tag for tag in found if is_tag(tag))
     if not unique:
@@ -317,7 +327,7 @@ def _job_names(names: str | Iterable[str]) -> list[str]:
     found: list[str] = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ControlError(f"a job name must be a non-empty string, got {item!r}")
+            raise ControlError(f"a job name must be a non-empty string, got {visible(repr(item), 80)}")
         found.append(item)
     if not found:
         raise ControlError("no job names given")
@@ -373,15 +383,47 @@ def resume_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bo
 
 def _set_paused(target: Target, names: list[str], *, paused: bool, selector: str | None = None) -> ChangeResult:
     with store_for(target) as store:
+        ended = _ended_states(store, names)
+        live = [name for name in names if name not in ended]
         try:
-            changed = set(store.set_paused(names, paused, now=datetime.now(UTC)))
+            changed = set(store.set_paused(live, paused, now=datetime.now(UTC))) if live else set()
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     return ChangeResult(
         action="pause" if paused else "resume",
-        changed=tuple(name for name in names if name in changed),
-        unchanged=tuple(name for name in names if name not in changed),
+        changed=tuple(name for name in live if name in changed),
+        unchanged=tuple(name for name in live if name not in changed),
         selector=selector,
+        ended=tuple((name, ended[name]) for name in names if name in ended),
+    )
+
+
+#: Up to this many names are looked up one by one; more, in one read of every job.
+_ONE_BY_ONE = 20
+
+
+def _ended_states(store: JobStore, names: Sequence[str]) -> dict[str, str]:
+    """The state of each named job that no longer runs (Done, Expired, Removed); unknown names raise."""
+    if len(names) <= _ONE_BY_ONE:
+        records = [record for record in map(store.get_job, names) if record is not None]
+    else:
+        wanted = set(names)
+        records = [record for record in store.all_jobs(include_removed=True) if record.name in wanted]
+    known = {record.name for record in records}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise no_such_job(store, missing)
+    states = {record.name: _state_of(record) for record in records}
+    return {name: state for name, state in states.items() if state in (STATE_DONE, STATE_EXPIRED, STATE_REMOVED)}
+
+
+def _state_of(record: JobRecord) -> str:
+    return job_state(
+        removed=record.removed,
+        enabled=record.enabled,
+        paused=record.paused,
+        expired=record.expired,
+        finished=has_finished(record.max_runs, record.last_run_at, record.anchor),
     )
 
 
@@ -460,14 +502,7 @@ def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now:
     """A stored job as shown to operators (see :class:`JobStatus`)."""
     if record.broken is not None:
         return _broken_status(record, default_zone)
-    finished = has_finished(record.max_runs, record.last_run_at, record.anchor)
-    state = job_state(
-        removed=record.removed,
-        enabled=record.enabled,
-        paused=record.paused,
-        expired=record.expired,
-        finished=finished,
-    )
+    state = _state_of(record)
     zone = _record_zone(record, default_zone)
     due = _due_at(record, zone, app, now) if state == STATE_RUNNING else None
     try:

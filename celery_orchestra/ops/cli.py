@@ -56,7 +56,9 @@ class CommandFailed(click.ClickException):
     """A one-line ``Error: ...`` and exit status 1: the command could not do its job."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+        from .text import visible
+
+        super().__init__(visible(" ".join(message.split())))
 
 
 class BadUsage(CommandFailed):
@@ -173,14 +175,21 @@ def orchestra(ctx: click.Context, /, **kwargs: Any) -> None:
 # ---------------------------------------------------------------------------- status
 
 
+def _tag_option(help_text: str) -> Callable[[_F], _F]:
+    """``--tag TAG`` (repeatable) and ``--tags TAG,TAG``: either spelling, every command that selects by tag."""
+    return click.option("--tag", "--tags", "tags", multiple=True, metavar="TAG[,TAG...]", help=help_text)
+
+
+def _say(text: str, *, lines: bool = False) -> None:
+    """Print a line of output that may quote user text (names, tags), shown literally; with
+    ``lines``, a message of several lines (each shown so)."""
+    from .text import visible, visible_lines
+
+    click.echo(visible_lines(text) if lines else visible(text))
+
+
 @orchestra.command(cls=CeleryCommand)
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="TAG",
-    help="Only jobs with this tag (repeatable, or TAG,TAG: a job with any of them is shown).",
-)
+@_tag_option("Only jobs with this tag (--tag repeatable, or --tags TAG,TAG: a job with any of them is shown).")
 @click.option(
     "--state",
     "states",
@@ -189,7 +198,11 @@ def orchestra(ctx: click.Context, /, **kwargs: Any) -> None:
     help="Only jobs in this state (repeatable): Running, Paused, Disabled, Done, Expired or Removed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (ISO 8601 datetimes).")
-@click.option("--watch", is_flag=True, help="Keep the table on screen, refreshed (Ctrl+C to leave).")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the table on screen, refreshed (Ctrl+C to leave); without a terminal, print each refresh in turn.",
+)
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),
@@ -217,11 +230,11 @@ def status(
     if watch and as_json:
         raise BadUsage("--watch and --json cannot be combined")
     from rich.console import Group
-    from rich.text import Text
 
     from .api import list_jobs
     from .liveness import beat_liveness
     from .status import jobs_table, status_json
+    from .text import cell
 
     store = _open_store(ctx, schedule_filename, database_url)
     try:
@@ -235,17 +248,17 @@ def status(
             click.echo(status_json(jobs, beat_liveness(store)))
             return
 
+        console = _console(ctx)
+
         def render() -> RenderableType:
             now = datetime.now(UTC)
             jobs = jobs_at(now)
             liveness = beat_liveness(store)
-            table = jobs_table(
-                jobs, now=now, caption=_status_caption(len(jobs), store, now, filtered=bool(tags or states))
-            )
-            line = Text(liveness.summary(), style="bold red" if liveness.active is None else "green")
+            caption = _status_caption(len(jobs), store, now, filtered=bool(tags or states))
+            table = jobs_table(jobs, now=now, caption=caption, width=console.width)
+            line = cell(liveness.summary(), "bold red" if liveness.active is None else "green")
             return Group(line, table)
 
-        console = _console(ctx)
         first = render()  # errors here (no store, bad filter) end the command with a one-line error
         if not watch:
             console.print(first)
@@ -263,21 +276,34 @@ def _status_caption(count: int, store: JobStore, now: datetime, *, filtered: boo
 
 
 def _watch(console: Console, first: RenderableType, render: Callable[[], RenderableType], interval: float) -> None:
-    """Redraw ``render()`` every ``interval`` seconds until Ctrl+C; a failed refresh shows its error."""
-    from rich.live import Live
-    from rich.text import Text
+    """Redraw ``render()`` every ``interval`` seconds until Ctrl+C; a failed refresh shows its error.
 
-    with Live(first, console=console, auto_refresh=False) as live:
+    On a terminal the table is redrawn in place. Elsewhere (a pipe, a file, a CI log) nothing can
+    be redrawn, so each refresh is printed after the previous one, like ``vmstat 2``.
+    """
+    from rich.live import Live
+
+    from .text import cell
+
+    def refreshed() -> RenderableType:
+        time.sleep(interval)
         try:
+            return render()
+        except OrchestraError as error:
+            return cell(f"refresh failed (retrying): {' '.join(str(error).split())}", "red")
+
+    try:
+        if not console.is_terminal:
+            console.print(first)
             while True:
-                time.sleep(interval)
-                try:
-                    view = render()
-                except OrchestraError as error:
-                    view = Text(f"refresh failed (retrying): {' '.join(str(error).split())}", style="red")
-                live.update(view, refresh=True)
-        except KeyboardInterrupt:
-            pass
+                view = refreshed()
+                console.print()
+                console.print(view)
+        with Live(first, console=console, auto_refresh=False) as live:
+            while True:
+                live.update(refreshed(), refresh=True)
+    except KeyboardInterrupt:
+        pass
 
 
 # ---------------------------------------------------------------------------- beats / health
@@ -306,8 +332,10 @@ def beats(
     if as_json:
         click.echo(json.dumps(liveness.as_dict(), indent=2, ensure_ascii=False))
         return
+    from .text import visible
+
     console = _console(ctx)
-    console.print(liveness.summary(), markup=False, highlight=False)
+    console.print(visible(liveness.summary()), markup=False, highlight=False)
     if liveness.beats:
         console.print(beats_table(liveness))
 
@@ -335,7 +363,7 @@ def health(
         liveness = beat_liveness(store)
     finally:
         store.close()
-    click.echo(liveness.summary())
+    _say(liveness.summary())
     if not liveness.healthy(max_age):
         ctx.exit(1)
 
@@ -426,7 +454,7 @@ def forget(
         runs = forget_job(store, name)
     finally:
         store.close()
-    click.echo(f"forgot {name} and {runs} recorded run{'' if runs == 1 else 's'}")
+    _say(f"forgot {name} and {runs} recorded run{'' if runs == 1 else 's'}")
 
 
 # ---------------------------------------------------------------------------- pause / resume
@@ -445,11 +473,11 @@ def _change_command(action: str) -> Callable[..., None]:
         **kwargs: Any,
     ) -> None:
         if names and tags:
-            raise BadUsage("give job names or --tags, not both")
+            raise BadUsage("give job names or --tag/--tags, not both")
         if not names and not tags:
-            raise BadUsage(f"nothing to {action}: give job names, or --tags TAG[,TAG...]")
+            raise BadUsage(f"nothing to {action}: give job names, or --tags TAG[,TAG...] (or --tag TAG, repeatable)")
         if match_all and not tags:
-            raise BadUsage("--all only applies to --tags")
+            raise BadUsage("--all only applies to --tag/--tags")
         from . import api
 
         store = _open_store(ctx, schedule_filename, database_url)
@@ -468,7 +496,7 @@ def _change_command(action: str) -> Callable[..., None]:
 
             click.echo(json.dumps(result.as_dict()))
         else:
-            click.echo(result.describe())
+            _say(result.describe())
 
     change.__name__ = action
     return change
@@ -481,14 +509,11 @@ def _register_change_command(action: str, summary: str) -> None:
     command = _store_options(command)
     command = click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")(command)
     command = click.option(
-        "--all", "match_all", is_flag=True, help="With --tags: only jobs that have all the tags (default: any)."
+        "--all", "match_all", is_flag=True, help="With --tag/--tags: only jobs that have all the tags (default: any)."
     )(command)
-    command = click.option(
-        "--tags",
-        "tags",
-        multiple=True,
-        metavar="TAG[,TAG...]",
-        help=f"{action.capitalize()} the jobs with any of these tags instead of naming them.",
+    command = _tag_option(
+        f"{action.capitalize()} the jobs with any of these tags instead of naming them "
+        "(--tags TAG,TAG, or --tag TAG repeated)."
     )(command)
     command = click.argument("names", nargs=-1)(command)
     command.__doc__ = summary
@@ -520,17 +545,18 @@ def check(ctx: click.Context, /, files: Sequence[str], **kwargs: Any) -> None:
     Prints every problem with its file, line and column; exits 1 if there is any.
     """
     from ..jobs.config import check_configuration
+    from .text import visible
 
     app = ctx.obj.app
     definitions, problems = check_configuration(app, extra_files=files)
     if problems:
         for problem in problems:
-            click.echo(problem.format())
+            _say(problem.format(), lines=True)
         count = len(problems)
         raise CommandFailed(f"{count} problem{'s' if count != 1 else ''} in the schedule configuration")
     for warning in _unregistered_task_warnings(app, definitions):
-        click.echo(warning, err=True)
-    click.echo(_check_summary([definition.source for definition in definitions]))
+        click.echo(visible(warning), err=True)
+    _say(_check_summary([definition.source for definition in definitions]))
 
 
 def _unregistered_task_warnings(app: Any, definitions: Sequence[JobDefinition]) -> list[str]:
@@ -601,6 +627,7 @@ def next_fires(
     from ..timing.schedule import timing
     from ..timing.zones import resolve_zone, zone_name
     from .status import humanize_delta
+    from .text import visible_lines
 
     text = " ".join(expression)
     try:
@@ -611,7 +638,7 @@ def next_fires(
     try:
         schedule = timing(text, zone, anchor=start)
     except TimingError as error:
-        click.echo(f"Error: {error}", err=True)
+        click.echo(f"Error: {visible_lines(str(error))}", err=True)
         ctx.exit(2)
     fires = schedule.next_fires(count, after=start)
     click.echo(f"{schedule.expression}  ({schedule.kind}, {zone_name(zone)})")
@@ -619,7 +646,10 @@ def next_fires(
         click.echo(f"  never fires after {start:%Y-%m-%d %H:%M:%S %Z}")
         return
     for fire in fires:
-        click.echo(f"  {fire:%a %Y-%m-%d %H:%M:%S %Z (%z)}  in {humanize_delta(fire - start)}")
+        # Between instants, not wall clocks: aware datetimes sharing a zone subtract by wall time,
+        # which is an hour off across a DST change.
+        elapsed = fire.astimezone(UTC) - start.astimezone(UTC)
+        click.echo(f"  {fire:%a %Y-%m-%d %H:%M:%S %Z (%z)}  in {humanize_delta(elapsed)}")
     if len(fires) < count:
         click.echo("  (no further fire times)")
 
@@ -673,7 +703,7 @@ def history(
         click.echo(runs_json(runs))
         return
     if not runs:
-        click.echo(f"no runs of {name} recorded yet")
+        _say(f"no runs of {name} recorded yet")
         return
     zone = runs[0].fire_time.tzinfo
     where = zone_name(zone) if zone is not None else "UTC"

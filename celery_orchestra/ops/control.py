@@ -35,6 +35,7 @@ from celery.worker.control import control_command, inspect_command
 
 from ..errors import CommandError, ControlError, OrchestraError
 from ..settings import read_settings
+from .text import visible
 
 if TYPE_CHECKING:
     from ..store import JobStore
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANGE_COMMANDS",
     "COMMANDS",
+    "ECHO_LIMIT",
     "JOBS",
     "PAUSE",
     "PAUSE_TAGS",
@@ -77,6 +79,14 @@ _MATCHES: Final = ("any", "all")
 
 Reply = dict[str, Any]
 
+#: Characters of a caller's argument quoted back (in the error reply and so in beat's log) at most.
+ECHO_LIMIT: Final = 80
+
+
+def _quoted(value: object) -> str:
+    """An argument as an error message quotes it: its repr, invisible characters escaped, shortened."""
+    return visible(repr(value), ECHO_LIMIT)
+
 
 @dataclass(frozen=True, slots=True)
 class Command:
@@ -102,33 +112,38 @@ def parse_command(method: str, arguments: Mapping[str, Any] | None) -> Command:
         if not names:
             raise CommandError(f"{method} needs at least one job name ({method} {_SIGNATURES[method]})")
         if not isinstance(names, list | tuple) or not all(isinstance(name, str) and name.strip() for name in names):
-            raise CommandError(f"{method}: job names must be non-empty strings, got {names!r}")
+            raise CommandError(f"{method}: job names must be non-empty strings, got {_quoted(names)}")
         return Command(method, names=tuple(dict.fromkeys(names)))
     if method in (PAUSE_TAGS, RESUME_TAGS):
         _only(method, given, ("tags", "match"))
         tags = _tags(method, given.get("tags"))
         match = given.get("match", "any")
         if not isinstance(match, str) or match.strip().lower() not in _MATCHES:
-            raise CommandError(f"{method}: the match must be 'any' or 'all', got {match!r}")
+            raise CommandError(f"{method}: the match must be 'any' or 'all', got {_quoted(match)}")
         return Command(method, tags=tags, any_tag=match.strip().lower() == "any")
     if method == JOBS:
         _only(method, given, ())
         return Command(method)
-    raise CommandError(f"unknown orchestra command {method!r}; expected one of {', '.join(COMMANDS)}")
+    raise CommandError(f"unknown orchestra command {_quoted(method)}; expected one of {', '.join(COMMANDS)}")
 
 
 def _only(method: str, given: Mapping[str, Any], allowed: Sequence[str]) -> None:
     unexpected = sorted(set(given) - set(allowed))
     if unexpected:
         takes = f"takes {', '.join(map(repr, allowed))}" if allowed else "takes no arguments"
-        raise CommandError(f"{method} {takes}; unexpected argument(s): {', '.join(map(repr, unexpected))}")
+        raise CommandError(f"{method} {takes}; unexpected argument(s): {_listed(unexpected)}")
+
+
+def _listed(keys: Sequence[object]) -> str:
+    shown = ", ".join(map(_quoted, keys[:10]))
+    return shown if len(keys) <= 10 else f"{shown} and {len(keys) - 10} more"
 
 
 def _tags(method: str, value: object) -> tuple[str, ...]:
     from .api import parse_tags
 
     if not isinstance(value, str | list | tuple):
-        raise CommandError(f"{method} needs tags ({method} {_SIGNATURES[method]}), got {value!r}")
+        raise CommandError(f"{method} needs tags ({method} {_SIGNATURES[method]}), got {_quoted(value)}")
     try:
         return parse_tags(value)
     except ControlError as error:
@@ -182,7 +197,7 @@ def execute(
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return visible(" ".join(text.split()))
 
 
 # ---------------------------------------------------------------------------- in workers
@@ -190,6 +205,9 @@ def _one_line(text: str) -> str:
 
 def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> Reply:
     """A worker's answer: apply the command if its app names the store explicitly, else say who does.
+
+    With ``orchestra_remote_control = False`` the worker applies nothing and replies with an error
+    saying so (beat's node does not run then either, so nothing applies the command).
 
     A worker cannot know beat's ``-s`` file, so only an explicit ``orchestra_database_url`` is
     trusted to be the store beat uses. Bad arguments get the same error as from beat.
@@ -199,9 +217,12 @@ def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> R
         app = getattr(state, "app", None)
         if app is None:
             return {"error": f"{method}: this node has no Celery app to read orchestra settings from"}
-        url = read_settings(app.conf).database_url
+        settings = read_settings(app.conf)
     except OrchestraError as error:
         return {"error": _one_line(str(error))}
+    if not settings.remote_control:
+        return {"error": f"{method}: remote control of celery-orchestra is off (orchestra_remote_control = False)"}
+    url = settings.database_url
     if not url:
         doing = "not listed" if method == JOBS else "not applied"
         return {

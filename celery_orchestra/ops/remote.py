@@ -20,6 +20,7 @@ What it deliberately does not do:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,9 +29,10 @@ from typing import Any, Final
 from celery.utils.nodenames import host_format
 
 from ..store import JobStore
-from .control import CHANGE_COMMANDS, COMMANDS, execute
+from .control import CHANGE_COMMANDS, COMMANDS, ECHO_LIMIT, execute
+from .text import visible
 
-__all__ = ["DEFAULT_NODENAME", "EXPIRY_GRACE_SECONDS", "OrchestraNode"]
+__all__ = ["DEFAULT_NODENAME", "EXPIRY_GRACE_SECONDS", "OrchestraNode", "malformed_request"]
 
 logger = logging.getLogger("celery_orchestra.remote")
 
@@ -41,6 +43,9 @@ DEFAULT_NODENAME: Final = "orchestra@%h"
 #: the sender's clock plus its reply timeout (1 s by default), so a small skew between hosts or a
 #: polling transport's delay would otherwise drop fresh requests.
 EXPIRY_GRACE_SECONDS: Final = 2.0
+
+#: Characters of a reply quoted in beat's log at most (a pause of thousands of jobs names them all).
+LOG_LIMIT: Final = 1000
 
 #: Seconds between reconnection attempts after the broker connection failed, growing per failure.
 RECONNECT_DELAYS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -74,6 +79,8 @@ class OrchestraNode:
         self._thread: threading.Thread | None = None
         self._node: Any = None
         self._fanout_warned = False
+        #: Set once a connection reached listening; a failure after that starts the delays afresh.
+        self._listened = False
         self._handlers: dict[str, Callable[..., dict[str, Any]]] = {
             method: self._command_handler(method) for method in COMMANDS
         }
@@ -142,16 +149,20 @@ class OrchestraNode:
 
     def _serve(self) -> None:
         node = self.app.control.mailbox.Node(self.hostname, state=self, handlers=self._handlers)
+        # kombu's own handler logs a traceback per undecodable message; one warning is enough.
+        node.on_decode_error = self._on_undecodable
         self._node = node
         failures = 0
         while not self._stopping.is_set():
+            self._listened = False
             try:
                 self._consume(node)
-                failures = 0
             except Exception as error:
                 self._listening.clear()
                 if self._stopping.is_set():
                     break
+                if self._listened:  # it was connected and listening: a new outage, not the same one
+                    failures = 0
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
                 logger.warning(
@@ -168,6 +179,7 @@ class OrchestraNode:
             consumer = node.listen(channel=channel, callback=self._on_message)
             try:
                 self._listening.set()
+                self._listened = True
                 logger.info("celery-orchestra: remote control listening as %s", self.hostname)
                 while not self._stopping.is_set():
                     try:
@@ -180,25 +192,37 @@ class OrchestraNode:
                 _quietly(channel.close)
 
     def _on_message(self, body: Any, message: Any) -> None:
-        if not isinstance(body, Mapping) or body.get("method") not in self._handlers:
+        """Answer one request; never raises (an exception here would end the broker connection)."""
+        try:
+            self._answer_message(body, message)
+        except Exception as error:
+            logger.warning("celery-orchestra: remote control dropped a request it could not answer: %r", error)
+
+    def _answer_message(self, body: Any, message: Any) -> None:
+        method = body.get("method") if isinstance(body, Mapping) else None
+        if not isinstance(method, str) or method not in self._handlers:
             return
-        headers = getattr(message, "headers", None) or {}
-        expires = headers.get("expires")
+        headers = getattr(message, "headers", None)
+        reason = malformed_request(body, headers)
+        if reason is not None:
+            logger.warning("celery-orchestra: dropping a malformed %s request: %s", method, reason)
+            return
+        expires = (headers or {}).get("expires")
         if expires and time.time() > float(expires) + EXPIRY_GRACE_SECONDS:
             logger.info(
                 "celery-orchestra: dropping an expired %s request (sent for %.0f s ago)",
-                body.get("method"),
+                method,
                 time.time() - float(expires),
             )
             return
         node = self._node
         if node is None:
             return
-        try:
-            # Checks destination/pattern, runs the handler and publishes the reply.
-            node.handle_message(dict(body), message)
-        except Exception:
-            logger.exception("celery-orchestra: could not answer a %s request", body.get("method"))
+        # Checks destination/pattern, runs the handler and publishes the reply.
+        node.handle_message(dict(body), message)
+
+    def _on_undecodable(self, message: Any, error: Exception) -> None:
+        logger.warning("celery-orchestra: dropping a remote-control message that cannot be decoded: %r", error)
 
     # ------------------------------------------------------------------ handlers
 
@@ -213,18 +237,64 @@ class OrchestraNode:
         """Apply one command to the store; after a successful change, tell the scheduler."""
         reply = execute(self.store, method, arguments, default_timezone=self.app.conf.get("timezone"))
         if method in CHANGE_COMMANDS and "ok" in reply:
-            logger.info("celery-orchestra: remote control %s: %s", method, reply["ok"])
+            logger.info("celery-orchestra: remote control %s: %s", method, visible(reply["ok"], LOG_LIMIT))
             try:
                 self.on_change()
             except Exception:
                 logger.exception("celery-orchestra: the scheduler's change callback failed")
         elif "error" in reply:
-            logger.warning("celery-orchestra: remote control %s refused: %s", method, reply["error"])
+            logger.warning(
+                "celery-orchestra: remote control %s refused: %s", method, visible(reply["error"], LOG_LIMIT)
+            )
         return reply
 
     @staticmethod
     def _ping(state: Any, **arguments: Any) -> dict[str, Any]:
         return {"ok": "pong"}
+
+
+def malformed_request(body: Mapping[str, Any], headers: object) -> str | None:
+    """Why a pidbox request cannot be handled as kombu would (a bad header or field), else ``None``.
+
+    kombu's ``Node`` trusts what it receives: a non-numeric ``expires`` or ``clock`` header, a
+    ``reply_to`` without an exchange or an ``arguments`` that is not a mapping would raise inside
+    it. Any broker client can send such a message, so it is refused here, with a reason to log.
+    """
+    if headers is not None and not isinstance(headers, Mapping):
+        return f"its headers are a {type(headers).__name__}, not a mapping"
+    given = headers or {}
+    for header in ("expires", "clock"):
+        value = given.get(header)
+        if value is not None and not _is_finite_number(value):
+            return f"the {header} header must be a number, got {visible(repr(value), ECHO_LIMIT)}"
+    arguments = body.get("arguments")
+    if arguments is not None and not isinstance(arguments, Mapping):
+        return f"arguments must be a mapping, got {type(arguments).__name__}"
+    if arguments is not None and not all(isinstance(key, str) for key in arguments):
+        return "argument names must be strings"
+    reply_to = body.get("reply_to")
+    if reply_to and not (
+        isinstance(reply_to, Mapping)
+        and isinstance(reply_to.get("exchange"), str)
+        and isinstance(reply_to.get("routing_key"), str)
+    ):
+        return "reply_to must name an exchange and a routing_key"
+    destination = body.get("destination")
+    if destination and not (
+        isinstance(destination, list | tuple) and all(isinstance(item, str) for item in destination)
+    ):
+        return "destination must be a list of node names"
+    for field in ("pattern", "matcher"):
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            return f"{field} must be a string"
+    return None
+
+
+def _is_finite_number(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 def _quietly(cleanup: Callable[[], object]) -> None:

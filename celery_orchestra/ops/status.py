@@ -5,7 +5,8 @@ refreshes, tests and other front ends without going through click. The columns a
 predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
 Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is
 empty for a job that is not running (it is not due), and "Due in" never hides the hours of a
-long wait.
+long wait. On a narrow terminal the less useful columns are left out rather than every cell
+wrapped. Every user string is shown literally (:mod:`celery_orchestra.ops.text`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.text import Text
 
 from .api import JobStatus, RunInfo
 from .liveness import Liveness
+from .text import cell
 
 __all__ = [
     "STATE_STYLES",
@@ -77,36 +79,92 @@ def _when(value: datetime | None) -> str:
     return _NONE if value is None else value.strftime(_DATETIME_FORMAT)
 
 
-def jobs_table(jobs: Sequence[JobStatus], *, now: datetime, caption: str | None = None) -> Table:
-    """The status table: one row per job, in the order given."""
-    table = Table(caption=caption, caption_justify="left", header_style="bold", box=box.ROUNDED)
-    # On a narrow terminal cells wrap (a date above its time, a name over two lines) rather than
-    # being cropped or dropped.
-    table.add_column("State", no_wrap=True)
-    table.add_column("Schedule", overflow="fold")
-    table.add_column("Job name", overflow="fold")
-    table.add_column("Module and task", overflow="fold")
-    table.add_column("Due at", overflow="fold")
-    table.add_column("Timezone", overflow="fold")
-    table.add_column("Due in", justify="right")
-    table.add_column("Attempts", justify="right")
-    table.add_column("Tags", overflow="fold")
-    for job in jobs:
-        table.add_row(
-            Text(job.state, style=STATE_STYLES.get(job.state, "")),
-            job.kind.upper(),
-            job.name,
-            job.task,
-            _when(job.due_at),
-            job.timezone,
-            humanize_delta(job.due_in(now)),
-            job.attempts,
-            ",".join(job.tags),
-        )
+#: The status table's columns, in the predecessor's order: (header, how its cells are laid out).
+_JOB_COLUMNS: Final = (
+    ("State", {"no_wrap": True}),
+    ("Schedule", {"no_wrap": True}),
+    ("Job name", {"overflow": "fold"}),
+    ("Module and task", {"overflow": "fold"}),
+    ("Due at", {"no_wrap": True}),
+    ("Timezone", {"no_wrap": True, "overflow": "fold"}),
+    ("Due in", {"no_wrap": True, "justify": "right"}),
+    ("Attempts", {"no_wrap": True, "justify": "right"}),
+    ("Tags", {"overflow": "fold"}),
+)
+
+#: Always shown: what a job is called, whether it runs, and when in which zone.
+_ESSENTIAL_COLUMNS: Final = ("State", "Job name", "Timezone", "Due in")
+
+#: The other columns, most useful first: on a narrow terminal they are added while they fit.
+_OPTIONAL_COLUMNS: Final = ("Due at", "Module and task", "Attempts", "Schedule", "Tags")
+
+
+def jobs_table(
+    jobs: Sequence[JobStatus], *, now: datetime, caption: str | None = None, width: int | None = None
+) -> Table:
+    """The status table: one row per job, in the order given.
+
+    Every column fits within ``width`` (the terminal's) if the essential ones allow: the others
+    are left out, least useful first, rather than wrapping every cell, and the frame is dropped
+    when even the essential ones would not fit in it. Names and zones are never wrapped (only a
+    name longer than the whole terminal is folded). All text is shown literally, see
+    :func:`~celery_orchestra.ops.text.visible`.
+    """
+    rows = [_job_cells(job, now) for job in jobs]
+    framed, shown = _layout(rows, width)
+    table = Table(
+        caption=None if caption is None else cell(caption),
+        caption_justify="left",
+        header_style="bold",
+        box=box.ROUNDED if framed else None,
+        pad_edge=framed,
+    )
+    for header, layout in _JOB_COLUMNS:
+        if header in shown:
+            table.add_column(header, **layout)
+    for cells in rows:
+        table.add_row(*(cells[header] for header, _ in _JOB_COLUMNS if header in shown))
     broken = [f"Broken: {job.name}: {job.broken}" for job in jobs if job.broken is not None]
-    if broken:  # the reasons under the table, as text (a name is not markup)
-        table.caption = Text("\n".join([*([caption] if caption else []), *broken]))
+    if broken:  # the reasons under the table, shown literally like every cell
+        table.caption = Text("\n").join(cell(line) for line in [*([caption] if caption else []), *broken])
     return table
+
+
+def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
+    return {
+        "State": cell(job.state, STATE_STYLES.get(job.state, "")),
+        "Schedule": cell(job.kind.upper()),
+        "Job name": cell(job.name),
+        "Module and task": cell(job.task),
+        "Due at": cell(_when(job.due_at)),
+        "Timezone": cell(job.timezone),
+        "Due in": cell(humanize_delta(job.due_in(now))),
+        "Attempts": cell(job.attempts),
+        "Tags": cell(",".join(job.tags)),
+    }
+
+
+def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, set[str]]:
+    """Framed (a rounded box) or, when even the essential columns would not fit in one, open (no
+    lines at all, two spaces between columns); and the columns shown: the essential ones, then
+    each optional one while the table stays within ``width``."""
+    if width is None:
+        return True, {header for header, _ in _JOB_COLUMNS}
+
+    def needs(header: str) -> int:
+        return max([len(header), *(cells[header].cell_len for cells in rows)])
+
+    for framed, per_column, edges in ((True, 3, 1), (False, 2, -2)):
+        used = edges + sum(needs(header) + per_column for header in _ESSENTIAL_COLUMNS)
+        if used <= width or not framed:
+            break
+    shown = set(_ESSENTIAL_COLUMNS)
+    for header in _OPTIONAL_COLUMNS:
+        extra = needs(header) + per_column
+        if used + extra <= width:
+            shown.add(header)
+            used += extra
+    return framed, shown
 
 
 def status_json(jobs: Sequence[JobStatus], liveness: Liveness) -> str:
@@ -126,28 +184,32 @@ def beats_table(liveness: Liveness) -> Table:
         # A row still saying "active" without the lease belongs to a beat that died or stalled.
         role = "active" if active else ("not responding" if beat.role == "active" else beat.role)
         table.add_row(
-            Text(role, style="green" if active else ""),
-            Text(beat.host),
-            str(beat.pid),
-            Text(beat.version),
-            _NONE if beat.epoch is None else str(beat.epoch),
-            _when(beat.started_at),
-            _when(beat.last_tick_at),
-            _late_by(beat.ticked_ago),
+            cell(role, "green" if active else ""),
+            cell(beat.host),
+            cell(beat.pid),
+            cell(beat.version),
+            cell(_NONE if beat.epoch is None else beat.epoch),
+            cell(_when(beat.started_at)),
+            cell(_when(beat.last_tick_at)),
+            cell(_late_by(beat.ticked_ago)),
         )
     return table
 
 
 def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
     """Recorded runs, newest first: when each was due, when it was sent, its task id and whether it was confirmed."""
-    table = Table(caption=caption, caption_justify="left", header_style="bold", box=box.ROUNDED)
+    table = Table(
+        caption=None if caption is None else cell(caption), caption_justify="left", header_style="bold", box=box.ROUNDED
+    )
     table.add_column("Fire time", no_wrap=True)
     table.add_column("Sent at", no_wrap=True)
     table.add_column("Late by", no_wrap=True, justify="right")
     table.add_column("Task id", no_wrap=True)
     table.add_column("State")
     for run in runs:
-        table.add_row(_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id, run.state)
+        table.add_row(
+            *map(cell, (_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id, run.state))
+        )
     return table
 
 

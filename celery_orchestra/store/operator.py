@@ -64,7 +64,7 @@ def set_flag(
         stamp(connection, changed, revision, values)
         return changed, True
 
-    changed = db.run(f"{verb} {len(unique)} jobs", work, write=True)
+    changed = db.run(f"{verb} {len(unique)} job{'' if len(unique) == 1 else 's'}", work, write=True)
     if changed:
         log.info("%s in %s: %s", verb, db.safe_url, ", ".join(changed))
     return changed

@@ -35,7 +35,7 @@ from .model import (
 )
 from .zones import require_aware
 
-__all__ = ["first_fire", "next_fire_after", "wall_clock_instant"]
+__all__ = ["first_fire", "next_fire_after", "passed_at_registration", "wall_clock_instant"]
 
 _DayFilter = Callable[[date], bool]
 
@@ -65,6 +65,20 @@ def next_fire_after(spec: TimingSpec, after: datetime, *, anchor: datetime, zone
 def first_fire(spec: TimingSpec, *, anchor: datetime, zone: tzinfo) -> datetime | None:
     """The first fire after the anchor; ``None`` for a one-off that was already past (expired)."""
     return next_fire_after(spec, anchor, anchor=anchor, zone=zone)
+
+
+def passed_at_registration(spec: TimingSpec, *, anchor: datetime, zone: tzinfo) -> bool:
+    """Whether a timing has no fire after its anchor because its moment had passed (an expired one-off).
+
+    Not :func:`first_fire` is ``None``: that is also the answer for a moment that lies beyond what
+    ``datetime`` can hold in UTC (``9999-12-31 23:59`` in New York is in year 10000 there), and such
+    a moment is far in the future, not past.
+    """
+    anchor_utc = require_aware(anchor, "anchor")
+    try:
+        return _next_utc(spec, anchor_utc, anchor_utc, zone) is None
+    except (OverflowError, ValueError):
+        return False
 
 
 def _next_utc(spec: TimingSpec, after: datetime, anchor: datetime, zone: tzinfo) -> datetime | None:

@@ -16,7 +16,7 @@ from typing import Any
 from celery.schedules import BaseSchedule, schedstate
 
 from ..errors import TimingError
-from .evaluate import first_fire, next_fire_after
+from .evaluate import next_fire_after, passed_at_registration
 from .model import Kind, TimingSpec
 from .parser import parse_expression
 from .zones import app_zone, require_aware, resolve_zone, zone_name
@@ -89,7 +89,7 @@ class Timing(BaseSchedule):  # type: ignore[misc]
     @property
     def is_expired(self) -> bool:
         """A one-off whose moment had already passed when it was registered: it never fires."""
-        return self.kind == "once" and first_fire(self.spec, anchor=self.anchor, zone=self.tz) is None
+        return self.kind == "once" and passed_at_registration(self.spec, anchor=self.anchor, zone=self.tz)
 
     # ---- when it fires
 

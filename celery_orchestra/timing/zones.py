@@ -16,7 +16,13 @@ from typing import Any
 
 from ..errors import TimeZoneError
 
-__all__ = ["app_zone", "require_aware", "resolve_zone", "zone_name"]
+__all__ = ["app_zone", "log_instant", "require_aware", "resolve_zone", "zone_name"]
+
+
+def log_instant(instant: datetime, zone: tzinfo | None = None) -> str:
+    """An instant the one way log lines show it: ISO 8601 to the second with its UTC offset, in
+    ``zone`` (a job's own; default UTC), e.g. ``2026-03-29 03:00:00+02:00``."""
+    return require_aware(instant, "instant").astimezone(zone or UTC).isoformat(sep=" ", timespec="seconds")
 
 
 @functools.cache
