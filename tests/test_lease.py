@@ -490,6 +490,12 @@ def test_claims_of_a_beat_that_is_stopped_on_this_machine_are_left_to_it_for_a_w
         sleeper.wait()
 
 
+def fake_entry(**fields: Any) -> Any:
+    """What recovery reads of a loaded job's entry (its schedule only for the zone of log lines)."""
+    schedule = type("Schedule", (), {"tz": UTC})()
+    return type("Entry", (), {"total_run_count": 0, "next_fire_at": None, "schedule": schedule, **fields})()
+
+
 def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[datetime]:
     """What a fresh active beat on ``second`` would recover now (and send), by fire time."""
     from celery_orchestra.beat.dispatch import Dispatcher
@@ -501,7 +507,7 @@ def second_beat_claims(second: JobStore, namespace: str, now: datetime) -> list[
     clock.seconds += TTL.total_seconds() / 2
     assert lease.tend() is Transition.ACQUIRED
     sent: list[datetime] = []
-    entries = {"job": type("Entry", (), {"runnable": True, "total_run_count": 0, "next_fire_at": None})()}
+    entries = {"job": fake_entry(runnable=True)}
     dispatcher = Dispatcher(
         second,
         send=lambda entry, run, producer: sent.append(run.fire_time) or True,
@@ -553,7 +559,7 @@ def test_a_one_off_handed_back_unsent_is_sent_by_the_new_holder_not_abandoned(
 
     sent: list[datetime] = []
     # B saw A's claim and moved the job on: its entry looks done, yet the run never went out.
-    done = type("Entry", (), {"runnable": False, "state": "Done", "total_run_count": 0, "next_fire_at": None})()
+    done = fake_entry(runnable=False, state="Done")
     dispatcher = Dispatcher(
         second, send=lambda entry, run, producer: sent.append(run.fire_time) or True, producer=object, lease=lease
     )
