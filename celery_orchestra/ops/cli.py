@@ -520,16 +520,18 @@ def check(ctx: click.Context, /, files: Sequence[str], **kwargs: Any) -> None:
     """
     from ..errors import ConfigProblem, SettingsError
     from ..jobs.config import collect_definitions
-    from ..settings import SCHEDULE_FILES_SETTING, read_settings
+    from ..settings import DEFAULT_MIN_INTERVAL, SCHEDULE_FILES_SETTING, read_settings
 
     conf = ctx.obj.app.conf
     problems: list[ConfigProblem] = []
+    # Beat's start-up refuses what its settings refuse; with a bad setting, the default stands in.
+    min_interval = DEFAULT_MIN_INTERVAL
     try:
-        read_settings(conf)
+        min_interval = read_settings(conf).min_interval
     except SettingsError as error:
         problems.append(ConfigProblem("settings", None, None, None, str(error)))
     definitions, found = collect_definitions(
-        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=files
+        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=files, min_interval=min_interval
     )
     problems.extend(found)
     if problems:
