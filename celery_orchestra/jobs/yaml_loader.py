@@ -127,6 +127,9 @@ else:  # pragma: no cover - PyYAML built without libyaml
     ScheduleLoader = PythonScheduleLoader
 
 
+_COLLECTIONS: Final = (SequenceNode, MappingNode)
+
+
 def _children(node: Node) -> list[Node]:
     if isinstance(node, SequenceNode):
         return list(node.value)
@@ -151,34 +154,45 @@ class NodeMeter:
     def measure(self, root: Node) -> tuple[int, int]:
         """``(size, depth)`` of ``root``."""
         measured = self._measured
+        if not isinstance(root, _COLLECTIONS) or id(root) in measured:
+            return self._of(root)
         in_progress: set[int] = set()
         stack: list[tuple[Node, bool]] = [(root, False)]
         while stack:
             node, children_done = stack.pop()
-            if not isinstance(node, SequenceNode | MappingNode) or id(node) in measured:
-                continue
+            key = id(node)
             if children_done:
-                measured[id(node)] = self._combine(_children(node))
-                in_progress.discard(id(node))
-            elif id(node) not in in_progress:  # in progress: an alias to an enclosing node (handled by _combine)
-                in_progress.add(id(node))
+                measured[key] = self._combine(_children(node))
+                in_progress.discard(key)
+            elif key not in measured and key not in in_progress:  # in progress: it encloses itself (see _of)
+                in_progress.add(key)
                 stack.append((node, True))
-                stack.extend((child, False) for child in _children(node))
-        return self._of(root)
+                stack.extend(
+                    (child, False)
+                    for child in _children(node)
+                    if isinstance(child, _COLLECTIONS) and id(child) not in measured
+                )
+        return measured[id(root)]
 
     def _of(self, node: Node) -> tuple[int, int]:
-        if isinstance(node, SequenceNode | MappingNode):
+        if isinstance(node, _COLLECTIONS):
             # Not measured yet here means it encloses the node being measured: it contains itself.
             return self._measured.get(id(node), (MAX_NODES + 1, _UNBOUNDED))
         return (1, _UNBOUNDED) if node.tag == TOO_DEEP_TAG else (1, 0)
 
     def _combine(self, children: list[Node]) -> tuple[int, int]:
         size, depth = 1, 0
+        measured = self._measured
         for child in children:
-            child_size, child_depth = self._of(child)
-            size = min(size + child_size, MAX_NODES + 1)
-            depth = max(depth, child_depth)
-        return size, min(depth + 1, _UNBOUNDED)
+            if isinstance(child, _COLLECTIONS):
+                child_size, child_depth = measured.get(id(child), (MAX_NODES + 1, _UNBOUNDED))
+                size += child_size
+                depth = max(depth, child_depth)
+            else:
+                size += 1
+                if child.tag == TOO_DEEP_TAG:
+                    depth = _UNBOUNDED
+        return min(size, MAX_NODES + 1), min(depth + 1, _UNBOUNDED)
 
     def deepest(self, root: Node, level: int) -> Node:
         """The node ``level`` levels down the deepest path from ``root`` (or the deepest there is)."""
