@@ -26,6 +26,8 @@ The hierarchy::
     └── CommandError           (ValueError)   a remote-control command with arguments it cannot take
 
 :class:`ConfigProblem` is not an exception: it is one located entry of :class:`ConfigError`.
+User input quoted in any message goes through :func:`quoted` (and a source line through
+:func:`excerpt_window`), so that a megabyte of input is echoed as a few dozen characters.
 Nothing here depends on Celery, SQLAlchemy or any other module of the package.
 """
 
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ECHO_LIMIT",
+    "EXCERPT_LIMIT",
     "BrokerUnavailableError",
     "CommandError",
     "ConfigError",
@@ -54,11 +58,57 @@ __all__ = [
     "StoreNotFoundError",
     "TimeZoneError",
     "TimingError",
+    "excerpt_window",
+    "quoted",
+    "shortened",
 ]
 
 
 class OrchestraError(Exception):
     """Base class of every error celery-orchestra raises on purpose."""
+
+
+# ---------------------------------------------------------------------------- user input in messages
+
+#: At most this many characters of one piece of user input are quoted in a message.
+ECHO_LIMIT = 80
+#: A source line shown under a message (with its caret) is cut to this many characters.
+EXCERPT_LIMIT = 2 * ECHO_LIMIT
+_ELLIPSIS = "\u2026"
+
+
+def shortened(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the last of them an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
+
+
+def quoted(value: object) -> str:
+    """``repr(value)`` for a message, cut to :data:`ECHO_LIMIT` characters with an ellipsis.
+
+    Never raises: a huge ``int`` (whose ``repr`` Python refuses past 4,300 digits) is described
+    by its size instead.
+    """
+    if isinstance(value, str):
+        value = value[:ECHO_LIMIT]  # the repr of a megabyte would be built only to be cut
+    try:
+        shown = repr(value)
+    except ValueError:
+        shown = f"<a number of {value.bit_length()} bits>" if isinstance(value, int) else f"<a {type(value).__name__}>"
+    return shortened(shown)
+
+
+def excerpt_window(line: str, column: int | None) -> tuple[str, int | None]:
+    """``line`` cut to :data:`EXCERPT_LIMIT` characters around the 1-based ``column``, and the
+    column in the cut text (ellipses mark what was left out on either side)."""
+    if len(line) <= EXCERPT_LIMIT:
+        return line, column
+    position = min(max(column or 1, 1), len(line) + 1) - 1
+    start = max(0, min(position - EXCERPT_LIMIT // 2, len(line) - EXCERPT_LIMIT))
+    shown = line[start : start + EXCERPT_LIMIT]
+    prefix = _ELLIPSIS if start > 0 else ""
+    suffix = _ELLIPSIS if start + EXCERPT_LIMIT < len(line) else ""
+    new_column = None if column is None else position - start + 1 + len(prefix)
+    return prefix + shown + suffix, new_column
 
 
 # ---------------------------------------------------------------------------- timings
@@ -92,10 +142,10 @@ class TimingError(OrchestraError, ValueError):
     def _render(self) -> str:
         # Lines are counted by "\n" only, as the parser counts them.
         lines = self.expression.split("\n")
-        shown = lines[self.line - 1] if 0 < self.line <= len(lines) else ""
-        caret = " " * max(self.column - 1, 0) + "^"
+        shown, column = excerpt_window(lines[self.line - 1] if 0 < self.line <= len(lines) else "", self.column)
+        caret = " " * max((column or 1) - 1, 0) + "^"
         return (
-            f"invalid timing expression {self.expression!r}: {self.reason} "
+            f"invalid timing expression {quoted(self.expression)}: {self.reason} "
             f"(line {self.line}, column {self.column})\n    {shown}\n    {caret}"
         )
 
@@ -158,15 +208,17 @@ class ConfigProblem:
 
     def format(self) -> str:
         """The message as a compiler would print it, with the offending line and a caret."""
-        parts = [self.location, f"job {self.job!r}" if self.job is not None else "", self.message]
+        parts = [self.location, f"job {quoted(self.job)}" if self.job is not None else "", self.message]
         text = ": ".join(part for part in parts if part)
         if self.excerpt is None:
             return text
-        text += f"\n    {self.excerpt}"
-        caret_column = self.excerpt_column if self.excerpt_column is not None else self.column
+        excerpt, caret_column = excerpt_window(
+            self.excerpt, self.excerpt_column if self.excerpt_column is not None else self.column
+        )
+        text += f"\n    {excerpt}"
         if caret_column is not None and caret_column > 0:
             # Keep tabs so the caret lines up with what a terminal shows.
-            lead = "".join("\t" if char == "\t" else " " for char in self.excerpt[: caret_column - 1])
+            lead = "".join("\t" if char == "\t" else " " for char in excerpt[: caret_column - 1])
             text += f"\n    {lead}^"
         return text
 

@@ -14,10 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import SettingsError
+from .errors import SettingsError, quoted
 
 CatchUp = Literal["once", "skip", "all"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("once", "skip", "all")
+
+#: ``orchestra_min_interval``'s default: shorter than Celery's half-second examples, far longer than a typo's 1e-6.
+DEFAULT_MIN_INTERVAL = 0.1
 
 #: Suffix of the SQLite store created beside stock beat's schedule file (``beat -s``).
 DEFAULT_DB_SUFFIX = ".orchestra.db"
@@ -47,6 +50,8 @@ class OrchestraSettings:
     store_wait: float = 60.0
     #: Seconds settled runs stay in the ledger before the active beat deletes them; ``None`` keeps all.
     run_retention: float | None = 30 * 86400.0
+    #: The shortest interval (seconds) a job may repeat at; shorter ones are refused (a flood guard).
+    min_interval: float = DEFAULT_MIN_INTERVAL
 
     def store_url(self, schedule_filename: str | None) -> str:
         """The store URL: the setting, else an SQLite file beside stock beat's ``-s`` file."""
@@ -88,7 +93,7 @@ def read_schedule_files(setting: object) -> ScheduleFiles:
         path = os.path.expanduser(os.fspath(item))
         resolved = Path(path).resolve()
         if resolved in seen:
-            problems.append(f"{path!r} is listed more than once")
+            problems.append(f"{quoted(path)} is listed more than once")
             continue
         seen.add(resolved)
         paths.append(path)
@@ -97,10 +102,7 @@ def read_schedule_files(setting: object) -> ScheduleFiles:
 
 def python_value(value: object) -> str:
     """``str ('cpu')``: the type first, because that is usually what is wrong."""
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"{type(value).__name__} ({shown})"
+    return f"{type(value).__name__} ({quoted(value)})"
 
 
 def _number(conf: Any, name: str, default: float, *, minimum: float, maximum: float = 10**9) -> float:
@@ -119,6 +121,15 @@ def _number(conf: Any, name: str, default: float, *, minimum: float, maximum: fl
             shown = repr(value)
         raise SettingsError(f"setting {name} must be a number from {minimum:g} to {maximum:g}, got {shown}")
     return float(value)
+
+
+#: The setting that bounds how often a job may repeat.
+MIN_INTERVAL_SETTING = "orchestra_min_interval"
+
+
+def read_min_interval(conf: Any) -> float:
+    """``orchestra_min_interval``: seconds (0 to a day); the default lets Celery's half-second examples run."""
+    return _number(conf, MIN_INTERVAL_SETTING, DEFAULT_MIN_INTERVAL, minimum=0.0, maximum=86400.0)
 
 
 def _retention(conf: Any) -> float | None:
@@ -174,4 +185,5 @@ def read_settings(conf: Any) -> OrchestraSettings:
         lease_ttl=_number(conf, "orchestra_lease_ttl", 10.0, minimum=1.0, maximum=3600.0),
         store_wait=_number(conf, "orchestra_store_wait", 60.0, minimum=0.0, maximum=86400.0),
         run_retention=_retention(conf),
+        min_interval=read_min_interval(conf),
     )

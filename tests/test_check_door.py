@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from celery_orchestra.beat.scheduler import Scheduler
-from celery_orchestra.errors import InvalidJobError
+from celery_orchestra.errors import InvalidJobError, quoted
 from celery_orchestra.jobs.checks import job_problems
 from celery_orchestra.jobs.codec import schedule_to_data
 from celery_orchestra.jobs.config import check_configuration
@@ -177,7 +177,8 @@ def test_names_and_tasks_over_255_characters_are_refused_before_the_store(folder
         beat_schedule={long_name: {"task": "t", "schedule": 60}, "short": {"task": long_task, "schedule": 60}},
     )
     assert check_lines(app) == [
-        f"beat_schedule: job {long_name!r}: the name is 256 characters long; at most 255 fit the store",
+        # The name is echoed shortened (errors.ECHO_LIMIT).
+        f"beat_schedule: job {quoted(long_name)}: the name is 256 characters long; at most 255 fit the store",
         "beat_schedule: job 'short': 'task' is 300 characters long; at most 255 fit the store",
     ]
     assert beat_lines(app, folder) == check_lines(app)

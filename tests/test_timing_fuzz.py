@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from celery_orchestra import TimingError, timing
+from celery_orchestra.errors import excerpt_window, quoted
 from celery_orchestra.timing.schedule import NEVER_SECONDS
 from tests.expressions import EXTENSION_EXAMPLES, PREDECESSOR_EXPRESSIONS
 
@@ -100,15 +101,18 @@ def check_error(error: TimingError, text: str) -> None:
     lines = text.split("\n")
     assert 1 <= error.line <= len(lines)
     assert 1 <= error.column <= len(lines[error.line - 1]) + 1
-    # str() shows the expression and a caret under the column of the line it shows
+    # str() shows the expression (cut to a few dozen characters) and a caret under the column of the
+    # line it shows (a long line cut to a window around the column)
     rendered = str(error).split("\n")
-    assert repr(text) in rendered[0]
+    assert quoted(text) in rendered[0]
     assert rendered[-1].strip() == "^"
-    shown = text.split("\n")[error.line - 1]
-    assert error.column <= len(shown) + 1
+    line = text.split("\n")[error.line - 1]
+    assert error.column <= len(line) + 1
+    shown, column = excerpt_window(line, error.column)
     assert rendered[-2].endswith(shown)
     indent = len(rendered[-2]) - len(shown)
-    assert len(rendered[-1]) == indent + error.column
+    assert column is not None
+    assert len(rendered[-1]) == indent + column
 
 
 @FUZZ_SETTINGS
@@ -118,6 +122,7 @@ def check_error(error: TimingError, text: str) -> None:
 @example("every\n")
 @example("every 5 minutes\nfoo")
 @example("٣ seconds")
+@example("0000000000\x1f\x1f\x1f\x1f\x08\x0800000\U00012544\U00018d09\U0002ebe1\U0002ebe1")
 def test_random_text(text: str) -> None:
     check_outcome(text)
 

@@ -20,7 +20,15 @@ from typing import Any, cast
 from celery.schedules import crontab
 
 from ..errors import ConfigError, ConfigProblem, SettingsError, TimeZoneError
-from ..settings import SCHEDULE_FILES_SETTING, read_schedule_files, read_settings
+from ..settings import (
+    DEFAULT_MIN_INTERVAL,
+    MIN_INTERVAL_SETTING,
+    SCHEDULE_FILES_SETTING,
+    read_schedule_files,
+    read_settings,
+)
+from ..timing.model import Interval
+from ..timing.parser import parse_expression
 from ..timing.zones import app_zone
 from .beat_schedule import definitions_from_beat_schedule
 from .checks import definition_problems, split_source
@@ -54,9 +62,11 @@ def check_configuration(
     """
     conf = app.conf
     problems: list[ConfigProblem] = []
+    # With a bad setting the default stands in, so the jobs are still checked.
+    min_interval = DEFAULT_MIN_INTERVAL
     try:
         # The schedule files setting is reported with the files themselves, once.
-        read_settings(ChainMap({SCHEDULE_FILES_SETTING: None}, conf))
+        min_interval = read_settings(ChainMap({SCHEDULE_FILES_SETTING: None}, conf)).min_interval
     except SettingsError as error:
         problems.append(ConfigProblem("settings", None, None, None, str(error)))
     try:
@@ -64,7 +74,7 @@ def check_configuration(
     except TimeZoneError as error:
         problems.append(ConfigProblem("settings", None, None, None, f"setting timezone: {error}"))
     definitions, found = collect_definitions(
-        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=extra_files
+        conf.get("beat_schedule"), conf.get(SCHEDULE_FILES_SETTING), extra_files=extra_files, min_interval=min_interval
     )
     return definitions, problems + found
 
@@ -91,11 +101,15 @@ def celery_default_definitions(app: Any, configured: Sequence[JobDefinition]) ->
 
 
 def collect_definitions(
-    beat_schedule: object, schedule_files: object, *, extra_files: Sequence[str] = ()
+    beat_schedule: object,
+    schedule_files: object,
+    *,
+    extra_files: Sequence[str] = (),
+    min_interval: float = DEFAULT_MIN_INTERVAL,
 ) -> tuple[list[JobDefinition], list[ConfigProblem]]:
     """The jobs and every problem in ``beat_schedule``, the ``orchestra_schedule_files`` setting's
     files and ``extra_files`` (read once each, after the listed ones: what ``celery orchestra check``
-    is given)."""
+    is given). A job repeating more often than every ``min_interval`` seconds is a problem."""
     groups: list[list[JobDefinition]] = []
     problems: list[ConfigProblem] = []
     if beat_schedule is not None:
@@ -110,7 +124,42 @@ def collect_definitions(
         groups.append(found)
         problems.extend(found_problems)
     merged, duplicate_problems = _merge_by_name(groups)
-    return merged, problems + duplicate_problems + definition_problems(merged)
+    return merged, problems + duplicate_problems + definition_problems(merged) + _too_frequent(merged, min_interval)
+
+
+def _too_frequent(definitions: Iterable[JobDefinition], min_interval: float) -> list[ConfigProblem]:
+    """A problem for each job that repeats more often than ``min_interval`` seconds: a flood of messages."""
+    problems: list[ConfigProblem] = []
+    for definition in definitions:
+        every = _repeat_seconds(definition.schedule_data)
+        if every is None or every >= min_interval:
+            continue
+        source, line = split_source(definition.source)
+        problems.append(
+            ConfigProblem(
+                source,
+                line,
+                None,
+                definition.name,
+                f"it would run every {every:g} seconds, more often than {MIN_INTERVAL_SETTING} "
+                f"({min_interval:g} seconds) allows",
+            )
+        )
+    return problems
+
+
+def _repeat_seconds(data: Mapping[str, Any]) -> float | None:
+    """Seconds between runs of an interval schedule (a number, timedelta or ``every N``); None for others.
+
+    Every other kind repeats at most once a minute (a crontab, ``every minute at ...``) or once.
+    """
+    if data["type"] == "interval":
+        return float(data["seconds"])
+    if data["type"] == "timing":
+        spec = parse_expression(data["expression"])
+        if isinstance(spec, Interval):
+            return spec.every.total_seconds()
+    return None
 
 
 def _once_each(paths: Sequence[str]) -> list[str]:

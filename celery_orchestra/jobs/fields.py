@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import tzinfo
 
-from ..errors import TimeZoneError
+from ..errors import TimeZoneError, quoted
 from ..settings import python_value
 from ..timing.zones import resolve_zone, zone_name
 
@@ -23,13 +23,13 @@ def canonical_zone_name(value: str | tzinfo) -> str:
     try:
         resolve_zone(name)
     except TimeZoneError:
-        raise TimeZoneError(f"the time zone {name!r} has no IANA name; use a name like 'Europe/Berlin'") from None
+        raise TimeZoneError(f"the time zone {quoted(name)} has no IANA name; use a name like 'Europe/Berlin'") from None
     return name
 
 
 def unknown_key_message(key: str, allowed: Sequence[str], where: str, hints: Mapping[str, str]) -> str:
     """``unknown key 'tz' in the entry; did you mean 'timezone'?``: a hint, a close match, or the list."""
-    message = f"unknown key {key!r} in {where}"
+    message = f"unknown key {quoted(key)} in {where}"
     hint = hints.get(key)
     if hint is None:
         close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.6)

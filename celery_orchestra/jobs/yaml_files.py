@@ -2,13 +2,16 @@
 
 YAML is read with PyYAML's node composer rather than ``safe_load`` so that every value still knows
 where it was written; only leaves (arguments, options) are turned into Python values. Every
-problem is reported with its file, line, column (a caret under it) and job.
+problem is reported with its file, line, column (a caret under it) and job. The limits on a
+file's size, nesting and alias expansion (README "Limits") are checked here, with
+:mod:`.yaml_loader`, before anything is built.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,17 @@ import yaml
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..errors import ConfigProblem, TimeZoneError, TimingError
+from ..errors import EXCERPT_LIMIT, ConfigProblem, TimeZoneError, TimingError, quoted, shortened
 from .codec import schedule_to_data
 from .definitions import JobDefinition
 from .fields import canonical_zone_name, unique_tags, unknown_key_message
+from .yaml_loader import MAX_DEPTH, MAX_NODES, TOO_DEEP_TAG, NodeMeter, ScheduleLoader
 
-__all__ = ["definitions_from_yaml", "definitions_from_yaml_text"]
+__all__ = ["MAX_SCHEDULE_FILE_BYTES", "definitions_from_yaml", "definitions_from_yaml_text"]
+
+#: The largest schedule file read (10 MiB): far more than any hand-written schedule, and checked in
+#: seconds, not minutes.
+MAX_SCHEDULE_FILE_BYTES = 10 * 1024 * 1024
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -58,7 +66,15 @@ def definitions_from_yaml(path: str | os.PathLike[str]) -> tuple[list[JobDefinit
     """
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
+        refusal = _unreadable_file(source)
+        if refusal is not None:
+            return [], [ConfigProblem(source, None, None, None, refusal)]
+        # Text mode, as Path.read_text: universal newlines. Reading one character past the limit
+        # catches a file that grew since it was looked at.
+        with open(source, encoding="utf-8") as file:
+            text = file.read(MAX_SCHEDULE_FILE_BYTES + 1)
+        if len(text) > MAX_SCHEDULE_FILE_BYTES:
+            return [], [ConfigProblem(source, None, None, None, _too_large_message())]
     except FileNotFoundError:
         where = f" (looked for {Path(source).resolve()})" if not os.path.isabs(source) else ""
         message = f"schedule file not found{where}"
@@ -70,6 +86,23 @@ def definitions_from_yaml(path: str | os.PathLike[str]) -> tuple[list[JobDefinit
         message = f"cannot read schedule file: {exc.strerror or exc}"
         return [], [ConfigProblem(source, None, None, None, message)]
     return definitions_from_yaml_text(text, source)
+
+
+def _unreadable_file(source: str) -> str | None:
+    """Why ``source`` is not read at all: not a regular file (a device, a pipe...), or too large."""
+    status = os.stat(source)
+    if stat.S_ISDIR(status.st_mode):
+        return "cannot read schedule file: it is a directory"
+    if not stat.S_ISREG(status.st_mode):
+        return "schedule file is not a regular file (a device, pipe or socket is never read)"
+    if status.st_size > MAX_SCHEDULE_FILE_BYTES:
+        return _too_large_message(status.st_size)
+    return None
+
+
+def _too_large_message(size: int | None = None) -> str:
+    found = f" ({size:,} bytes)" if size is not None else ""
+    return f"schedule file is too large{found}: at most {MAX_SCHEDULE_FILE_BYTES:,} bytes (10 MiB)"
 
 
 def definitions_from_yaml_text(text: str, source: str) -> tuple[list[JobDefinition], list[ConfigProblem]]:
@@ -106,16 +139,18 @@ def _describe_node(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    value = str(node.value)
+    if node.tag == TOO_DEEP_TAG:
+        return f"lists or mappings nested more than {MAX_DEPTH} levels deep"
+    value = shortened(str(node.value))
     kinds = {
-        _STR_TAG: f"the text {value!r}",
+        _STR_TAG: f"the text {quoted(str(node.value))}",
         _NULL_TAG: "nothing",
         _BOOL_TAG: f"{value} (a boolean)",
         "tag:yaml.org,2002:int": f"the number {value}",
         "tag:yaml.org,2002:float": f"the number {value}",
         "tag:yaml.org,2002:timestamp": f"the date {value}",
     }
-    return kinds.get(node.tag, f"{value} ({node.tag.rpartition(':')[2]})")
+    return kinds.get(node.tag, f"{value} ({shortened(node.tag.rpartition(':')[2])})")
 
 
 def _peek_name(node: Node) -> str | None:
@@ -138,7 +173,10 @@ class _YamlNodes:
     def __init__(self, text: str, source: str) -> None:
         self.source = source
         self.lines = text.splitlines()
-        self.loader = yaml.SafeLoader(text)
+        self.loader = ScheduleLoader(text)
+        self.meter = NodeMeter()
+        #: Nodes read so far, every use of an alias counted again; reading stops past MAX_NODES.
+        self.nodes_read = 0
         self.problems: list[ConfigProblem] = []
         # Mappings already read, by node: an aliased mapping is flattened once and read alike.
         self.mapping_cache: dict[int, _NodeItems | None] = {}
@@ -155,7 +193,40 @@ class _YamlNodes:
     def report(self, node: Node, job: str | None, message: str) -> None:
         self.report_at(node.start_mark, job, message)
 
-    def report_yaml_error(self, exc: yaml.MarkedYAMLError) -> None:
+    def within_node_limit(self, node: Node, job: str | None) -> bool:
+        """Count a job's nodes against the file's MAX_NODES; False (reported) for a job that is too large.
+
+        A job too large on its own is left out and the others are still read; once the jobs read
+        add up to more than MAX_NODES, that is reported once and no further job is read.
+        """
+        if self.nodes_read > MAX_NODES:
+            return False
+        size, _ = self.meter.measure(node)
+        if size > MAX_NODES:
+            self.report_too_many_nodes(node, job)
+            return False
+        self.nodes_read += size
+        if self.nodes_read > MAX_NODES:
+            self.report(node, job, f"the file has more than {MAX_NODES:,} YAML nodes by this job; split it into files")
+            return False
+        return True
+
+    def report_too_many_nodes(self, node: Node, job: str | None) -> None:
+        """Report a job of more than MAX_NODES nodes at the key of its largest value."""
+        what = "the job"
+        where = node
+        if isinstance(node, MappingNode) and node.value:
+            key_node, value_node = max(node.value, key=lambda item: self.meter.measure(item[1])[0])
+            if self.meter.measure(value_node)[0] > MAX_NODES and isinstance(key_node, ScalarNode):
+                what, where = quoted(key_node.value), key_node
+        self.report(
+            where,
+            job,
+            f"{what} expands to more than {MAX_NODES:,} YAML nodes (each use of an alias counts what it names "
+            "again, and an alias inside what it names never ends)",
+        )
+
+    def report_yaml_error(self, exc: yaml.MarkedYAMLError, job: str | None = None) -> None:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "malformed document"
         message = f"invalid YAML: {problem}"
@@ -167,9 +238,9 @@ class _YamlNodes:
             else:
                 message += f" ({exc.context} at line {exc.context_mark.line + 1})"
         if mark is None:
-            self.problems.append(ConfigProblem(self.source, None, None, None, message))
+            self.problems.append(ConfigProblem(self.source, None, None, job, message))
             return
-        self.report_at(mark, None, message)
+        self.report_at(mark, job, message)
 
     def mapping(self, node: Node, what: str, job: str | None) -> _NodeItems | None:
         """The string-keyed entries of a mapping node, after ``<<`` merges; None if it is none.
@@ -194,7 +265,8 @@ class _YamlNodes:
                 self.report(
                     key_node,
                     job,
-                    f"duplicate key {key_node.value!r} in {what} (first given on line {first.start_mark.line + 1})",
+                    f"duplicate key {quoted(key_node.value)} in {what} "
+                    f"(first given on line {first.start_mark.line + 1})",
                 )
             seen[key_node.value] = key_node
         try:
@@ -242,14 +314,23 @@ class _YamlNodes:
 
     def value(self, node: Node, what: str, job: str | None) -> tuple[bool, Any]:
         """The Python value of a subtree (task arguments, options); ``(False, None)`` if unusable."""
+        _, depth = self.meter.measure(node)
+        if depth > MAX_DEPTH:
+            too_deep = self.meter.deepest(node, MAX_DEPTH + 1)
+            self.report(
+                too_deep,
+                job,
+                f"{what} is nested too deeply: at most {MAX_DEPTH} levels of lists and mappings inside each other",
+            )
+            return False, None
         try:
             # The loader caches values by node, so jobs sharing a node via an alias or a `<<` merge
             # would share one mutable list or dict; each job gets its own copy.
             return True, copy.deepcopy(self.loader.construct_object(node, deep=True))
         except yaml.MarkedYAMLError as exc:
-            self.report_yaml_error(exc)
+            self.report_yaml_error(exc, job)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
-            self.report(node, job, f"{what} cannot be read: {exc}")
+            self.report(node, job, f"{what} cannot be read: {shortened(str(exc), EXCERPT_LIMIT)}")
         return False, None
 
     def string_keyed(self, node: Node, what: str, job: str | None) -> dict[str, Any] | None:
@@ -259,7 +340,7 @@ class _YamlNodes:
             return None
         result: dict[str, Any] = {}
         for key, (_, value_node) in entries.items():
-            ok, value = self.value(value_node, f"{what}[{key!r}]", job)
+            ok, value = self.value(value_node, f"{what}[{quoted(key)}]", job)
             if not ok:
                 return None
             result[key] = value
@@ -325,6 +406,9 @@ class _YamlScheduleReader(_YamlNodes):
             self.loader.dispose()
 
     def read_block(self, node: Node, number: int) -> None:
+        self.nodes_read += 1  # its jobs are counted as they are read; a list of a million blocks is not
+        if self.nodes_read > MAX_NODES:
+            return
         items = self.mapping(node, f"schedule block {number}", None)
         if items is None:
             return
@@ -348,7 +432,8 @@ class _YamlScheduleReader(_YamlNodes):
             )
             return
         for job_node in schedules_node.value:
-            self.read_job(job_node, module, block_ok)
+            if self.within_node_limit(job_node, _peek_name(job_node)):
+                self.read_job(job_node, module, block_ok)
 
     def read_job(self, node: Node, module: str | None, block_ok: bool) -> None:
         before = len(self.problems)

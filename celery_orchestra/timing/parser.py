@@ -11,6 +11,7 @@ exceptions never escape.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, time, timedelta
 from importlib import resources
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import TimingError
+from ..errors import TimingError, quoted
 from .model import (
     WEEKEND,
     WORKDAYS,
@@ -33,7 +34,7 @@ from .model import (
     TimingSpec,
 )
 
-__all__ = ["parse_expression", "parse_expression_uncached"]
+__all__ = ["MAX_DIGITS", "parse_expression", "parse_expression_uncached"]
 
 # What each terminal is called in an error message.
 _TERMINAL_WORDS = {
@@ -77,6 +78,12 @@ _LONGEST_DURATION_YEARS = 100
 _LONGEST_DURATION_SECONDS = _LONGEST_DURATION_YEARS * 366 * 86400
 
 
+#: Digits in one run of a number or clock time: enough for 100 years in seconds (10 digits), and far
+#: below the 4,300 digits past which Python's int() refuses a number with an unlocated ValueError.
+MAX_DIGITS = 10
+_DIGIT_RUN = re.compile(r"\d+")
+
+
 class _Invalid(Exception):
     """Raised inside the transformer; turned into a TimingError that knows the whole text."""
 
@@ -98,6 +105,15 @@ def _int(token: Token, what: str, upper: int) -> int:
     if value >= upper:
         _fail(f"{what} must be below {upper}, not {value}", token)
     return value
+
+
+def _refuse_long_digit_runs(token: Token) -> Token:
+    """Lexer callback for tokens made of digits: every run of digits has at most MAX_DIGITS."""
+    for run in _DIGIT_RUN.finditer(token):
+        if run.end() - run.start() > MAX_DIGITS:
+            where = Token(token.type, run.group(), (token.start_pos or 0) + run.start())
+            _fail(f"a number may have at most {MAX_DIGITS} digits, not {run.end() - run.start()}", where)
+    return token
 
 
 def _number(token: Token) -> float:
@@ -311,6 +327,7 @@ def _parser() -> Lark:
         parser="lalr",
         lexer="contextual",
         transformer=_ToModel(),
+        lexer_callbacks={name: _refuse_long_digit_runs for name in ("NUMBER", "CLOCK")},
         maybe_placeholders=True,
         propagate_positions=False,
         cache=False,
@@ -338,11 +355,11 @@ def _acceptable_terminals(error: UnexpectedInput) -> set[str]:
 
 def _describe_found(error: UnexpectedInput, text: str) -> str:
     if isinstance(error, UnexpectedToken) and error.token.type != "$END":
-        return repr(str(error.token))
+        return quoted(str(error.token))
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
         return "the end of the expression"
-    rest: list[str] = text[error.pos_in_stream :].split() if error.pos_in_stream is not None else []
-    return repr(rest[0]) if rest else "the end of the expression"
+    rest: list[str] = text[error.pos_in_stream :].split(maxsplit=1) if error.pos_in_stream is not None else []
+    return quoted(rest[0]) if rest else "the end of the expression"
 
 
 def _syntax_error(error: UnexpectedInput, text: str) -> TimingError:

@@ -14,9 +14,13 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from ..errors import TimeZoneError
+from ..errors import TimeZoneError, quoted
 
-__all__ = ["app_zone", "log_instant", "require_aware", "resolve_zone", "zone_name"]
+__all__ = ["MAX_ZONE_NAME_LENGTH", "app_zone", "log_instant", "require_aware", "resolve_zone", "zone_name"]
+
+#: The longest zone name looked up. IANA names are at most about 30 characters; a long name of
+#: many ``/`` parts would make zoneinfo recurse (a RecursionError) looking for its file.
+MAX_ZONE_NAME_LENGTH = 255
 
 
 def log_instant(instant: datetime, zone: tzinfo | None = None) -> str:
@@ -35,6 +39,11 @@ def _zone_from_name(name: str) -> tzinfo:
     key = name.strip()
     if not key:
         raise TimeZoneError("empty time zone name")
+    if len(key) > MAX_ZONE_NAME_LENGTH:
+        raise TimeZoneError(
+            f"time zone name {quoted(key)} is {len(key)} characters long; "
+            f"at most {MAX_ZONE_NAME_LENGTH} (IANA names are like 'Europe/Berlin')"
+        )
     if key.casefold() in ("utc", "z", "etc/utc"):
         return UTC
     try:
@@ -46,7 +55,7 @@ def _zone_from_name(name: str) -> tzinfo:
         return zoneinfo.ZoneInfo(canonical)
     close = difflib.get_close_matches(key, sorted(_zones_by_folded_name().values()), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise TimeZoneError(f"unknown time zone {name!r} (expected an IANA name like 'Europe/Berlin'){hint}")
+    raise TimeZoneError(f"unknown time zone {quoted(name)} (expected an IANA name like 'Europe/Berlin'){hint}")
 
 
 def resolve_zone(value: str | tzinfo | None) -> tzinfo:

@@ -50,10 +50,16 @@ def type_name(value: object) -> str:
 
 
 def valid_interval_seconds(seconds: float) -> float:
-    """``seconds`` if it is a usable interval: finite, representable, and at least a microsecond.
+    """``seconds`` as a float if it is a usable interval: finite, representable, and at least a microsecond.
 
-    A zero interval would make beat fire in a hot loop (the predecessor's ``every 00:00:00``).
+    A zero interval would make beat fire in a hot loop (the predecessor's ``every 00:00:00``). An
+    ``int`` too large for a float (``10**400``) is refused before it is converted.
     """
+    if isinstance(seconds, int) and abs(seconds) > _LONGEST_INTERVAL_SECONDS:
+        raise ScheduleDataError(
+            f"an interval of more than {_LONGEST_INTERVAL_SECONDS:g} seconds is longer than Python can represent"
+        )
+    seconds = float(seconds)
     if not math.isfinite(seconds):
         raise ScheduleDataError(f"an interval must be a finite number of seconds, got {seconds!r}")
     if seconds > _LONGEST_INTERVAL_SECONDS:

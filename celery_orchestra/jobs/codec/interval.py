@@ -61,7 +61,7 @@ class IntervalCodec:
         if isinstance(value, IntervalTiming):
             return self._data(value.every.total_seconds(), False)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return self._data(float(value), relative)
+            return self._data(value, relative)
         if isinstance(value, timedelta):
             return self._data(value.total_seconds(), relative)
         if isinstance(value, interval_schedule):
@@ -75,7 +75,7 @@ class IntervalCodec:
         return {"type": self.tag, "seconds": valid_interval_seconds(seconds), "relative": relative}
 
     def check(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {**data, "seconds": valid_interval_seconds(float(data["seconds"]))}
+        return {**data, "seconds": valid_interval_seconds(data["seconds"])}
 
     def decode(self, data: Mapping[str, Any], context: ScheduleContext) -> BaseSchedule:
         every = timedelta(seconds=data["seconds"])
