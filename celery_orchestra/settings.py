@@ -132,6 +132,18 @@ def read_min_interval(conf: Any) -> float:
     return _number(conf, MIN_INTERVAL_SETTING, DEFAULT_MIN_INTERVAL, minimum=0.0, maximum=86400.0)
 
 
+#: Celery's own setting for beat's longest sleep; ``--max-interval`` overrides it.
+MAX_LOOP_INTERVAL_SETTING = "beat_max_loop_interval"
+
+
+def read_max_loop_interval(value: object, *, name: str = MAX_LOOP_INTERVAL_SETTING) -> float:
+    """Beat's longest sleep in seconds, as Celery handed it to the scheduler (setting or ``--max-interval``).
+
+    A text, a negative number (beat would spin at full CPU) or NaN is refused in one line.
+    """
+    return _number({name: value}, name, 5.0, minimum=0.01, maximum=86400.0)
+
+
 def _retention(conf: Any) -> float | None:
     """``orchestra_run_retention``: seconds or a ``timedelta`` (at least an hour), or ``None`` to keep everything."""
     name = "orchestra_run_retention"

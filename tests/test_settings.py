@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
+from celery_orchestra import Scheduler
 from celery_orchestra.errors import SettingsError
+from celery_orchestra.jobs.config import check_configuration
 from celery_orchestra.settings import read_settings
 
 NUMBERS = [
@@ -59,3 +63,38 @@ def test_a_bad_retention_says_what_it_takes(value: Any) -> None:
     )
     with pytest.raises(SettingsError, match=expected):
         read_settings({"orchestra_run_retention": value})
+
+
+@pytest.mark.parametrize("value", ["5", -5, float("nan"), float("inf"), 10**400], ids=repr)
+def test_a_bad_max_loop_interval_is_refused_by_check_and_by_beat_in_one_line(value: Any, tmp_path: Path) -> None:
+    """Celery's beat_max_loop_interval: a text raised TypeError deep in beat; a negative one made it spin."""
+    app = Celery("settings", broker="memory://", set_as_current=False)
+    app.conf.update(
+        beat_max_loop_interval=value,
+        orchestra_database_url=f"sqlite:///{tmp_path / 'o.db'}",
+        orchestra_remote_control=False,
+        beat_schedule={"job": {"task": "t", "schedule": 60}},
+    )
+    _, problems = check_configuration(app)
+    assert len(problems) == 1
+    assert problems[0].message.startswith("setting beat_max_loop_interval must be a number from 0.01 to 86400, got ")
+    assert "\n" not in problems[0].message and len(problems[0].message) < 200
+    with pytest.raises(SystemExit) as stopped:
+        Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    assert stopped.value.code == 1
+    assert not (tmp_path / "o.db").exists()
+
+
+def test_a_bad_max_interval_from_the_command_line_is_refused_naming_both_spellings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Celery("settings", broker="memory://", set_as_current=False)
+    app.conf.update(orchestra_database_url=f"sqlite:///{tmp_path / 'o.db'}", orchestra_remote_control=False)
+    with pytest.raises(SystemExit):
+        Scheduler(app, schedule_filename=str(tmp_path / "beat"), max_interval=-5)  # celery beat --max-interval -5
+    assert (
+        "celery-orchestra: setting beat_max_loop_interval (or --max-interval) must be a number from 0.01 to 86400, "
+        "got -5" in caplog.messages
+    )
+    app.conf.update(beat_max_loop_interval=0)  # Celery's default: "not set"
+    assert check_configuration(app)[1] == []

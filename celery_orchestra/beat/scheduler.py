@@ -38,7 +38,7 @@ from ..errors import OrchestraError, StoreError
 from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
-from ..settings import OrchestraSettings, read_settings
+from ..settings import MAX_LOOP_INTERVAL_SETTING, OrchestraSettings, read_max_loop_interval, read_settings
 from ..store import JobRecord, JobStore, RunRecord
 from ..timing.zones import app_zone
 from .broker import forget_connection, publish_run
@@ -140,6 +140,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         # job): a mistake in it must not leave a new, empty store behind.
         definitions = load_definitions(self.app)
         self.settings = read_settings(self.app.conf)
+        self.max_interval = read_max_loop_interval(
+            self.max_interval, name=f"{MAX_LOOP_INTERVAL_SETTING} (or --max-interval)"
+        )
         # Jobs without a zone of their own follow the app's; resolved once, not once per job.
         self._app_zone = app_zone(self.app)
         definitions += celery_default_definitions(self.app, definitions)

@@ -22,8 +22,10 @@ from celery.schedules import crontab
 from ..errors import ConfigError, ConfigProblem, SettingsError, TimeZoneError
 from ..settings import (
     DEFAULT_MIN_INTERVAL,
+    MAX_LOOP_INTERVAL_SETTING,
     MIN_INTERVAL_SETTING,
     SCHEDULE_FILES_SETTING,
+    read_max_loop_interval,
     read_schedule_files,
     read_settings,
 )
@@ -67,6 +69,11 @@ def check_configuration(
     try:
         # The schedule files setting is reported with the files themselves, once.
         min_interval = read_settings(ChainMap({SCHEDULE_FILES_SETTING: None}, conf)).min_interval
+    except SettingsError as error:
+        problems.append(ConfigProblem("settings", None, None, None, str(error)))
+    try:
+        if conf.get(MAX_LOOP_INTERVAL_SETTING):  # Celery takes 0 (its default) and None as "not set"
+            read_max_loop_interval(conf.get(MAX_LOOP_INTERVAL_SETTING))
     except SettingsError as error:
         problems.append(ConfigProblem("settings", None, None, None, str(error)))
     try:
