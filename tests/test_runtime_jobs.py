@@ -122,7 +122,7 @@ def test_adding_a_name_a_job_holds_is_refused_naming_the_owner(store: JobStore) 
     add_job(store, "sync-crm", task="crm.sync", schedule=60)
     with pytest.raises(InvalidJobError, match=r"'conf-a' is taken by a configured job \(beat_schedule\)"):
         add_job(store, "conf-a", task="other.task", schedule=60)
-    with pytest.raises(InvalidJobError, match=r"'sync-crm' is taken by a job added at runtime earlier"):
+    with pytest.raises(InvalidJobError, match=r"'sync-crm' is taken by a job added at runtime earlier; update it"):
         add_job(store, "sync-crm", task="other.task", schedule=60)
     assert store.get_job("conf-a").task == "tasks.conf-a"  # type: ignore[union-attr]
     assert store.get_job("sync-crm").task == "crm.sync"  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from ..errors import ControlError, JobSpecError
@@ -84,22 +84,27 @@ def add_job(
     timezone: Any = None,
     tags: Iterable[str] = (),
     enabled: bool = True,
+    default_timezone: str | tzinfo | None = None,
 ) -> JobStatus:
     """Add the runtime-owned job ``name``, sending ``task`` on ``schedule``; return its status.
 
     ``schedule`` is anything ``beat_schedule`` takes; ``args``, ``kwargs`` and ``options`` (for
     ``apply_async``) must be JSON; ``timezone`` is an IANA zone (default: the app's); ``tags``
     select it for pause, resume, enable and disable; ``enabled=False`` adds it disabled.
+    ``default_timezone`` is only how the returned status shows a job without a zone (as in
+    :func:`~.api.list_jobs`).
 
     Raises :class:`~celery_orchestra.errors.JobSpecError` for bad values and
     :class:`~celery_orchestra.errors.InvalidJobError` when the name is held by a configured job
     or an earlier runtime job (a removed job's name is free: its row and history are taken over).
     """
     spec = JobSpec(name, task, schedule, args, kwargs, options, timezone, tags, enabled)
-    return add_jobs(target, [spec])[0]
+    return add_jobs(target, [spec], default_timezone=default_timezone)[0]
 
 
-def add_jobs(target: Target, specs: Iterable[JobSpec]) -> list[JobStatus]:
+def add_jobs(
+    target: Target, specs: Iterable[JobSpec], *, default_timezone: str | tzinfo | None = None
+) -> list[JobStatus]:
     """Add many runtime-owned jobs in one transaction, all or none (for bulk imports); their
     statuses, in order. Every spec is checked first and every problem reported together."""
     listed = list(specs)
@@ -116,7 +121,7 @@ def add_jobs(target: Target, specs: Iterable[JobSpec]) -> list[JobStatus]:
     now = _now()
     with store_for(target) as store:
         records = store.add_jobs(definitions, now=now)
-    return _statuses(target, records, now)
+    return _statuses(target, records, now, default_timezone)
 
 
 def update_job(
@@ -131,6 +136,7 @@ def update_job(
     timezone: Any = UNCHANGED,
     tags: Any = UNCHANGED,
     enabled: Any = UNCHANGED,
+    default_timezone: str | tzinfo | None = None,
 ) -> JobStatus:
     """Change only the given fields of the runtime-owned job ``name``; return its new status.
 
@@ -174,7 +180,7 @@ def update_job(
             record = store.update_job(name, change, now=now)
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
-    return _statuses(target, [record], now)[0]
+    return _statuses(target, [record], now, default_timezone)[0]
 
 
 def remove_job(target: Target, name: str) -> bool:
@@ -192,13 +198,13 @@ def remove_job(target: Target, name: str) -> bool:
             raise no_such_job(store, missing.names) from None
 
 
-def get_job(target: Target, name: str) -> JobStatus:
+def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None = None) -> JobStatus:
     """The status of job ``name`` (configured or runtime-owned, removed ones too)."""
     with store_for(target) as store:
         record = store.get_job(name)
         if record is None:
             raise no_such_job(store, [name])
-    return _statuses(target, [record], _now())[0]
+    return _statuses(target, [record], _now(), default_timezone)[0]
 
 
 def _now() -> datetime:
@@ -243,7 +249,9 @@ def _check(definitions: Sequence[JobDefinition]) -> None:
         raise JobSpecError(problems)
 
 
-def _statuses(target: Target, records: Sequence[JobRecord], now: datetime) -> list[JobStatus]:
-    zone = default_zone(target, None)
+def _statuses(
+    target: Target, records: Sequence[JobRecord], now: datetime, default_timezone: str | tzinfo | None
+) -> list[JobStatus]:
+    zone = default_zone(target, default_timezone)
     app = target if hasattr(target, "conf") else None
     return [job_status(record, default_zone=zone, app=app, now=now) for record in records]

@@ -156,9 +156,7 @@ def _refuse_taken(names: Sequence[str], found: Mapping[str, tuple[Any, ...]]) ->
                 f"{name!r} is taken by a configured job ({source}); configured jobs are changed in their source"
             )
         else:
-            described.append(
-                f"{name!r} is taken by a job added at runtime earlier; change that one (update_job) or remove it first"
-            )
+            described.append(f"{name!r} is taken by a job added at runtime earlier; update it, or remove it first")
     more = f" (and {len(taken) - _LISTED} more)" if len(taken) > _LISTED else ""
     raise InvalidJobError(f"cannot add job{'' if len(taken) == 1 else 's'} at runtime: {'; '.join(described)}{more}")
 
