@@ -62,7 +62,7 @@ if typing.TYPE_CHECKING:
         resume_jobs,
         resume_jobs_with_tags,
     )
-    from .ops.jobs_api import JobSpec, add_job, add_jobs, get_job, remove_job, update_job
+    from .ops.jobs_api import JobSpec, add_job, add_jobs, export_jobs, get_job, remove_job, update_job
     from .ops.liveness import BeatStatus, Liveness, beat_liveness
     from .ops.maintenance import PruneResult, forget_job, prune_history
 
@@ -84,6 +84,7 @@ _LAZY: dict[str, str] = {
     "JobSpec": "ops.jobs_api",
     "add_job": "ops.jobs_api",
     "add_jobs": "ops.jobs_api",
+    "export_jobs": "ops.jobs_api",
     "get_job": "ops.jobs_api",
     "remove_job": "ops.jobs_api",
     "update_job": "ops.jobs_api",
@@ -144,6 +145,7 @@ __all__ = [
     "enable_job",
     "enable_jobs",
     "enable_jobs_with_tags",
+    "export_jobs",
     "forget_job",
     "get_job",
     "job_history",

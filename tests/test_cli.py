@@ -975,3 +975,17 @@ def test_enable_and_disable_by_name_and_tags(cli: click.Group, project: Project)
         "enabled: cleanup, heartbeat; already enabled: nightly-report (jobs with any of the tags slow, fast)\n",
     )
     assert stored(project, "heartbeat").enabled and stored(project, "cleanup").enabled
+
+
+def test_export_prints_a_schedule_file_that_check_accepts(cli: click.Group, project: Project) -> None:
+    assert run(cli, project, "add", "sync-crm", "--task", "crm.sync", "--schedule", "every 15 minutes").exit_code == 0
+    result = run(cli, project, "export", "--owner", "runtime")
+    assert result.exit_code == 0, result.output
+    assert "\n  - name: sync-crm\n    task: crm.sync\n    schedule:\n      timing: every 15 minutes\n" in result.stdout
+    exported = project.folder / "runtime.yaml"
+    exported.write_text(result.stdout)
+    checked = run(cli, project, "check", str(exported))
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.startswith("OK: 5 jobs (4 in beat_schedule, 1 in ")
+    everything = run(cli, project, "export")
+    assert everything.stdout.count("  - name: ") == 5

@@ -208,3 +208,24 @@ def test_the_runtime_jobs_bad_timing_example_is_verbatim() -> None:
     with pytest.raises(JobSpecError) as raised:
         add_job(JobStore("sqlite://"), "sync-crm", task="crm.sync", schedule="every 5 minuts")
     assert f"`{raised.value}`" in runtime_section()
+
+
+def test_the_export_example_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery_orchestra import add_job, export_jobs
+    from celery_orchestra.store import JobStore
+
+    monkeypatch.chdir(tmp_path)
+    store = JobStore("sqlite:///celerybeat-schedule.orchestra.db")
+    store.migrate()
+    add_job(
+        store,
+        "sync-crm",
+        task="crm.sync",
+        schedule="every 15 minutes",
+        options={"queue": "low", "priority": 5},
+        tags=["crm"],
+    )
+    text = export_jobs(store, owner="runtime")
+    store.close()
+    block = runtime_section().split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert text == block

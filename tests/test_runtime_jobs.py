@@ -28,12 +28,14 @@ from celery_orchestra import (
     JobSpecError,
     NoMatchingJobsError,
     NoSuchJobError,
+    ScheduleDataError,
     add_job,
     add_jobs,
     disable_job,
     disable_jobs_with_tags,
     enable_job,
     enable_jobs_with_tags,
+    export_jobs,
     forget_job,
     get_job,
     job_history,
@@ -43,6 +45,7 @@ from celery_orchestra import (
     update_job,
 )
 from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.jobs.yaml_files import definitions_from_yaml_text
 from celery_orchestra.ops import jobs_api
 from celery_orchestra.store import JobStore, RunRecord
 from celery_orchestra.store.schema import alembic_config
@@ -451,3 +454,65 @@ def test_a_job_added_to_a_running_scheduler_is_sent_within_its_poll_interval(
         assert harness.outbox.fires("conf") == [at(60), at(120)]
     finally:
         harness.close()
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def test_export_writes_a_schedule_file_that_re_creates_the_runtime_jobs(store: JobStore, store_url: str) -> None:
+    add_job(
+        store,
+        "sync-crm",
+        task="crm.sync",
+        schedule="every 15 minutes",
+        args=(1, "x: y"),
+        kwargs={"full": True, "on": "yes"},
+        options={"queue": "low", "priority": 5},
+        tags=("crm", "io"),
+    )
+    add_job(store, "tokyo", task="t.tokyo", schedule=timing("every day at 03:00", tz="Asia/Tokyo"), enabled=False)
+    add_job(store, "ninety", task="t.ninety", schedule=90)
+    add_job(store, "gone", task="t.gone", schedule=60)
+    remove_job(store, "gone")
+
+    text = export_jobs(store, owner="runtime")
+
+    assert text.startswith(f"# celery orchestra export: the jobs owned by runtime in {store.safe_url}\n")
+    found, problems = definitions_from_yaml_text(text, "exported.yaml")
+    assert problems == []
+    by_name = {definition.name: definition for definition in found}
+    assert sorted(by_name) == ["ninety", "sync-crm", "tokyo"]
+    for name, definition in by_name.items():
+        record = store.get_job(name)
+        assert record is not None
+        assert (definition.task, definition.timezone, definition.args, definition.kwargs) == (
+            record.task,
+            record.timezone,
+            record.args,
+            record.kwargs,
+        )
+        assert (definition.options, definition.tags, definition.enabled) == (
+            record.options,
+            record.tags,
+            record.enabled,
+        )
+        assert definition.kind == record.kind
+    assert by_name["sync-crm"].schedule_data == {"type": "timing", "expression": "every 15 minutes"}
+    assert by_name["ninety"].schedule_data == {"type": "timing", "expression": "every 1 minute and 30 seconds"}
+    # Every job, of both owners, with the configured ones first by name.
+    assert [d.name for d in definitions_from_yaml_text(export_jobs(store), "all.yaml")[0]] == [
+        "conf-a",
+        "conf-b",
+        "ninety",
+        "sync-crm",
+        "tokyo",
+    ]
+
+
+def test_export_refuses_schedules_the_yaml_format_cannot_hold_naming_them(store: JobStore) -> None:
+    add_job(store, "five", task="t.five", schedule=crontab(minute="*/5"))
+    add_job(store, "fine", task="t.fine", schedule="every minute")
+    with pytest.raises(ScheduleDataError, match=r"cannot export 'five' \(crontab \*/5 \* \* \* \*\)$"):
+        export_jobs(store, owner="runtime")
+    with pytest.raises(ControlError, match="unknown owner 'nobody'"):
+        export_jobs(store, owner="nobody")

@@ -764,6 +764,31 @@ def remove(
     _say(f"removed {name}; its history stays until pruned" if removed else f"{name} was removed already")
 
 
+@orchestra.command(cls=CeleryCommand)
+@click.option(
+    "--owner",
+    type=click.Choice(["config", "runtime"]),
+    default=None,
+    help="Only the jobs of this owner (default: every job that is not removed).",
+)
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def export(
+    ctx: click.Context, /, owner: str | None, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """Print the stored jobs as a YAML schedule file that re-creates them (`check` accepts it)."""
+    from .jobs_api import export_jobs
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        text = export_jobs(store, owner=owner)
+    finally:
+        store.close()
+    click.echo(text, nl=False)
+
+
 # ---------------------------------------------------------------------------- check
 
 

@@ -27,10 +27,11 @@ from ..errors import ControlError, JobSpecError
 from ..jobs.beat_schedule import read_entry_fields
 from ..jobs.checks import definition_problems
 from ..jobs.definitions import JobDefinition
-from ..store import RUNTIME_SOURCE, JobNotFound, JobRecord
+from ..jobs.yaml_export import definitions_to_yaml
+from ..store import OWNER_CONFIG, OWNER_RUNTIME, RUNTIME_SOURCE, JobNotFound, JobRecord
 from .api import JobStatus, Target, default_zone, job_status, no_such_job, store_for
 
-__all__ = ["UNCHANGED", "JobSpec", "add_job", "add_jobs", "get_job", "remove_job", "update_job"]
+__all__ = ["UNCHANGED", "JobSpec", "add_job", "add_jobs", "export_jobs", "get_job", "remove_job", "update_job"]
 
 
 class _Unchanged:
@@ -205,6 +206,32 @@ def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None 
         if record is None:
             raise no_such_job(store, [name])
     return _statuses(target, [record], _now(), default_timezone)[0]
+
+
+def export_jobs(target: Target, *, owner: str | None = None) -> str:
+    """The stored jobs (``owner``'s only, if given; never removed ones) as a YAML schedule file
+    that re-creates them: what ``celery orchestra export`` prints.
+
+    Operator state (paused) is not part of a job's definition and is not written; ``enabled`` is
+    the job's current flag. Raises :class:`~celery_orchestra.errors.ControlError` for an unknown
+    owner or a job whose row cannot be read, and
+    :class:`~celery_orchestra.errors.ScheduleDataError` naming jobs whose schedule (a crontab, a
+    solar) the YAML format cannot hold.
+    """
+    if owner is not None and owner not in (OWNER_CONFIG, OWNER_RUNTIME):
+        raise ControlError(f"unknown owner {owner!r}; expected {OWNER_CONFIG!r} or {OWNER_RUNTIME!r}")
+    with store_for(target) as store:
+        records = [r for r in store.all_jobs(include_removed=False) if owner is None or r.owner == owner]
+        shown_url = store.safe_url
+    broken = [record.name for record in records if record.broken is not None]
+    if broken:
+        raise ControlError(f"cannot export jobs whose stored row cannot be read: {', '.join(broken)}")
+    definitions = [
+        JobDefinition(r.name, r.task, r.schedule_data, r.timezone, r.args, r.kwargs, r.options, r.tags, r.enabled)
+        for r in records
+    ]
+    whose = "every job" if owner is None else f"the jobs owned by {owner}"
+    return definitions_to_yaml(definitions, header=f"celery orchestra export: {whose} in {shown_url}")
 
 
 def _now() -> datetime:
