@@ -516,3 +516,26 @@ def test_export_refuses_schedules_the_yaml_format_cannot_hold_naming_them(store:
         export_jobs(store, owner="runtime")
     with pytest.raises(ControlError, match="unknown owner 'nobody'"):
         export_jobs(store, owner="nobody")
+
+
+def test_runtime_jobs_and_operator_state_survive_a_beat_restart(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    harness = Harness(f"sqlite:///{tmp_path / 'orchestra.db'}", clock, tmp_path)
+    try:
+        schedule = {"conf": every(30)}
+        scheduler = harness.start(schedule)
+        monkeypatch.setattr(jobs_api, "_now", lambda: clock.now().replace(microsecond=0))
+        add_job(harness.other_store(), "added", task="tasks.added", schedule=10)
+        disable_job(harness.other_store(), "conf")
+        harness.run_until(at(25), scheduler)
+        scheduler.close()
+
+        restarted = harness.start(schedule)  # the configuration still lacks "added"
+        harness.run_until(at(61), restarted)
+
+        assert harness.outbox.fires("added") == [at(10), at(20), at(30), at(40), at(50), at(60)]
+        assert harness.outbox.fires("conf") == []  # the operator's disable held across the restart
+        record = harness.job("added")
+        assert (record.owner, record.removed, record.total_run_count) == ("runtime", False, 6)
+    finally:
+        harness.close()
