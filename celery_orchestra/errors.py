@@ -15,6 +15,7 @@ The hierarchy::
     ├── ConfigError            (ValueError)   every problem found in beat_schedule and the YAML files
     ├── SettingsError          (ValueError)   a bad orchestra_* setting
     ├── InvalidJobError        (ValueError)   a job definition the store cannot keep
+    │   └── JobSpecError                      a job given at runtime with values configuration would refuse
     ├── StoreError             (RuntimeError) the database could not be used
     │   └── LeaseLostError                    a beat's write refused: another beat holds the lease now
     ├── StoreNotFoundError     (FileNotFoundError) no SQLite store at that path (beat never ran)
@@ -47,6 +48,7 @@ __all__ = [
     "ControlError",
     "InvalidJobError",
     "JobNotFound",
+    "JobSpecError",
     "LeaseLostError",
     "NoMatchingJobsError",
     "NoSuchJobError",
@@ -252,6 +254,38 @@ class InvalidJobError(OrchestraError, ValueError):
 
     The message names the job and where it was defined (its ``source``).
     """
+
+
+class JobSpecError(InvalidJobError):
+    """A job added or changed at runtime with values configuration would refuse (a bad timing,
+    zone, arguments, options...); nothing was written.
+
+    ``problems`` holds each one as :class:`ConfigProblem` (source ``runtime``, the job's name);
+    the message lists them on one line, as configuration errors word them.
+    """
+
+    #: At most this many problems are spelt out in the message; the rest are counted.
+    LISTED = 5
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(_one_line(problem) for problem in self.problems[: self.LISTED])
+        more = len(self.problems) - self.LISTED
+        super().__init__(shown + (f" (and {more} more problems)" if more > 0 else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (JobSpecError, (self.problems,))
+
+
+def _one_line(problem: ConfigProblem) -> str:
+    """A problem on one line: its excerpt (a timing expression) quoted, with the column."""
+    parts = [problem.location, f"job {problem.job!r}" if problem.job is not None else "", problem.message]
+    text = ": ".join(part for part in parts if part)
+    if problem.excerpt is None:
+        return text
+    column = problem.excerpt_column if problem.excerpt_column is not None else problem.column
+    where = f" at column {column}" if column else ""
+    return f"{text} (in {problem.excerpt!r}{where})"
 
 
 class StoreError(OrchestraError, RuntimeError):

@@ -94,6 +94,7 @@ def record(name: str, *, anchor: datetime = T0, data: dict[str, Any] | None = No
         "revision": 1,
         "created_at": anchor,
         "updated_at": anchor,
+        "owner": "config",
         **fields,
     }
     return JobRecord.from_row(values)

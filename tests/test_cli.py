@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from celery_orchestra.cli import orchestra
 from celery_orchestra.jobs.config import load_definitions
 from celery_orchestra.ops import api
-from celery_orchestra.store import BeatIdentity, JobStore, RunRecord
+from celery_orchestra.store import BeatIdentity, JobRecord, JobStore, RunRecord
 from tests import ledger
 
 APP_TEMPLATE = """
@@ -833,3 +833,159 @@ def test_pausing_a_done_or_removed_job_says_nothing_changes(cli: click.Group, pr
     result = run(cli, project, "resume", "hello-once")
     assert result.output == "Removed, nothing to resume: hello-once\n"
     assert project.paused() == {"heartbeat"}
+
+
+# ---------------------------------------------------------------------------- jobs managed at runtime
+
+
+def stored_job(project: Project, name: str) -> JobRecord | None:
+    store = project.store()
+    try:
+        return store.get_job(name)
+    finally:
+        store.close()
+
+
+def stored(project: Project, name: str) -> JobRecord:
+    record = stored_job(project, name)
+    assert record is not None, f"job {name!r} is not stored"
+    return record
+
+
+def test_add_update_and_remove_a_runtime_job(cli: click.Group, project: Project) -> None:
+    result = run(
+        cli,
+        project,
+        "add",
+        "sync-crm",
+        "--task",
+        "crm.sync",
+        "--schedule",
+        "every 15 minutes",
+        "--tz",
+        "Asia/Tokyo",
+        "--tag",
+        "crm,io",
+        "--args",
+        '[1, "a"]',
+        "--kwargs",
+        '{"full": true}',
+        "--queue",
+        "low",
+        "--option",
+        "priority=5",
+        "--option",
+        "routing_key=crm.sync",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        "added sync-crm (runtime): crm.sync, every 15 minutes in Asia/Tokyo, Running, next at "
+    )
+    record = stored(project, "sync-crm")
+    assert (record.owner, record.task, record.timezone, record.tags) == (
+        "runtime",
+        "crm.sync",
+        "Asia/Tokyo",
+        ("crm", "io"),
+    )
+    assert (record.args, record.kwargs) == ((1, "a"), {"full": True})
+    assert record.options == {"queue": "low", "priority": 5, "routing_key": "crm.sync"}
+
+    result = run(cli, project, "update", "sync-crm", "--schedule", "30", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["schedule"], payload["owner"], payload["tags"]) == ("every 30 seconds", "runtime", ["crm", "io"])
+    updated = stored(project, "sync-crm")
+    assert updated.anchor >= record.anchor and updated.task == "crm.sync" and updated.args == (1, "a")
+
+    result = run(cli, project, "status", "--json")
+    owners = {job["name"]: job["owner"] for job in json.loads(result.stdout)["jobs"]}
+    assert owners == {
+        "cleanup": "config",
+        "heartbeat": "config",
+        "nightly-report": "config",
+        "sync-crm": "runtime",
+        "tokyo-lunch": "config",
+    }
+
+    result = run(cli, project, "remove", "sync-crm")
+    assert (result.exit_code, result.stdout) == (0, "removed sync-crm; its history stays until pruned\n")
+    assert stored(project, "sync-crm").removed
+
+
+def test_the_status_table_shows_the_owner(cli: click.Group, project: Project) -> None:
+    assert run(cli, project, "add", "extra", "--task", "t.extra", "--schedule", "every minute").exit_code == 0
+    result = run(cli, project, "status")
+    lines = result.output.splitlines()
+    assert "Owner" in next(line for line in lines if "State" in line)
+    assert next(line for line in lines if " extra " in line).split("│")[10].strip() == "runtime"
+    assert next(line for line in lines if " heartbeat " in line).split("│")[10].strip() == "config"
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (
+            ("add", "bad", "--task", "t", "--schedule", "every 5 minuts"),
+            2,
+            "runtime: job 'bad': bad timing: expected 'days', 'hours', 'minutes', 'seconds' or 'weeks', got 'minuts' "
+            "(in 'every 5 minuts' at column 9)",
+        ),
+        (
+            ("add", "heartbeat", "--task", "t", "--schedule", "60"),
+            1,
+            "cannot add job at runtime: 'heartbeat' is taken by a configured job (beat_schedule); configured jobs are "
+            "changed in their source",
+        ),
+        (("add", "bad", "--task", "t", "--schedule", "60", "--args", "{"), 2, None),
+        (
+            ("add", "bad", "--task", "t", "--schedule", "60", "--option", "priority"),
+            2,
+            "--option takes KEY=VALUE, got 'priority'",
+        ),
+        (
+            ("update", "heartbeat", "--task", "t"),
+            2,
+            "job 'heartbeat' is configured (beat_schedule), not added at runtime: change it in its configuration and "
+            "restart beat (at runtime it can be paused, resumed, enabled and disabled)",
+        ),
+        (("update", "hartbeat", "--task", "t"), 1, "no such job: hartbeat (did you mean heartbeat?)"),
+        (("remove", "cleanup"), 2, None),
+    ],
+)
+def test_runtime_job_commands_fail_in_one_line(
+    cli: click.Group, project: Project, args: tuple[str, ...], exit_code: int, message: str | None
+) -> None:
+    result = run(cli, project, *args)
+    if message is None:
+        assert result.exit_code == exit_code, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    else:
+        assert_one_line_error(result, exit_code, message)
+    assert stored_job(project, "bad") is None
+
+
+def test_enable_and_disable_by_name_and_tags(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "disable", "heartbeat", "cleanup")
+    assert (result.exit_code, result.stdout) == (0, "disabled: heartbeat, cleanup\n")
+    assert not stored(project, "heartbeat").enabled
+    result = run(cli, project, "enable", "--tags", "slow,fast")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "enabled: cleanup, heartbeat; already enabled: nightly-report (jobs with any of the tags slow, fast)\n",
+    )
+    assert stored(project, "heartbeat").enabled and stored(project, "cleanup").enabled
+
+
+def test_export_prints_a_schedule_file_that_check_accepts(cli: click.Group, project: Project) -> None:
+    assert run(cli, project, "add", "sync-crm", "--task", "crm.sync", "--schedule", "every 15 minutes").exit_code == 0
+    result = run(cli, project, "export", "--owner", "runtime")
+    assert result.exit_code == 0, result.output
+    assert "\n  - name: sync-crm\n    task: crm.sync\n    schedule:\n      timing: every 15 minutes\n" in result.stdout
+    exported = project.folder / "runtime.yaml"
+    exported.write_text(result.stdout)
+    checked = run(cli, project, "check", str(exported))
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.startswith("OK: 5 jobs (4 in beat_schedule, 1 in ")
+    everything = run(cli, project, "export")
+    assert everything.stdout.count("  - name: ") == 5

@@ -117,3 +117,115 @@ def test_solar_names_the_extra_it_needs_where_jobs_are_defined() -> None:
     section = README.split("## Defining jobs", 1)[1].split("\n## ", 1)[0]
     assert "solar(...)" in section
     assert "pip install 'celery-orchestra[solar]'" in section
+
+
+# ---------------------------------------------------------------------------- jobs managed at runtime
+
+
+def runtime_section() -> str:
+    return README.split("## Jobs managed at runtime", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_runtime_jobs_python_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from celery_orchestra.jobs.definitions import JobDefinition
+    from celery_orchestra.store import JobStore
+
+    store = JobStore(f"sqlite:///{tmp_path / 'readme.db'}")
+    store.migrate()
+    every_minute = {"type": "interval", "seconds": 60.0, "relative": False}
+    store.reconcile([JobDefinition("crm-export", "crm.export", every_minute, tags=("crm",))], now=datetime.now(UTC))
+    block = next(b for b in re.findall(r"```python\n(.*?)```", runtime_section(), re.S) if "add_job(app," in b)
+
+    exec(block, {"app": store})
+
+    assert capsys.readouterr().out == "runtime Running every 15 minutes\nRemoved\n"
+    owners = {record.name: (record.owner, record.enabled, record.removed) for record in store.all_jobs()}
+    assert owners["crm-export"] == ("config", False, False)  # disabled by tag, still configured
+    assert owners["sync-crm"] == ("runtime", True, True)
+    assert sorted(name for name in owners if name.startswith("report-")) == [f"report-{h:02d}" for h in range(24)]
+    report = store.get_job("report-07")
+    assert report is not None and (report.kind, report.args, report.owner) == ("crontab", (7,), "runtime")
+    synced = store.get_job("sync-crm")
+    assert synced is not None and (synced.tags, synced.options) == (("crm", "fast"), {"queue": "crm"})
+    store.close()
+
+
+def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+    import sys
+
+    from celery.bin.celery import celery as celery_group
+    from test_cli import Project, run, seed_like_beat, write_app
+
+    from celery_orchestra.cli import orchestra
+
+    if "orchestra" not in celery_group.commands:
+        celery_group.add_command(orchestra)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
+    seed_like_beat(module, store_path)
+    project = Project(module, tmp_path, store_path)
+    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra add" in b)
+    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+    commands = re.split(r"^\$ ", block, flags=re.M)[1:]
+    assert len(commands) == 7
+    try:
+        for command in commands:
+            line, *expected = command.rstrip("\n").split("\n")
+            args = shlex.split(line)
+            assert args[:4] == ["celery", "-A", "proj", "orchestra"]
+            result = run(celery_group, project, *args[4:])
+            shown = instant.sub("<instant>", result.output.rstrip("\n"))
+            assert shown == instant.sub("<instant>", "\n".join(expected)), line
+    finally:
+        sys.modules.pop(module, None)
+
+
+def test_the_ownership_error_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery_orchestra import ConfigError, add_job
+    from celery_orchestra.jobs.definitions import JobDefinition
+    from celery_orchestra.store import JobStore
+
+    monkeypatch.chdir(tmp_path)
+    store = JobStore("sqlite:///celerybeat-schedule.orchestra.db")
+    store.migrate()
+    add_job(store, "sync-crm", task="crm.sync", schedule="every 15 minutes")
+    every_minute = {"type": "interval", "seconds": 60.0, "relative": False}
+    with pytest.raises(ConfigError) as raised:
+        store.reconcile(
+            [JobDefinition("sync-crm", "t", every_minute, source="proj/schedule.yaml:12")], now=datetime.now(UTC)
+        )
+    store.close()
+    block = runtime_section().split("```text\n", 1)[1].split("```", 1)[0]
+    assert str(raised.value) == block.rstrip("\n")
+
+
+def test_the_runtime_jobs_bad_timing_example_is_verbatim() -> None:
+    from celery_orchestra import JobSpecError, add_job
+    from celery_orchestra.store import JobStore
+
+    with pytest.raises(JobSpecError) as raised:
+        add_job(JobStore("sqlite://"), "sync-crm", task="crm.sync", schedule="every 5 minuts")
+    assert f"`{raised.value}`" in runtime_section()
+
+
+def test_the_export_example_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery_orchestra import add_job, export_jobs
+    from celery_orchestra.store import JobStore
+
+    monkeypatch.chdir(tmp_path)
+    store = JobStore("sqlite:///celerybeat-schedule.orchestra.db")
+    store.migrate()
+    add_job(
+        store,
+        "sync-crm",
+        task="crm.sync",
+        schedule="every 15 minutes",
+        options={"queue": "low", "priority": 5},
+        tags=["crm"],
+    )
+    text = export_jobs(store, owner="runtime")
+    store.close()
+    block = runtime_section().split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert text == block

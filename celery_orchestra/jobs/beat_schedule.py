@@ -8,7 +8,7 @@ name, never raised one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta, tzinfo
 from typing import Any, Final
 
@@ -20,7 +20,7 @@ from .codec import schedule_to_data
 from .definitions import JobDefinition
 from .fields import canonical_zone_name, is_tag, python_value, unique_tags, unknown_key_message
 
-__all__ = ["BEAT_SCHEDULE_SOURCE", "definitions_from_beat_schedule"]
+__all__ = ["BEAT_SCHEDULE_SOURCE", "definitions_from_beat_schedule", "read_entry_fields"]
 
 #: ``JobDefinition.source`` (and ``ConfigProblem.source``) of jobs from Celery's ``beat_schedule``.
 BEAT_SCHEDULE_SOURCE = "beat_schedule"
@@ -66,6 +66,29 @@ def definitions_from_beat_schedule(
     return definitions, problems
 
 
+def read_entry_fields(
+    entries: Iterable[tuple[str, Mapping[str, Any]]], *, source: str
+) -> tuple[list[dict[str, Any]], list[ConfigProblem]]:
+    """Some keys of each ``(name, fields)`` entry, checked and converted exactly as
+    ``beat_schedule``'s are, and every problem found (each at ``source``, naming its job).
+
+    ``fields`` may hold any of ``task``, ``schedule``, ``timezone``, ``args``, ``kwargs``,
+    ``options``, ``tags`` and ``enabled``: what a job added or changed at runtime gives. Each
+    entry's values come back under :class:`JobDefinition`'s field names (``schedule`` as
+    ``schedule_data``; a :class:`~celery_orchestra.timing.schedule.Timing`'s own zone as
+    ``timezone`` unless one is given). One reader reads them all: a bulk import's shared schedule
+    is parsed once.
+    """
+    problems: list[ConfigProblem] = []
+    reader = _BeatScheduleReader(problems, source=source)
+    return [reader.fields(name, fields) for name, fields in entries], problems
+
+
+#: The keys a job added or changed at runtime may give (``relative`` is beat_schedule's alone).
+_RUNTIME_KEYS: Final = ("task", "schedule", "timezone", "args", "kwargs", "options", "tags", "enabled")
+_RUNTIME_KEY_SET: Final = frozenset(_RUNTIME_KEYS)
+
+
 #: Stands for a key the entry does not have (``None`` is a value some keys may have).
 _MISSING: Final = object()
 #: Schedule types whose equal values always encode alike, so the memo may key them by value (a
@@ -83,8 +106,9 @@ class _BeatScheduleReader:
     checks run only when the entry gives the key.
     """
 
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], *, source: str = BEAT_SCHEDULE_SOURCE) -> None:
         self.problems = problems
+        self.source = source
         #: (schedule, data, its own zone) by (type, value or id, relative); the schedule is kept
         #: alive so that the id of one keyed by identity cannot be reused while remembered.
         self.schedules: dict[tuple[type, object, bool], tuple[object, dict[str, Any], str | None]] = {}
@@ -92,7 +116,7 @@ class _BeatScheduleReader:
         self.zones: dict[str | int, tuple[object, str]] = {}
 
     def report(self, job: str, message: str, *, excerpt: str | None = None, excerpt_column: int | None = None) -> None:
-        self.problems.append(ConfigProblem(BEAT_SCHEDULE_SOURCE, None, None, job, message, excerpt, excerpt_column))
+        self.problems.append(ConfigProblem(self.source, None, None, job, message, excerpt, excerpt_column))
 
     def read(self, name: object, entry: object) -> JobDefinition | None:
         """The job of one entry, or ``None`` when the entry has a problem (reported)."""
@@ -152,6 +176,53 @@ class _BeatScheduleReader:
             enabled,
             BEAT_SCHEDULE_SOURCE,
         )
+
+    def field(self, job: str, key: str, value: object) -> dict[str, Any]:
+        """One of the :data:`_RUNTIME_KEYS` checked (problems reported), under its definition
+        field's name; a schedule's own zone comes as ``schedule_zone``."""
+        if key == "task":
+            return {"task": self.task(job, value)}
+        if key == "schedule":
+            data, zone = self.schedule(job, value, relative=False)
+            return {"schedule_data": data, "schedule_zone": zone}
+        if key == "timezone":
+            return {"timezone": None if value is None else self.zone(job, value)}
+        if key == "args":
+            return {"args": () if value is None else self.args(job, value)}
+        if key in ("kwargs", "options"):
+            checked = {} if value is None else (self.options if key == "options" else self.kwargs)(job, value)
+            return {key: checked}
+        if key == "tags":
+            return {"tags": () if value is None else self.tags(job, value)}
+        return {"enabled": self.flag(job, "enabled", value, default=True)}
+
+    def fields(self, name: object, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The given :data:`_RUNTIME_KEYS` of one job, checked (see :func:`read_entry_fields`)."""
+        if not isinstance(name, str) or not name.strip():
+            self.report(repr(name), f"a job name must be a non-empty string, got {python_value(name)}")
+            return {}
+        for key in fields:
+            if key not in _RUNTIME_KEY_SET:
+                self.report(name, unknown_key_message(str(key), _RUNTIME_KEYS, "a job", _BEAT_HINTS))
+        values: dict[str, Any] = {}
+        for key in _RUNTIME_KEYS:
+            if key in fields:
+                values.update(self.field(name, key, fields[key]))
+        own_zone = values.pop("schedule_zone", None)
+        if own_zone is not None:
+            given = values.get("timezone")
+            if given is None:
+                values["timezone"] = own_zone
+            elif given != own_zone:
+                self.report(
+                    name,
+                    f"the schedule's own time zone {own_zone!r} disagrees with 'timezone' {given!r}; "
+                    "give the zone in one place",
+                )
+        return values
+
+    def kwargs(self, job: str, value: object) -> dict[str, Any]:
+        return self.string_keyed(job, "kwargs", value)
 
     def unknown_keys(self, job: str, entry: Mapping[Any, Any]) -> None:
         for key in entry:

@@ -1,4 +1,4 @@
-"""The operator API: pause, resume, list and inspect jobs.
+"""The operator API: pause, resume, enable, disable, list and inspect jobs.
 
 One implementation behind three faces: Python (these functions), remote control
 (:mod:`celery_orchestra.ops.control`, answered by the beat process and by workers) and the
@@ -43,7 +43,7 @@ from ..jobs.states import (
     job_state,
 )
 from ..settings import read_settings
-from ..store import JobNotFound, JobRecord, JobStore, LedgerEntry
+from ..store import OWNER_CONFIG, JobNotFound, JobRecord, JobStore, LedgerEntry
 from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
 from .text import visible
@@ -54,7 +54,15 @@ __all__ = [
     "JobStatus",
     "RunInfo",
     "Target",
+    "default_zone",
+    "disable_job",
+    "disable_jobs",
+    "disable_jobs_with_tags",
+    "enable_job",
+    "enable_jobs",
+    "enable_jobs_with_tags",
     "job_history",
+    "job_status",
     "list_jobs",
     "open_store",
     "parse_tags",
@@ -80,7 +88,14 @@ STATES: tuple[str, ...] = (
     STATE_BROKEN,
 )
 
-Action = Literal["pause", "resume"]
+Action = Literal["pause", "resume", "enable", "disable"]
+#: What each action's description says of the jobs it switched, and of those already so.
+_ACTION_WORDS: dict[str, tuple[str, str]] = {
+    "pause": ("paused", "already paused"),
+    "resume": ("resumed", "not paused"),
+    "enable": ("enabled", "already enabled"),
+    "disable": ("disabled", "already disabled"),
+}
 
 
 # ---------------------------------------------------------------------------- errors
@@ -91,11 +106,11 @@ Action = Literal["pause", "resume"]
 
 @dataclass(frozen=True, slots=True)
 class ChangeResult:
-    """What a pause or resume did: ``changed`` names were switched, ``unchanged`` already were.
+    """What a pause, resume, enable or disable did: ``changed`` names were switched, ``unchanged`` already were.
 
     ``selector`` says how the names were chosen when they came from tags (``None`` for names).
     ``ended`` pairs the names of jobs that no longer run (Done, Expired or Removed) with their
-    state: a pause or resume means nothing for them, so their flag is left as it was.
+    state: a pause, resume, enable or disable means nothing for them, so their flag is left as it was.
     """
 
     action: Action
@@ -106,7 +121,7 @@ class ChangeResult:
 
     def describe(self) -> str:
         """One line for replies and the CLI, e.g. ``paused: a, b; already paused: c; Done, nothing to pause: d``."""
-        done, kept = ("paused", "already paused") if self.action == "pause" else ("resumed", "not paused")
+        done, kept = _ACTION_WORDS[self.action]
         parts = []
         if self.changed:
             parts.append(f"{done}: {', '.join(self.changed)}")
@@ -159,6 +174,8 @@ class JobStatus:
     source: str
     #: Why the job's stored row cannot be read (state ``Broken``), or ``None``.
     broken: str | None = None
+    #: Who defines the job: ``config`` (its configuration) or ``runtime`` (added through the API).
+    owner: str = OWNER_CONFIG
 
     @property
     def attempts(self) -> str:
@@ -187,6 +204,7 @@ class JobStatus:
             "enabled": self.enabled,
             "paused": self.paused,
             "source": self.source,
+            "owner": self.owner,
             "broken": self.broken,
         }
 
@@ -295,7 +313,7 @@ def store_for(target: Target) -> Iterator[JobStore]:
         store.close()
 
 
-def _default_zone(target: Target, default_timezone: str | tzinfo | None) -> tzinfo:
+def default_zone(target: Target, default_timezone: str | tzinfo | None) -> tzinfo:
     """The zone of jobs that name none: the given one, else the app's (see ``timing.zones.app_zone``)."""
     if default_timezone is not None:
         return resolve_zone(default_timezone)
@@ -360,12 +378,12 @@ def resume_job(target: Target, name: str) -> ChangeResult:
 
 def pause_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
     """Pause jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
-    return _set_paused(target, _job_names(names), paused=True)
+    return _switch(target, _job_names(names), "pause")
 
 
 def resume_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
     """Resume jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
-    return _set_paused(target, _job_names(names), paused=False)
+    return _switch(target, _job_names(names), "resume")
 
 
 def pause_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
@@ -373,24 +391,31 @@ def pause_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: boo
 
     Raises :class:`NoMatchingJobsError` when no job matches, rather than silently doing nothing.
     """
-    return _set_paused_by_tags(target, parse_tags(tags), any_tag, paused=True)
+    return _switch_by_tags(target, parse_tags(tags), any_tag, "pause")
 
 
 def resume_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
     """Resume the jobs carrying any of ``tags`` (or, with ``any_tag=False``, all of them)."""
-    return _set_paused_by_tags(target, parse_tags(tags), any_tag, paused=False)
+    return _switch_by_tags(target, parse_tags(tags), any_tag, "resume")
 
 
-def _set_paused(target: Target, names: list[str], *, paused: bool, selector: str | None = None) -> ChangeResult:
+def _switch(target: Target, names: list[str], action: Action, selector: str | None = None) -> ChangeResult:
+    """Pause, resume, enable or disable the named jobs that still run (all or none)."""
     with store_for(target) as store:
         ended = _ended_states(store, names)
         live = [name for name in names if name not in ended]
+        now = datetime.now(UTC)
         try:
-            changed = set(store.set_paused(live, paused, now=datetime.now(UTC))) if live else set()
+            if not live:
+                changed: set[str] = set()
+            elif action in ("pause", "resume"):
+                changed = set(store.set_paused(live, action == "pause", now=now))
+            else:
+                changed = set(store.set_enabled(live, action == "enable", now=now))
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     return ChangeResult(
-        action="pause" if paused else "resume",
+        action=action,
         changed=tuple(name for name in live if name in changed),
         unchanged=tuple(name for name in live if name not in changed),
         selector=selector,
@@ -427,12 +452,50 @@ def _state_of(record: JobRecord) -> str:
     )
 
 
-def _set_paused_by_tags(target: Target, tags: tuple[str, ...], any_tag: bool, *, paused: bool) -> ChangeResult:
+def _switch_by_tags(target: Target, tags: tuple[str, ...], any_tag: bool, action: Action) -> ChangeResult:
     with store_for(target) as store:
         names = store.names_with_tags(tags, any_tag=any_tag)
         if not names:
             raise NoMatchingJobsError(tags, any_tag)
-        return _set_paused(store, names, paused=paused, selector=_tag_selector(tags, any_tag))
+        return _switch(store, names, action, selector=_tag_selector(tags, any_tag))
+
+
+# ---------------------------------------------------------------------------- enable and disable
+
+
+def enable_job(target: Target, name: str) -> ChangeResult:
+    """Enable one job (configured or added at runtime): beat sends it again from its next fire
+    time after now. An operator's enable survives restarts until the configuration's own
+    ``enabled`` changes."""
+    return enable_jobs(target, [name])
+
+
+def disable_job(target: Target, name: str) -> ChangeResult:
+    """Disable one job: beat stops sending it (kept across restarts, see :func:`enable_job`)."""
+    return disable_jobs(target, [name])
+
+
+def enable_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
+    """Enable jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
+    return _switch(target, _job_names(names), "enable")
+
+
+def disable_jobs(target: Target, names: str | Iterable[str]) -> ChangeResult:
+    """Disable jobs by name, all or none: an unknown name raises :class:`NoSuchJobError`."""
+    return _switch(target, _job_names(names), "disable")
+
+
+def enable_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
+    """Enable the jobs carrying any of ``tags`` (or, with ``any_tag=False``, all of them)."""
+    return _switch_by_tags(target, parse_tags(tags), any_tag, "enable")
+
+
+def disable_jobs_with_tags(target: Target, tags: str | Iterable[str], any_tag: bool = True) -> ChangeResult:
+    """Disable the jobs carrying any of ``tags`` (or, with ``any_tag=False``, all of them).
+
+    Raises :class:`NoMatchingJobsError` when no job matches, rather than silently doing nothing.
+    """
+    return _switch_by_tags(target, parse_tags(tags), any_tag, "disable")
 
 
 def _tag_selector(tags: Sequence[str], any_tag: bool) -> str:
@@ -480,7 +543,7 @@ def list_jobs(
     wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
     wanted_states = _state_names(states)
     include_removed = include_removed or STATE_REMOVED in wanted_states
-    zone = _default_zone(target, default_timezone)
+    zone = default_zone(target, default_timezone)
     app = target if hasattr(target, "conf") else None
     moment = now if now is not None else datetime.now(UTC)
     with store_for(target) as store:
@@ -524,6 +587,7 @@ def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now:
         enabled=record.enabled,
         paused=record.paused,
         source=record.source,
+        owner=record.owner,
     )
 
 
@@ -545,6 +609,7 @@ def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
         paused=record.paused,
         source=record.source,
         broken=record.broken,
+        owner=record.owner,
     )
 
 
@@ -587,7 +652,7 @@ def job_history(
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
-    zone = _default_zone(target, default_timezone)
+    zone = default_zone(target, default_timezone)
     with store_for(target) as store:
         try:
             record = store.get_job(name)

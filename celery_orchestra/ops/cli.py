@@ -104,9 +104,9 @@ def _store_retries_quiet() -> Iterator[None]:
 
 
 def _failure_for(error: OrchestraError) -> CommandFailed:
-    from ..errors import ControlError, NoMatchingJobsError
+    from ..errors import ControlError, JobSpecError, NoMatchingJobsError
 
-    if isinstance(error, ControlError) and not isinstance(error, NoMatchingJobsError):
+    if isinstance(error, ControlError | JobSpecError) and not isinstance(error, NoMatchingJobsError):
         return BadUsage(str(error))
     return CommandFailed(str(error))
 
@@ -484,11 +484,10 @@ def _change_command(action: str) -> Callable[..., None]:
         try:
             result: ChangeResult
             if tags:
-                by_tags = api.pause_jobs_with_tags if action == "pause" else api.resume_jobs_with_tags
+                by_tags = getattr(api, f"{action}_jobs_with_tags")
                 result = by_tags(store, tags, any_tag=not match_all)
             else:
-                by_names = api.pause_jobs if action == "pause" else api.resume_jobs
-                result = by_names(store, names)
+                result = getattr(api, f"{action}_jobs")(store, names)
         finally:
             store.close()
         if as_json:
@@ -529,6 +528,265 @@ _register_change_command(
     "Resume jobs by NAME (or --tags): the next run is the first fire time from now; runs missed "
     "while paused are not replayed.",
 )
+_register_change_command(
+    "enable",
+    "Enable jobs by NAME (or --tags), configured or added at runtime: beat sends them again from "
+    "their next fire time; kept across restarts until the configuration's own 'enabled' changes.",
+)
+_register_change_command(
+    "disable",
+    "Disable jobs by NAME (or --tags), configured or added at runtime: beat stops sending them, "
+    "across restarts, until enabled.",
+)
+
+
+# ---------------------------------------------------------------------------- jobs managed at runtime
+
+
+def _job_store_options(command: _F) -> _F:
+    """The store options of ``add`` and ``update``, whose ``--schedule`` is the job's timing:
+    beat's schedule file is ``-s``/``--schedule-file`` there."""
+    command = click.option(
+        "--database-url",
+        metavar="URL",
+        default=None,
+        help="SQLAlchemy URL of the store (overrides the orchestra_database_url setting).",
+    )(command)
+    return click.option(
+        "-s",
+        "--schedule-file",
+        "schedule_filename",
+        metavar="FILE",
+        default=None,
+        help="Beat's schedule file, as given to `celery beat -s` (default: the app's beat_schedule_filename).",
+    )(command)
+
+
+def _job_field_options(*, adding: bool) -> Callable[[_F], _F]:
+    """``--task``, ``--schedule``, ``--tz``, ``--tag``, ``--args``, ``--kwargs``, ``--queue`` and
+    ``--option``: what ``add`` gives (``--task`` and ``--schedule`` required) and ``update`` changes."""
+    given = "" if adding else " (update: replaces the job's)"
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(
+            (
+                click.option("--task", required=adding, metavar="TASK", help="The registered name of the task."),
+                click.option(
+                    "--schedule",
+                    "schedule_text",
+                    required=adding,
+                    metavar="TIMING",
+                    help="When it runs: a timing ('every 5 minutes', 'every day at 03:00') or a number of seconds.",
+                ),
+                click.option("--tz", "zone", metavar="ZONE", help="Its time zone (default: the app's timezone)."),
+                click.option(
+                    "--tag", "tags", multiple=True, metavar="TAG[,TAG...]", help=f"Its tags, repeatable{given}."
+                ),
+                click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON array."),
+                click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object."),
+                click.option("--queue", metavar="QUEUE", help=f"The queue to send it to (an option){given}."),
+                click.option(
+                    "--option",
+                    "option_pairs",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help=f"An apply_async option, repeatable; VALUE is read as JSON when it is JSON{given}.",
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _job_fields(
+    task: str | None,
+    schedule_text: str | None,
+    zone: str | None,
+    tags: Sequence[str],
+    args_json: str | None,
+    kwargs_json: str | None,
+    queue: str | None,
+    option_pairs: Sequence[str],
+) -> dict[str, Any]:
+    """The given command-line options as :func:`~.jobs_api.update_job` keywords (only those given)."""
+    from .api import parse_tags
+
+    fields: dict[str, Any] = {}
+    if task is not None:
+        fields["task"] = task
+    if schedule_text is not None:
+        fields["schedule"] = _schedule_value(schedule_text)
+    if zone is not None:
+        fields["timezone"] = zone
+    if tags:
+        fields["tags"] = parse_tags(tags)
+    if args_json is not None:
+        fields["args"] = _json_option("--args", args_json, list)
+    if kwargs_json is not None:
+        fields["kwargs"] = _json_option("--kwargs", kwargs_json, dict)
+    if queue is not None or option_pairs:
+        options = dict(_option_pair(pair) for pair in option_pairs)
+        if queue is not None:
+            options["queue"] = queue
+        fields["options"] = options
+    return fields
+
+
+def _schedule_value(text: str) -> Any:
+    """A number of seconds as a number (as beat_schedule takes it), anything else as a timing."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return text
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def _json_option(flag: str, text: str, kind: type) -> Any:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise BadUsage(f"{flag} must be JSON: {error} in {text!r}") from None
+    if not isinstance(value, kind):
+        shape = "an array" if kind is list else "an object"
+        raise BadUsage(f"{flag} must be a JSON {shape}, got {text!r}")
+    return value
+
+
+def _option_pair(pair: str) -> tuple[str, Any]:
+    import json
+
+    key, sign, text = pair.partition("=")
+    if not sign or not key.strip():
+        raise BadUsage(f"--option takes KEY=VALUE, got {pair!r}")
+    try:
+        return key.strip(), json.loads(text)
+    except ValueError:
+        return key.strip(), text
+
+
+def _print_job(verb: str, job: Any, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        click.echo(json.dumps(job.as_dict(), ensure_ascii=False))
+        return
+    due = "not due" if job.due_at is None else f"next at {job.due_at.isoformat()}"
+    _say(f"{verb} {job.name} ({job.owner}): {job.task}, {job.schedule} in {job.timezone}, {job.state}, {due}")
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("name")
+@_job_field_options(adding=True)
+@click.option("--disabled", is_flag=True, help="Add it disabled (enable it later with `enable`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the added job as JSON.")
+@_job_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def add(
+    ctx: click.Context,
+    /,
+    name: str,
+    disabled: bool,
+    as_json: bool,
+    schedule_filename: str | None,
+    database_url: str | None,
+    **fields: Any,
+) -> None:
+    """Add job NAME at runtime (owned by the runtime API: a restart of beat keeps it as it is)."""
+    from .jobs_api import add_job
+
+    given = _job_fields(**fields)
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        job = add_job(store, name, **given, enabled=not disabled, default_timezone=_app_timezone(ctx))
+    finally:
+        store.close()
+    _print_job("added", job, as_json)
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("name")
+@_job_field_options(adding=False)
+@click.option("--enable/--disable", "enabled", default=None, help="Enable or disable it as well.")
+@click.option("--json", "as_json", is_flag=True, help="Print the changed job as JSON.")
+@_job_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def update(
+    ctx: click.Context,
+    /,
+    name: str,
+    enabled: bool | None,
+    as_json: bool,
+    schedule_filename: str | None,
+    database_url: str | None,
+    **fields: Any,
+) -> None:
+    """Change job NAME, added at runtime: only the options given (a new --schedule or --tz re-anchors it)."""
+    from .jobs_api import update_job
+
+    given = _job_fields(**fields)
+    if enabled is not None:
+        given["enabled"] = enabled
+    if not given:
+        raise BadUsage(f"nothing to change in {name}: give --task, --schedule, --tz, --tag, --args, --kwargs, ...")
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        job = update_job(store, name, **given, default_timezone=_app_timezone(ctx))
+    finally:
+        store.close()
+    _print_job("changed", job, as_json)
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.argument("name")
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def remove(
+    ctx: click.Context, /, name: str, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """Remove job NAME, added at runtime: beat stops sending it; its history stays until pruned (or `forget`)."""
+    from .jobs_api import remove_job
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        removed = remove_job(store, name)
+    finally:
+        store.close()
+    _say(f"removed {name}; its history stays until pruned" if removed else f"{name} was removed already")
+
+
+@orchestra.command(cls=CeleryCommand)
+@click.option(
+    "--owner",
+    type=click.Choice(["config", "runtime"]),
+    default=None,
+    help="Only the jobs of this owner (default: every job that is not removed).",
+)
+@_store_options
+@click.pass_context
+@_preload
+@_one_line_errors
+def export(
+    ctx: click.Context, /, owner: str | None, schedule_filename: str | None, database_url: str | None, **kwargs: Any
+) -> None:
+    """Print the stored jobs as a YAML schedule file that re-creates them (`check` accepts it)."""
+    from .jobs_api import export_jobs
+
+    store = _open_store(ctx, schedule_filename, database_url)
+    try:
+        text = export_jobs(store, owner=owner)
+    finally:
+        store.close()
+    click.echo(text, nl=False)
 
 
 # ---------------------------------------------------------------------------- check

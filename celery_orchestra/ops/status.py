@@ -4,9 +4,10 @@ Kept apart from :mod:`celery_orchestra.ops.cli` so that the table can be rendere
 refreshes, tests and other front ends without going through click. The columns are the
 predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
 Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is
-empty for a job that is not running (it is not due), and "Due in" never hides the hours of a
-long wait. On a narrow terminal the less useful columns are left out rather than every cell
-wrapped. Every user string is shown literally (:mod:`celery_orchestra.ops.text`).
+empty for a job that is not running (it is not due), "Due in" never hides the hours of a long
+wait, and "Owner" says who defines the job (``config`` or ``runtime``). On a narrow terminal the
+less useful columns are left out rather than every cell wrapped. Every user string is shown
+literally (:mod:`celery_orchestra.ops.text`).
 """
 
 from __future__ import annotations
@@ -90,13 +91,14 @@ _JOB_COLUMNS: Final = (
     ("Due in", {"no_wrap": True, "justify": "right"}),
     ("Attempts", {"no_wrap": True, "justify": "right"}),
     ("Tags", {"overflow": "fold"}),
+    ("Owner", {"no_wrap": True}),
 )
 
 #: Always shown: what a job is called, whether it runs, and when in which zone.
 _ESSENTIAL_COLUMNS: Final = ("State", "Job name", "Timezone", "Due in")
 
 #: The other columns, most useful first: on a narrow terminal they are added while they fit.
-_OPTIONAL_COLUMNS: Final = ("Due at", "Module and task", "Attempts", "Schedule", "Tags")
+_OPTIONAL_COLUMNS: Final = ("Due at", "Module and task", "Attempts", "Schedule", "Tags", "Owner")
 
 
 def jobs_table(
@@ -141,6 +143,7 @@ def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
         "Due in": cell(humanize_delta(job.due_in(now))),
         "Attempts": cell(job.attempts),
         "Tags": cell(",".join(job.tags)),
+        "Owner": cell(job.owner),
     }
 
 

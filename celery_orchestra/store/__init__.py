@@ -19,9 +19,23 @@ from ..errors import InvalidJobError, JobNotFound, LeaseLostError, StoreError
 from .jobstore import JobStore
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
 from .progress import LateSettlement
-from .records import JobRecord, LedgerEntry, Progress, ReconcileReport, RunKey, RunRecord, UnconfirmedClaim
+from .records import (
+    OWNER_CONFIG,
+    OWNER_RUNTIME,
+    JobRecord,
+    LedgerEntry,
+    Progress,
+    ReconcileReport,
+    RunKey,
+    RunRecord,
+    UnconfirmedClaim,
+)
+from .runtime import RUNTIME_SOURCE
 
 __all__ = [
+    "OWNER_CONFIG",
+    "OWNER_RUNTIME",
+    "RUNTIME_SOURCE",
     "BeatIdentity",
     "BeatInfo",
     "Fence",

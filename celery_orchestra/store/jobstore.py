@@ -26,7 +26,8 @@ same transaction as the edit::
     UPDATE orchestra_jobs SET revision = (SELECT revision FROM orchestra_meta WHERE id = 1)
      WHERE name IN ('job-a', 'job-b');
 
-Rows are never deleted by the store: a job gone from the configuration is marked ``removed``.
+Rows are never deleted by the store: a job gone from the configuration, or removed at runtime, is
+marked ``removed``.
 Deleting a row by hand also deletes its run history.
 """
 
@@ -39,7 +40,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from ..errors import LeaseLostError
 from ..jobs.definitions import JobDefinition
-from . import lease, ledger, operator, progress, queries
+from . import lease, ledger, operator, progress, queries, runtime
 from .database import Database
 from .engine import mask_url
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
@@ -151,6 +152,25 @@ class JobStore:
         are not JSON.
         """
         return reconcile(self._db, definitions, now=now, first_fire=first_fire)
+
+    # -- jobs owned at runtime (see :mod:`.runtime`) ---------------------------------------------
+
+    def add_jobs(self, definitions: Sequence[JobDefinition], *, now: datetime) -> list[JobRecord]:
+        """Add runtime-owned jobs in one transaction (all or none); their records, in order.
+
+        Raises :class:`~celery_orchestra.errors.InvalidJobError` for a definition the store
+        cannot keep or a name a job that is not removed holds (naming its owner).
+        """
+        return runtime.add_runtime_jobs(self._db, definitions, now=now)
+
+    def update_job(self, name: str, change: runtime.Change, *, now: datetime) -> JobRecord:
+        """Change a runtime-owned job to ``change(stored record)``, read and written in one
+        transaction; a new timing gets a new anchor. Returns the new record."""
+        return runtime.update_runtime_job(self._db, name, change, now=now)
+
+    def remove_job(self, name: str, *, now: datetime) -> bool:
+        """Mark a runtime-owned job removed (its history stays); False when it already was."""
+        return runtime.remove_runtime_job(self._db, name, now=now)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from ..errors import ControlError
 from ..timing.zones import require_aware
 from .database import Database
 from .lease import Fence, check_fence
+from .records import OWNER_RUNTIME
 from .sql import bump_revision, existing, require_known, stamp
 from .tables import JOBS, RUNS
 
@@ -89,9 +90,15 @@ def forget(db: Database, name: str) -> int:
 
     def work(connection: Connection) -> tuple[int, bool]:
         bump_revision(connection, db.safe_url)
-        current = existing(connection, [name], (JOBS.c.removed,))
+        current = existing(connection, [name], (JOBS.c.removed, JOBS.c.owner))
         require_known([name], current)
-        if not current[name][0]:
+        removed, owner = current[name]
+        if not removed and owner == OWNER_RUNTIME:
+            raise ControlError(
+                f"job {name!r} was added at runtime and is not removed: remove it first "
+                "(remove_job, or celery orchestra remove) (forget deletes only jobs shown as Removed)"
+            )
+        if not removed:
             raise ControlError(
                 f"job {name!r} is still configured: remove it from beat_schedule or its YAML file and restart "
                 "beat first (forget deletes only jobs shown as Removed)"

@@ -8,6 +8,10 @@
 * Jobs missing from the configuration are marked removed (kept, never sent: a tombstone that
   change detection can see); a removed job that is configured again is restored.
 * ``paused`` is never touched: it is operator state.
+* Jobs owned at runtime (added through the API) are never touched: not marked removed because the
+  configuration lacks them, never rewritten. A configured job whose name a runtime job holds is a
+  configuration error naming both (nothing is written). A removed job's name is free again: a
+  configured job of that name restores it, owned by the configuration.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Connection
 
+from ..errors import ConfigError, ConfigProblem
+from ..jobs.checks import split_source
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .bulk_rows import (
@@ -28,14 +34,16 @@ from .bulk_rows import (
     StoredStates,
     insert_jobs,
     read_job_columns,
+    read_job_records,
     read_job_states,
     read_jobs_named,
 )
 from .database import Database
 from .decoding import Broken, decode_json_column, decode_json_text
 from .job_columns import JobColumns, taken
-from .records import JOB_FIELDS, JobRecord, ReconcileReport
+from .records import JOB_FIELDS, OWNER_CONFIG, OWNER_RUNTIME, JobRecord, ReconcileReport
 from .sql import JSON_COLUMNS, bump_revision, update_many
+from .tables import JOBS
 from .wanted import COMPARED, CONFIGURED_FIELDS, WantedColumns, WantedJob, prepare_definitions
 
 __all__ = ["FirstFire", "reconcile"]
@@ -75,7 +83,9 @@ def reconcile(
     may run: not disabled, not paused).
 
     Raises :class:`~celery_orchestra.errors.InvalidJobError` (before writing anything) for
-    duplicate names, names or tasks that are too long, and arguments that are not JSON.
+    duplicate names, names or tasks that are too long, and arguments that are not JSON; and
+    :class:`~celery_orchestra.errors.ConfigError` (writing nothing) for configured jobs whose
+    names are held by jobs added at runtime.
     """
     now = require_aware(now, "reconcile(now=...)")
     wanted = prepare_definitions(definitions)
@@ -90,6 +100,8 @@ def reconcile(
             # goes on as if they were not there (and they were not configured).
             stored, unreadable = _without_broken(stored)
             configured = prepare_definitions([d for d in definitions if d.name not in unreadable])
+        if OWNER_RUNTIME in stored.fields["owner"]:
+            _refuse_names_held_at_runtime(configured, stored, db.safe_url)
         return _reconcile_stored(connection, configured, stored, unreadable, now, revision, first_fire)
 
     report = db.run("reconcile the configured jobs", work, write=True)
@@ -117,16 +129,58 @@ def _reconcile_stored(
 ) -> tuple[ReconcileReport, bool]:
     """Reconcile's transaction once the stored states are read (``unreadable``: the broken jobs left out)."""
     match = _Match.of(wanted.names, stored.names)
+    runtime = _held_at_runtime(stored, match.unconfigured)
+    if runtime:
+        # Read apart (decoded, as records), and only to be handed on: reconcile writes none of them.
+        held = set(runtime)
+        match = replace(match, unconfigured=[at for at in match.unconfigured if at not in held])
     differing = _differing(wanted, stored, match)
     names = [stored.names[match.stored[k]] for k in differing]
     names += [stored.names[at] for at in match.unconfigured]
     rows = _rows_named(connection, names, stored_count=len(stored.names))
     plan = _Plan.of(wanted, stored, _Comparison(match, differing, rows), now, revision, first_fire)
     plan.broken.update(unreadable)
+    if runtime:
+        plan.keep_runtime(connection, [stored.names[at] for at in runtime])
     insert_jobs(connection, plan.inserts)
     update_many(connection, plan.updates)
     wrote = bool(plan.inserts or plan.updates)
     return plan.report(revision if wrote else None), wrote
+
+
+def _refuse_names_held_at_runtime(wanted: WantedColumns, stored: StoredStates, shown_url: str) -> None:
+    """Raise a :class:`ConfigError` naming every configured job whose name a (not removed) job
+    owned at runtime holds: which of the two is meant cannot be guessed."""
+    owners, removed = stored.fields["owner"], stored.fields["removed"]
+    held = {
+        name
+        for name, owner, gone in zip(stored.names, owners, removed, strict=True)
+        if owner == OWNER_RUNTIME and not gone
+    }
+    problems = []
+    for definition in wanted.definitions:
+        if definition.name in held:
+            source, line = split_source(definition.source)
+            problems.append(
+                ConfigProblem(
+                    source,
+                    line,
+                    None,
+                    definition.name,
+                    f"the name is taken by a job added at runtime (owner runtime, in {shown_url}): rename this "
+                    f"job, or remove the runtime one first (celery orchestra remove {definition.name})",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
+def _held_at_runtime(stored: StoredStates, unconfigured: Sequence[int]) -> list[int]:
+    """The positions among ``unconfigured`` of the jobs owned at runtime and not removed."""
+    owners, removed = stored.fields["owner"], stored.fields["removed"]
+    if OWNER_RUNTIME not in owners:
+        return []
+    return [at for at in unconfigured if owners[at] == OWNER_RUNTIME and not removed[at]]
 
 
 def _without_broken(stored: StoredStates) -> tuple[StoredStates, dict[str, str]]:
@@ -223,6 +277,7 @@ class _Plan:
     unchanged: list[Sequence[str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     already_removed: list[str] = field(default_factory=list)
+    runtime: list[str] = field(default_factory=list)
     #: New rows (JSON columns as text).
     inserts: JobColumns = field(default_factory=JobColumns.empty)
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -284,6 +339,7 @@ class _Plan:
             "revision": [revision] * count,
             "created_at": [now] * count,
             "updated_at": [now] * count,
+            "owner": [OWNER_CONFIG] * count,
         }
         self.added = taken(wanted.names, indices)
         self.inserts = wanted.table(indices, state, json_text=True)
@@ -303,6 +359,19 @@ class _Plan:
             self.records.append(record)
         else:
             self.broken[name] = record.broken
+
+    def keep_runtime(self, connection: Connection, names: Sequence[str]) -> None:
+        """Hand on the jobs owned at runtime called ``names`` as they are stored (broken ones as broken)."""
+        held = set(names)
+        self.runtime.extend(names)
+        where = (JOBS.c.owner == OWNER_RUNTIME) & JOBS.c.removed.is_(False)
+        for record in read_job_records(connection, where=where):
+            if record.name not in held:
+                continue
+            if record.broken is None:
+                self.records.append(record)
+            else:
+                self.broken[record.name] = record.broken
 
     def _compare(self, want: WantedJob, row: Row, now: datetime, revision: int, first_fire: FirstFire | None) -> None:
         # Unequal text may still be the same value, spelt otherwise (an older version's JSON, an
@@ -345,6 +414,7 @@ class _Plan:
             unchanged=tuple(sorted(name for names in self.unchanged for name in names)),
             removed=tuple(sorted(self.removed)),
             already_removed=tuple(sorted(self.already_removed)),
+            runtime=tuple(sorted(self.runtime)),
             revision=revision,
             jobs=jobs.sorted_by_name(),
             broken=dict(sorted(self.broken.items())),
@@ -414,6 +484,8 @@ def _updated_job_values(row: Row, want: WantedJob, now: datetime, revision: int,
             "enabled": want.enabled if configured_enabled != want.enabled else row[_ENABLED],
             "configured_enabled": want.enabled,
             "removed": False,
+            # A removed job's name is free: configuring it again makes the configuration its owner.
+            "owner": OWNER_CONFIG,
             "anchor": now if retime else row[_ANCHOR],
             "next_run_at": None if retime else row[_NEXT_RUN_AT],
             # A new timing is judged afresh by the scheduler (a one-off moved to the past expires then).

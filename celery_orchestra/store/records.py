@@ -17,8 +17,20 @@ from sqlalchemy.engine import RowMapping
 
 from ..jobs.states import ran_since_anchor
 
+#: A job defined by the configuration (``beat_schedule``, a YAML file, Celery's ``Scheduler.add``):
+#: every start makes it match the configuration again.
+OWNER_CONFIG: Final = "config"
+#: A job added through the runtime API (``add_job``, ``celery orchestra add``): changed only
+#: through it, never touched by reconcile.
+OWNER_RUNTIME: Final = "runtime"
+#: Every owner a job can have.
+OWNERS: Final = (OWNER_CONFIG, OWNER_RUNTIME)
+
 __all__ = [
     "JOB_FIELDS",
+    "OWNERS",
+    "OWNER_CONFIG",
+    "OWNER_RUNTIME",
     "UNREADABLE_DATETIME",
     "JobRecord",
     "LedgerEntry",
@@ -37,8 +49,11 @@ class JobRecord(NamedTuple):
     :meth:`~celery_orchestra.store.JobStore.set_enabled`); ``configured_enabled`` is what the
     configuration said the last time it was reconciled.
 
+    ``owner`` says who defines the job: the configuration (reconcile makes it match at every
+    start) or the runtime API (reconcile never touches it).
+
     A NamedTuple, not a frozen dataclass: beat builds 100,000 of these at start-up, and a tuple
-    is made in one step where a frozen dataclass sets its 24 fields one by one.
+    is made in one step where a frozen dataclass sets its 26 fields one by one.
 
     ``broken`` is ``None`` for a job whose row could be read. A row edited into something this
     version cannot read (text that is not JSON, a datetime that is not ISO 8601...) still gives a
@@ -75,6 +90,8 @@ class JobRecord(NamedTuple):
     revision: int
     created_at: datetime
     updated_at: datetime
+    #: Who defines the job: :data:`OWNER_CONFIG` or :data:`OWNER_RUNTIME`.
+    owner: str = OWNER_CONFIG
     #: Why the row cannot be used (the column and what it holds), or ``None``: not a column.
     broken: str | None = None
 
@@ -195,7 +212,9 @@ class ReconcileReport:
     ``removed``
         no longer configured: now marked removed (kept for history, never sent);
     ``already_removed``
-        stored as removed and still not configured.
+        stored as removed and still not configured;
+    ``runtime``
+        not configured, owned at runtime (added through the API): left as it is.
 
     ``broken`` holds the jobs whose stored row cannot be read (see :class:`JobRecord`), each with
     the reason; none of them is in ``jobs``. One whose operator state or run bookkeeping cannot be
@@ -216,6 +235,7 @@ class ReconcileReport:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     already_removed: tuple[str, ...] = ()
+    runtime: tuple[str, ...] = ()
     revision: int | None = None
     jobs: Sequence[JobRecord] = field(default=(), repr=False, compare=False)
     broken: Mapping[str, str] = field(default_factory=dict)

@@ -112,6 +112,9 @@ class JobRow(Base):
     revision: Mapped[int] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: Who defines the job: ``config`` (reconcile makes it match the configuration) or ``runtime``
+    #: (added through the API; reconcile never touches it). See ``records.OWNERS``.
+    owner: Mapped[str] = mapped_column(String(16), server_default=text("'config'"))
 
 
 class RunRow(Base):
