@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from celery import Celery
 from celery.schedules import crontab, solar
 from test_scheduler import FakeClock, Harness, at, every
 
@@ -232,6 +233,26 @@ def test_bad_input_is_refused_as_configuration_would_be_and_nothing_is_written(
 def test_a_name_longer_than_the_store_keeps_is_refused(store: JobStore) -> None:
     with pytest.raises(JobSpecError, match="the name is 256 characters long; at most 255 fit the store"):
         add_job(store, "n" * 256, task="t", schedule=60)
+
+
+def test_a_job_repeating_faster_than_the_min_interval_is_refused_as_configuration_would_be(
+    store: JobStore, tmp_path: Any
+) -> None:
+    """orchestra_min_interval holds for jobs added at runtime too: the rule lives once (jobs.checks)."""
+    with pytest.raises(
+        JobSpecError,
+        match=r"job 'flood': it would run every 1e-06 seconds, more often than orchestra_min_interval \(0.1 seconds\)",
+    ):
+        add_job(store, "flood", task="t", schedule="every 0.000001 seconds")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    created = JobStore(url)
+    created.migrate()  # what beat's first start does
+    created.close()
+    app = Celery("runtime", broker="memory://", set_as_current=False)
+    app.conf.update(orchestra_database_url=url, orchestra_min_interval=5)
+    with pytest.raises(JobSpecError, match=r"every 2 seconds, more often than orchestra_min_interval \(5 seconds\)"):
+        add_job(app, "fast", task="t", schedule=2)
+    assert add_job(app, "slow", task="t", schedule=5).name == "slow"
 
 
 def test_add_jobs_is_one_transaction_all_or_none(store: JobStore) -> None:

@@ -16,13 +16,15 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Final
+from typing import Any, Final
 
 from kombu.compression import get_encoder
 from kombu.serialization import registry as serializers
 
 from ..errors import ConfigProblem
-from ..settings import python_value
+from ..settings import DEFAULT_MIN_INTERVAL, MIN_INTERVAL_SETTING, python_value
+from ..timing.model import Interval
+from ..timing.parser import parse_expression
 from .definitions import JobDefinition
 from .fields import unknown_key_message
 
@@ -85,9 +87,12 @@ def split_source(source: str) -> tuple[str, int | None]:
     return source, None
 
 
-def definition_problems(definitions: Sequence[JobDefinition]) -> list[ConfigProblem]:
+def definition_problems(
+    definitions: Sequence[JobDefinition], *, min_interval: float = DEFAULT_MIN_INTERVAL
+) -> list[ConfigProblem]:
     """Every problem of every job in ``definitions``, each at the job's place (file and line, or
-    ``beat_schedule`` and the job's name).
+    ``beat_schedule`` and the job's name); a job repeating more often than ``min_interval``
+    seconds is one (``orchestra_min_interval``: a flood of messages).
 
     Jobs usually share their arguments and options (often the very same objects): each distinct
     object is checked once.
@@ -95,16 +100,27 @@ def definition_problems(definitions: Sequence[JobDefinition]) -> list[ConfigProb
     problems: list[ConfigProblem] = []
     known: dict[tuple[int, str], list[str]] = {}  # by the id of a value the definitions keep alive meanwhile
     for definition in definitions:
-        messages = job_problems(definition, known)
+        messages = job_problems(definition, known, min_interval=min_interval)
         if messages:
             source, line = split_source(definition.source)
             problems.extend(ConfigProblem(source, line, None, definition.name, message) for message in messages)
     return problems
 
 
-def job_problems(definition: JobDefinition, known: dict[tuple[int, str], list[str]] | None = None) -> list[str]:
+def job_problems(
+    definition: JobDefinition,
+    known: dict[tuple[int, str], list[str]] | None = None,
+    *,
+    min_interval: float = DEFAULT_MIN_INTERVAL,
+) -> list[str]:
     """What is wrong with one job (empty: nothing); ``known`` memoises the checks of shared values."""
     messages: list[str] = []
+    every = _repeat_seconds(definition.schedule_data)
+    if every is not None and every < min_interval:
+        messages.append(
+            f"it would run every {every:g} seconds, more often than {MIN_INTERVAL_SETTING} ({min_interval:g} seconds) "
+            "allows"
+        )
     if len(definition.name) > NAME_LENGTH:
         messages.append(f"the name is {len(definition.name)} characters long; at most {NAME_LENGTH} fit the store")
     if len(definition.task) > NAME_LENGTH:
@@ -125,6 +141,20 @@ def job_problems(definition: JobDefinition, known: dict[tuple[int, str], list[st
             found = memo[key] = check(what, value)
         messages.extend(found)
     return messages
+
+
+def _repeat_seconds(data: Mapping[str, Any]) -> float | None:
+    """Seconds between runs of an interval schedule (a number, timedelta or ``every N``); None for others.
+
+    Every other kind repeats at most once a minute (a crontab, ``every minute at ...``) or once.
+    """
+    if data["type"] == "interval":
+        return float(data["seconds"])
+    if data["type"] == "timing":
+        spec = parse_expression(data["expression"])
+        if isinstance(spec, Interval):
+            return spec.every.total_seconds()
+    return None
 
 
 # ---------------------------------------------------------------------------- JSON

@@ -23,14 +23,11 @@ from ..errors import ConfigError, ConfigProblem, SettingsError, TimeZoneError
 from ..settings import (
     DEFAULT_MIN_INTERVAL,
     MAX_LOOP_INTERVAL_SETTING,
-    MIN_INTERVAL_SETTING,
     SCHEDULE_FILES_SETTING,
     read_max_loop_interval,
     read_schedule_files,
     read_settings,
 )
-from ..timing.model import Interval
-from ..timing.parser import parse_expression
 from ..timing.zones import app_zone
 from .beat_schedule import definitions_from_beat_schedule
 from .checks import definition_problems, split_source
@@ -131,42 +128,7 @@ def collect_definitions(
         groups.append(found)
         problems.extend(found_problems)
     merged, duplicate_problems = _merge_by_name(groups)
-    return merged, problems + duplicate_problems + definition_problems(merged) + _too_frequent(merged, min_interval)
-
-
-def _too_frequent(definitions: Iterable[JobDefinition], min_interval: float) -> list[ConfigProblem]:
-    """A problem for each job that repeats more often than ``min_interval`` seconds: a flood of messages."""
-    problems: list[ConfigProblem] = []
-    for definition in definitions:
-        every = _repeat_seconds(definition.schedule_data)
-        if every is None or every >= min_interval:
-            continue
-        source, line = split_source(definition.source)
-        problems.append(
-            ConfigProblem(
-                source,
-                line,
-                None,
-                definition.name,
-                f"it would run every {every:g} seconds, more often than {MIN_INTERVAL_SETTING} "
-                f"({min_interval:g} seconds) allows",
-            )
-        )
-    return problems
-
-
-def _repeat_seconds(data: Mapping[str, Any]) -> float | None:
-    """Seconds between runs of an interval schedule (a number, timedelta or ``every N``); None for others.
-
-    Every other kind repeats at most once a minute (a crontab, ``every minute at ...``) or once.
-    """
-    if data["type"] == "interval":
-        return float(data["seconds"])
-    if data["type"] == "timing":
-        spec = parse_expression(data["expression"])
-        if isinstance(spec, Interval):
-            return spec.every.total_seconds()
-    return None
+    return merged, problems + duplicate_problems + definition_problems(merged, min_interval=min_interval)
 
 
 def _once_each(paths: Sequence[str]) -> list[str]:

@@ -28,6 +28,7 @@ from ..jobs.beat_schedule import read_entry_fields
 from ..jobs.checks import definition_problems
 from ..jobs.definitions import JobDefinition
 from ..jobs.yaml_export import definitions_to_yaml
+from ..settings import DEFAULT_MIN_INTERVAL, read_min_interval
 from ..store import OWNER_CONFIG, OWNER_RUNTIME, RUNTIME_SOURCE, JobNotFound, JobRecord
 from .api import JobStatus, Target, default_zone, job_status, no_such_job, store_for
 
@@ -118,7 +119,7 @@ def add_jobs(
     if problems:
         raise JobSpecError(problems)
     definitions = [_definition(spec.name, values) for spec, values in zip(listed, read, strict=True)]
-    _check(definitions)
+    _check(target, definitions)
     now = _now()
     with store_for(target) as store:
         records = store.add_jobs(definitions, now=now)
@@ -172,7 +173,7 @@ def update_job(
         if record.broken is not None:
             raise ControlError(f"job {name!r} cannot be read ({record.broken}): remove it and add it again")
         definition = _definition(name, {**_record_values(record), **values})
-        _check([definition])
+        _check(target, [definition])
         return definition
 
     now = _now()
@@ -269,9 +270,11 @@ def _record_values(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def _check(definitions: Sequence[JobDefinition]) -> None:
-    """What every job must be whatever its source (name length, JSON, apply_async options)."""
-    problems = definition_problems(definitions)
+def _check(target: Target, definitions: Sequence[JobDefinition]) -> None:
+    """What every job must be whatever its source (name length, JSON, apply_async options, the
+    app's ``orchestra_min_interval``)."""
+    min_interval = read_min_interval(target.conf) if hasattr(target, "conf") else DEFAULT_MIN_INTERVAL
+    problems = definition_problems(definitions, min_interval=min_interval)
     if problems:
         raise JobSpecError(problems)
 
