@@ -100,6 +100,16 @@ def definition_problems(
     problems: list[ConfigProblem] = []
     known: dict[tuple[int, str], list[str]] = {}  # by the id of a value the definitions keep alive meanwhile
     for definition in definitions:
+        every = _repeat_seconds(definition.schedule_data)
+        if (
+            (every is None or every >= min_interval)
+            and not definition.args
+            and not definition.kwargs
+            and not definition.options
+            and len(definition.name) <= NAME_LENGTH
+            and len(definition.task) <= NAME_LENGTH
+        ):
+            continue  # the usual job: nothing to look at more closely
         messages = job_problems(definition, known, min_interval=min_interval)
         if messages:
             source, line = split_source(definition.source)
