@@ -25,6 +25,8 @@ from celery_orchestra import add_job
 from celery_orchestra.cli import orchestra
 from celery_orchestra.errors import JobSpecError
 
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
@@ -263,10 +265,9 @@ def test_the_deadline_bounds_crontab_jobs_only_and_says_what_it_skipped(
     _down_and_up(harness, beat_cron_starting_deadline=120)
 
     assert harness.outbox.fires("interval") == [at(300), at(1800), at(2100)]  # once, as without a deadline
-    assert (
-        "celery-orchestra: job cron: skipped 5 missed run(s) (older than beat_cron_starting_deadline, 120 s)"
-        in messages_of(caplog, logging.WARNING)
-    )
+    skipped = "celery-orchestra: job cron: skipped 5 missed run(s) (older than beat_cron_starting_deadline, 120 s)"
+    assert skipped in messages_of(caplog, logging.WARNING)
+    assert f"(`{skipped}`)" in README  # the README's example is this test's scenario
 
 
 def test_a_running_beat_sends_every_crontab_run_late_by_less_than_the_grace_whatever_the_deadline(
