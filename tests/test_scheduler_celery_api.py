@@ -291,3 +291,32 @@ def test_stock_celery_would_skip_the_same_stale_crontab_run() -> None:
     assert not cron.is_due(T0 + timedelta(minutes=5)).is_due
     app.conf.beat_cron_starting_deadline = 600
     assert cron.is_due(T0 + timedelta(minutes=5)).is_due
+
+
+def test_a_partial_reconcile_writes_the_listed_jobs_and_leaves_every_other_alone(tmp_path: Path) -> None:
+    from celery_orchestra.jobs.definitions import JobDefinition
+    from celery_orchestra.store import JobStore
+
+    store = JobStore(f"sqlite:///{tmp_path / 'partial.db'}")
+    store.migrate()
+    minute = {"type": "interval", "seconds": 60.0, "relative": False}
+    hour = {"type": "interval", "seconds": 3600.0, "relative": False}
+    store.reconcile([JobDefinition("a", "t.a", minute), JobDefinition("b", "t.b", minute)], now=T0)
+
+    later = T0 + timedelta(minutes=5)
+    report = store.reconcile(
+        [JobDefinition("b", "t.b", hour, source="Scheduler.add"), JobDefinition("c", "t.c", minute)],
+        now=later,
+        partial=True,
+    )
+
+    assert (report.added, report.retimed, report.removed) == (("c",), ("b",), ())
+    assert [record.name for record in report.jobs] == ["b", "c"]
+    jobs = {record.name: record for record in store.all_jobs()}
+    assert {name: (job.removed, job.anchor, job.owner) for name, job in jobs.items()} == {
+        "a": (False, T0, "config"),
+        "b": (False, later, "config"),
+        "c": (False, later, "config"),
+    }
+    assert jobs["b"].source == "Scheduler.add"
+    store.close()
