@@ -40,6 +40,7 @@ class SchedulerStore(Protocol):
         *,
         now: datetime,
         first_fire: Callable[[JobDefinition, datetime], datetime | None] | None = ...,
+        partial: bool = ...,
     ) -> ReconcileReport: ...
 
     def current_revision(self) -> int: ...

@@ -39,6 +39,9 @@ class OrchestraSettings:
     catch_up_limit: int = 100
     #: A fire time this late (seconds) or less is on time, not missed (matters for ``skip``).
     misfire_grace: float = 60.0
+    #: Celery's ``beat_cron_starting_deadline``: a missed crontab instant older than this (seconds)
+    #: is never sent, whatever the catch-up policy; ``None``: no such bound.
+    cron_starting_deadline: float | None = None
     #: How often (seconds) the running beat looks for changes made to the store by others.
     poll_interval: float = 1.0
     #: Answer ``celery control orchestra_*`` commands from the beat process (needs a fanout broker).
@@ -163,6 +166,17 @@ def _retention(conf: Any) -> float | None:
         ) from None
 
 
+#: Celery's own setting (5.3+) bounding how far back a missed crontab run may be sent.
+CRON_STARTING_DEADLINE_SETTING = "beat_cron_starting_deadline"
+
+
+def read_cron_starting_deadline(conf: Any) -> float | None:
+    """``beat_cron_starting_deadline``: ``None`` (Celery's default) or seconds, 0 or more."""
+    if conf.get(CRON_STARTING_DEADLINE_SETTING) is None:
+        return None
+    return _number(conf, CRON_STARTING_DEADLINE_SETTING, 0.0, minimum=0.0)
+
+
 def read_settings(conf: Any) -> OrchestraSettings:
     """Read and validate the ``orchestra_*`` settings from a Celery ``app.conf``."""
     url = conf.get("orchestra_database_url")
@@ -192,6 +206,7 @@ def read_settings(conf: Any) -> OrchestraSettings:
         catch_up=catch_up,
         catch_up_limit=limit,
         misfire_grace=_number(conf, "orchestra_misfire_grace", 60.0, minimum=0.0),
+        cron_starting_deadline=read_cron_starting_deadline(conf),
         poll_interval=_number(conf, "orchestra_poll_interval", 1.0, minimum=0.05, maximum=3600.0),
         remote_control=remote,
         lease_ttl=_number(conf, "orchestra_lease_ttl", 10.0, minimum=1.0, maximum=3600.0),

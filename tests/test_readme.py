@@ -229,3 +229,43 @@ def test_the_export_example_is_verbatim(tmp_path: Path, monkeypatch: pytest.Monk
     store.close()
     block = runtime_section().split("```yaml\n", 1)[1].split("```", 1)[0]
     assert text == block
+
+
+def test_the_celery_api_example_stores_its_jobs_as_configuration(tmp_path: Path) -> None:
+    from celery import Celery
+
+    from celery_orchestra import JobSpecError, Scheduler
+    from celery_orchestra.store import JobStore
+
+    section = README.split("### Celery's `Scheduler.add` and `update_from_dict`", 1)[1].split("\n## ", 1)[0]
+    block = next(b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "class ProjectScheduler" in b)
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    project_scheduler = namespace["ProjectScheduler"]
+    assert isinstance(project_scheduler, type) and issubclass(project_scheduler, Scheduler)
+    app = Celery("readme", broker="memory://", set_as_current=False)
+    url = f"sqlite:///{tmp_path / 'readme.db'}"
+    app.conf.update(timezone="UTC", result_expires=None, orchestra_database_url=url, orchestra_remote_control=False)
+    scheduler = project_scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    try:
+        assert sorted(scheduler.schedule) == ["crm-sync", "ledger-close"]
+        with pytest.raises(JobSpecError) as raised:
+            scheduler.add(name="ledger-close", task="ledger.close", schedule="every 5 minuts")
+    finally:
+        scheduler.close()
+    assert f"```\n{raised.value}\n```" in section
+    store = JobStore(url)
+    jobs = {record.name: record for record in store.all_jobs()}
+    store.close()
+    assert (jobs["crm-sync"].owner, jobs["crm-sync"].source, jobs["crm-sync"].tags) == (
+        "config",
+        "Scheduler.update_from_dict",
+        ("crm",),
+    )
+    ledger = jobs["ledger-close"]
+    assert (ledger.owner, ledger.source, ledger.kind, ledger.timezone) == (
+        "config",
+        "Scheduler.add",
+        "crontab",
+        "America/New_York",
+    )

@@ -98,3 +98,31 @@ def test_a_bad_max_interval_from_the_command_line_is_refused_naming_both_spellin
     )
     app.conf.update(beat_max_loop_interval=0)  # Celery's default: "not set"
     assert check_configuration(app)[1] == []
+
+
+@pytest.mark.parametrize("value", ["300", -1, float("nan"), float("inf"), 10**400, True, [60]], ids=repr)
+def test_a_bad_cron_starting_deadline_is_refused_by_check_and_by_beat_in_one_line(value: Any, tmp_path: Path) -> None:
+    """Celery's beat_cron_starting_deadline (stock beat >= 5.3) is read like our own numbers."""
+    app = Celery("settings", broker="memory://", set_as_current=False)
+    app.conf.update(
+        beat_cron_starting_deadline=value,
+        orchestra_database_url=f"sqlite:///{tmp_path / 'o.db'}",
+        orchestra_remote_control=False,
+        beat_schedule={"job": {"task": "t", "schedule": 60}},
+    )
+    _, problems = check_configuration(app)
+    assert [problem.message[:70] for problem in problems] == [
+        "setting beat_cron_starting_deadline must be a number from 0 to 1e+09, "
+    ]
+    assert "\n" not in problems[0].message and len(problems[0].message) < 200
+    with pytest.raises(SystemExit) as stopped:
+        Scheduler(app, schedule_filename=str(tmp_path / "beat"))
+    assert stopped.value.code == 1
+    assert not (tmp_path / "o.db").exists()
+
+
+def test_the_cron_starting_deadline_is_celerys_none_unless_set() -> None:
+    assert read_settings({}).cron_starting_deadline is None
+    assert read_settings({"beat_cron_starting_deadline": None}).cron_starting_deadline is None
+    assert read_settings({"beat_cron_starting_deadline": 0}).cron_starting_deadline == 0.0
+    assert read_settings({"beat_cron_starting_deadline": 300}).cron_starting_deadline == 300.0

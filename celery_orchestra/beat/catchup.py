@@ -6,6 +6,12 @@ before beat came online (it was down, or the clock jumped) or later than the gra
 follow ``orchestra_catch_up``: ``once`` sends the latest instant, ``skip``
 sends it only if it is within the grace, ``all`` sends the latest ``orchestra_catch_up_limit`` of
 them. Every run not sent is explained in :attr:`CatchUpPlan.notice`, for the log.
+
+A crontab job's missed instants are first bounded by Celery's ``beat_cron_starting_deadline``
+(as stock beat's ``crontab.is_due`` does): one more than that many seconds old is never sent, so
+the policy picks among the newer ones only (with ``once``, a crontab whose latest missed instant
+is older than the deadline sends nothing until its next instant). Merely delayed instants are not
+missed and are not bounded.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery.schedules import BaseSchedule
+from celery.schedules import BaseSchedule, crontab
 
 from ..settings import OrchestraSettings
 from ..timing.firing import missed_fires
@@ -70,12 +76,10 @@ def plan_catch_up(
             )
         return CatchUpPlan(backlog.latest, latest, notice)
 
-    if settings.catch_up == "all":
-        caught_up = missed
-    elif settings.catch_up == "skip":
-        caught_up = [missed[-1]] if missed and now - missed[-1] <= grace else []
-    else:
-        caught_up = missed[-1:]
+    deadline = settings.cron_starting_deadline if isinstance(schedule, crontab) else None
+    if deadline is not None:
+        missed = [fire for fire in missed if now - fire <= timedelta(seconds=deadline)]
+    caught_up = _chosen(missed, now, grace, settings)
     fires = caught_up + delayed
     if missed_count == 1 and caught_up:
         return CatchUpPlan(fires, latest)  # a single run, late but sent: nothing was missed
@@ -85,6 +89,20 @@ def plan_catch_up(
             f"celery-orchestra: job {name} missed {how_many} run(s); catch-up {settings.catch_up!r}: "
             f"sending {len(caught_up)}, the last for {log_instant(caught_up[-1], schedule.tz)}"
         )
+    elif deadline is not None and not missed:
+        notice = (
+            f"celery-orchestra: job {name}: skipped {how_many} missed run(s) "
+            f"(older than beat_cron_starting_deadline, {deadline:g} s)"
+        )
     else:
         notice = f"celery-orchestra: job {name}: skipped {how_many} missed run(s) (catch-up 'skip')"
     return CatchUpPlan(fires, latest, notice)
+
+
+def _chosen(missed: list[datetime], now: datetime, grace: timedelta, settings: OrchestraSettings) -> list[datetime]:
+    """The missed instants (oldest first) that ``orchestra_catch_up`` sends."""
+    if settings.catch_up == "all":
+        return missed
+    if settings.catch_up == "skip":
+        return [missed[-1]] if missed and now - missed[-1] <= grace else []
+    return missed[-1:]

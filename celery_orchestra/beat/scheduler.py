@@ -28,7 +28,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..settings import MAX_LOOP_INTERVAL_SETTING, OrchestraSettings, read_max_lo
 from ..store import JobRecord, JobStore, RunRecord
 from ..timing.zones import app_zone
 from .broker import forget_connection, publish_run
+from .celery_api import GivenJobs
 from .clock import ClockWatch
 from .dispatch import Dispatcher
 from .entry import ScheduleEntry
@@ -102,6 +103,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._housekeeper: Housekeeper | None = None
         self._stop = GracefulStop()
         self._closed = False
+        self._given = GivenJobs(app)  # Celery's add() and update_from_dict(), see .celery_api
         super().__init__(
             app,
             schedule=None,
@@ -125,6 +127,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             with self._stop.starting():
                 self._setup()
+            # From now on add() and update_from_dict() write to the store (see .celery_api).
+            first_fire = self._jobs.loader.first_fire
+            self._given.started(self.store, first_fire=first_fire, install=self._install_changed, now=self._now)
         except BaseException as error:
             self.close()  # a lease taken, threads started, connections: given back before leaving
             if isinstance(error, OrchestraError):
@@ -138,7 +143,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _setup(self) -> None:
         # Configuration first, all of it as `celery orchestra check` sees it (settings, zone, every
         # job): a mistake in it must not leave a new, empty store behind.
-        definitions = load_definitions(self.app)
+        definitions = self._given.with_configured(load_definitions(self.app))
         self.settings = read_settings(self.app.conf)
         self.max_interval = read_max_loop_interval(
             self.max_interval, name=f"{MAX_LOOP_INTERVAL_SETTING} (or --max-interval)"
@@ -151,7 +156,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self.store = store
         self._next_fires = NextFireWriter(store)
         outage = store_watch(self.monotonic)  # told once, whichever part notices it first
-        lease = LeaseKeeper(
+        self._lease = lease = LeaseKeeper(
             store,
             beat_identity(),
             self.settings.lease_ttl,
@@ -161,7 +166,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             on_lost=self._next_fires.halt,  # a standby writes nothing
             outage=outage,
         )
-        self._lease = lease
         self._dispatcher = Dispatcher(
             store,
             send=self.send_run,
@@ -309,8 +313,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _poll_changes(self, now: datetime) -> None:
         assert self._poller is not None
+        self._install_changed(self._poller.changes(), now)
+
+    def _install_changed(self, records: Sequence[JobRecord], now: datetime) -> None:
         reloaded: list[ScheduleEntry] = []
-        for record in self._poller.changes():
+        for record in records:
             current = self.data.get(record.name)
             if current is not None and current.reflects(record):
                 continue  # our own write coming back
@@ -342,6 +349,15 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._jobs.entries = schedule
 
     schedule = data = property(get_schedule, set_schedule)
+
+    def add(self, **kwargs: Any) -> ScheduleEntry | None:
+        """Celery's: one job, stored and scheduled like a ``beat_schedule`` entry (see :mod:`.celery_api`);
+        its entry (``None`` before start-up: it joins the configured jobs then)."""
+        return self._jobs.entries.get(self._given.add(kwargs))
+
+    def update_from_dict(self, dict_: Mapping[str, Any]) -> None:
+        """Celery's: the jobs of a ``beat_schedule``-like mapping, stored and scheduled as ``add`` does."""
+        self._given.update_from_dict(dict_)
 
     def sync(self) -> None:
         """Write the queued next fire times (the active beat's); every run itself is written when it is sent."""

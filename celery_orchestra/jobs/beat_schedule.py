@@ -37,20 +37,21 @@ _RESERVED_OPTIONS = ("args", "kwargs")
 
 
 def definitions_from_beat_schedule(
-    schedule: Mapping[str, Any],
+    schedule: Mapping[str, Any], *, source: str = BEAT_SCHEDULE_SOURCE
 ) -> tuple[list[JobDefinition], list[ConfigProblem]]:
     """The jobs in a Celery ``beat_schedule`` mapping, and every problem found in it.
 
     Entries take Celery's keys (``task``, ``schedule``, ``args``, ``kwargs``, ``options``,
     ``relative``) plus ``timezone``, ``tags`` and ``enabled``. ``schedule`` may also be a timing
-    string or a :class:`~celery_orchestra.timing.schedule.Timing`.
+    string or a :class:`~celery_orchestra.timing.schedule.Timing`. ``source`` is where the jobs
+    and the problems say they come from (a mapping given to ``Scheduler.update_from_dict``, say).
     """
     definitions: list[JobDefinition] = []
     problems: list[ConfigProblem] = []
     if not isinstance(schedule, Mapping):
         problems.append(
             ConfigProblem(
-                BEAT_SCHEDULE_SOURCE,
+                source,
                 None,
                 None,
                 None,
@@ -58,7 +59,7 @@ def definitions_from_beat_schedule(
             )
         )
         return definitions, problems
-    read = _BeatScheduleReader(problems).read
+    read = _BeatScheduleReader(problems, source=source).read
     for name, entry in schedule.items():
         definition = read(name, entry)
         if definition is not None:
@@ -174,7 +175,7 @@ class _BeatScheduleReader:
             options,
             tags,
             enabled,
-            BEAT_SCHEDULE_SOURCE,
+            self.source,
         )
 
     def field(self, job: str, key: str, value: object) -> dict[str, Any]:

@@ -140,18 +140,23 @@ class JobStore:
     # -- configuration ---------------------------------------------------------------------------
 
     def reconcile(
-        self, definitions: Sequence[JobDefinition], *, now: datetime, first_fire: FirstFire | None = None
+        self,
+        definitions: Sequence[JobDefinition],
+        *,
+        now: datetime,
+        first_fire: FirstFire | None = None,
+        partial: bool = False,
     ) -> ReconcileReport:
         """Make the stored jobs match ``definitions``, in one transaction (see :mod:`.reconcile`).
 
         ``first_fire(definition, anchor)``, when given, fills the next fire time of new and retimed
-        jobs as they are written.
+        jobs as they are written. ``partial`` writes the listed jobs only, removing none.
 
         Raises :class:`~celery_orchestra.errors.InvalidJobError` (before writing anything) for
         duplicate names, names or tasks that are too long, unusable schedules and arguments that
         are not JSON.
         """
-        return reconcile(self._db, definitions, now=now, first_fire=first_fire)
+        return reconcile(self._db, definitions, now=now, first_fire=first_fire, partial=partial)
 
     # -- jobs owned at runtime (see :mod:`.runtime`) ---------------------------------------------
 

@@ -12,6 +12,10 @@
   configuration lacks them, never rewritten. A configured job whose name a runtime job holds is a
   configuration error naming both (nothing is written). A removed job's name is free again: a
   configured job of that name restores it, owned by the configuration.
+* A *partial* reconcile (``partial=True``: jobs a running beat was given through Celery's
+  ``Scheduler.add`` and ``update_from_dict``) writes the listed jobs exactly as above and leaves
+  every other job alone; the next full reconcile (a start) marks them removed if they are no
+  longer configured, like any job gone from the configuration.
 """
 
 from __future__ import annotations
@@ -75,9 +79,15 @@ FirstFire = Callable[[JobDefinition, datetime], datetime | None]
 
 
 def reconcile(
-    db: Database, definitions: Sequence[JobDefinition], *, now: datetime, first_fire: FirstFire | None = None
+    db: Database,
+    definitions: Sequence[JobDefinition],
+    *,
+    now: datetime,
+    first_fire: FirstFire | None = None,
+    partial: bool = False,
 ) -> ReconcileReport:
-    """Make the stored jobs match ``definitions`` (see the module docstring).
+    """Make the stored jobs match ``definitions`` (see the module docstring); with ``partial``,
+    only the jobs listed: the others are neither removed nor in the report.
 
     ``first_fire``, when given, fills ``next_run_at`` of the jobs this inserts or retimes (and that
     may run: not disabled, not paused).
@@ -102,7 +112,7 @@ def reconcile(
             configured = prepare_definitions([d for d in definitions if d.name not in unreadable])
         if OWNER_RUNTIME in stored.fields["owner"]:
             _refuse_names_held_at_runtime(configured, stored, db.safe_url)
-        return _reconcile_stored(connection, configured, stored, unreadable, now, revision, first_fire)
+        return _reconcile_stored(connection, configured, stored, unreadable, now, revision, first_fire, partial)
 
     report = db.run("reconcile the configured jobs", work, write=True)
     log.info(
@@ -126,9 +136,14 @@ def _reconcile_stored(
     now: datetime,
     revision: int,
     first_fire: FirstFire | None,
+    partial: bool,
 ) -> tuple[ReconcileReport, bool]:
     """Reconcile's transaction once the stored states are read (``unreadable``: the broken jobs left out)."""
     match = _Match.of(wanted.names, stored.names)
+    if partial:  # the jobs not listed are not this reconcile's business
+        match = replace(match, unconfigured=[])
+        listed = set(wanted.names)
+        unreadable = {name: reason for name, reason in unreadable.items() if name in listed}
     runtime = _held_at_runtime(stored, match.unconfigured)
     if runtime:
         # Read apart (decoded, as records), and only to be handed on: reconcile writes none of them.
