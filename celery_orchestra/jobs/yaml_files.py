@@ -24,7 +24,7 @@ from ..errors import EXCERPT_LIMIT, ConfigProblem, TimeZoneError, TimingError, q
 from .codec import schedule_to_data
 from .definitions import JobDefinition
 from .fields import canonical_zone_name, unique_tags, unknown_key_message
-from .yaml_loader import MAX_DEPTH, MAX_NODES, TOO_DEEP_TAG, NodeMeter, ScheduleLoader
+from .yaml_loader import MAX_DEPTH, MAX_NODES, MAX_PARSE_DEPTH, TOO_DEEP_TAG, NodeMeter, ScheduleLoader
 
 __all__ = ["MAX_SCHEDULE_FILE_BYTES", "definitions_from_yaml", "definitions_from_yaml_text"]
 
@@ -230,7 +230,10 @@ class _YamlNodes:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "malformed document"
         message = f"invalid YAML: {problem}"
-        if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+        if problem.startswith("exceeded maximum nesting depth"):
+            # libyaml 0.2.5+ stops deep nesting itself, before our composer counts it: one wording.
+            message = f"invalid YAML: lists and mappings nested more than {MAX_PARSE_DEPTH} levels deep"
+        elif exc.context and exc.context_mark is not None and exc.problem_mark is not None:
             context = f"{exc.context} (line {exc.context_mark.line + 1})"
             # PyYAML phrases some errors as context + problem ("expected X", "but found Y").
             if problem.startswith("but "):
