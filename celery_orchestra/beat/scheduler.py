@@ -287,6 +287,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _send_due(self, dispatcher: Dispatcher, now: datetime) -> None:
         dispatcher.settle_pending()
         dispatcher.recover_when_due(now, self.data, self.monotonic())
+        if self._poller is not None:  # "run now" requests, looked for when the poll saw the store change
+            dispatcher.manual.send_requested(self.data, now, revision=self._poller.revision)
         due = self._jobs.take_due(now)
         if due:
             assert self.settings is not None
