@@ -525,6 +525,21 @@ def test_celery_control_reaches_the_node(cli_app_module: str, node: OrchestraNod
     assert "no job has all of the tags io, reports" in result.output
 
 
+def test_celery_control_runs_a_job_through_the_active_beats_node(
+    cli_app_module: str, node: OrchestraNode, store: JobStore
+) -> None:
+    assert store.acquire_lease(BeatIdentity("beat-a", "host-1", 101, "0.1.0"), timedelta(seconds=30)) is not None
+    argv = ["-A", cli_app_module, "control", "-t", str(REPLY_TIMEOUT), "-d", node.hostname, "orchestra_run", "cleanup"]
+    result = run_celery(argv)
+    assert result.exit_code == 0, result.output
+    [(job, task_id)] = manual_runs(store)
+    assert job == "cleanup"
+    assert result.output.splitlines() == [
+        f"->  {node.hostname}: OK",
+        f"        requested a run of cleanup now, task id {task_id}",
+    ]
+
+
 def test_celery_control_json_output(cli_app_module: str, node: OrchestraNode) -> None:
     result = run_celery(
         [
