@@ -219,3 +219,24 @@ def claims_of(store: JobStore, task_id: str) -> list[Any]:
 
     with store.engine.connect() as connection:
         return list(connection.execute(select(RUNS.c.epoch, RUNS.c.published).where(RUNS.c.task_id == task_id)))
+
+
+def test_a_request_instant_never_lands_where_scheduled_fires_land_and_skips_taken_ones(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from celery_orchestra.store.run_requests import request_instant
+
+    whole = datetime(2026, 1, 5, 9, 0, 0, 500000, tzinfo=UTC)  # on the grid of "every 0.5 seconds"
+    assert request_instant(whole) == whole + timedelta(microseconds=1)
+    assert request_instant(whole + timedelta(microseconds=3)) == whole + timedelta(microseconds=3)
+
+    store = JobStore(f"sqlite:///{tmp_path / 'orchestra.db'}")
+    store.migrate()
+    add_job(store, "a", task="tasks.a", schedule="every 10 minutes")
+    first = store.request_run("a", task_id="one", now=whole)
+    second = store.request_run("a", task_id="two", now=whole)  # the same instant: the next free one
+    store.close()
+    assert [first.fire_time, second.fire_time] == [
+        whole + timedelta(microseconds=1),
+        whole + timedelta(microseconds=2),
+    ]

@@ -7,14 +7,16 @@ beat that is gone (``ledger.take_over_claims``: stamped with its epoch, fenced),
 with the request's task id, and confirms it (``progress.save_progress`` with no progress): it is
 never counted as one of the job's scheduled runs and never moves its schedule.
 
-The ledger's key is (job, instant): a scheduled fire never takes a manual run's row nor the
-reverse. Scheduled fires land on whole seconds (anchors are whole seconds, timings are in
-seconds), so a request instant always has a fraction of a second; if the instant is taken all the
-same, the next free microsecond is used.
+The ledger's key is (job, instant), shared with scheduled fires. Anchors are whole seconds and
+intervals have at most a few decimals (``orchestra_min_interval`` is 0.1 s), so scheduled fires
+land on multiples of ten microseconds; a request instant never does (it is moved by a microsecond
+when needed), and when its instant is taken all the same, the next free one is used. Only a solar
+event computed to that very microsecond could meet a request's key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -34,9 +36,18 @@ _MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def request_instant(now: datetime) -> datetime:
-    """The ledger instant of a request made at ``now``: never on a whole second, where scheduled fires land."""
+    """The ledger instant of a request made at ``now``: never a multiple of ten microseconds, where
+    scheduled fires land."""
     now = require_aware(now, "the instant of a run-now request")
-    return now if now.microsecond else now + _MICROSECOND
+    return now + _MICROSECOND if now.microsecond % 10 == 0 else now
+
+
+def _instants(first: datetime) -> Iterator[datetime]:
+    """``first`` and the request instants after it, in order."""
+    instant = first
+    for _ in range(_FREE_INSTANT_TRIES):
+        yield instant
+        instant = request_instant(instant + _MICROSECOND)
 
 
 def request_run(db: Database, job_name: str, *, task_id: str, now: datetime) -> RunRecord:
@@ -57,8 +68,7 @@ def request_run(db: Database, job_name: str, *, task_id: str, now: datetime) -> 
     def work(connection: Connection) -> tuple[RunRecord, bool]:
         bump_revision(connection, db.safe_url)  # the active beat's next poll looks for requests
         require_known([job_name], existing(connection, [job_name], (JOBS.c.name,)))
-        for step in range(_FREE_INSTANT_TRIES):
-            instant = first + step * _MICROSECOND
+        for instant in _instants(first):
             row = {
                 "job_name": job_name,
                 "fire_time": instant,
