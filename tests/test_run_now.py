@@ -28,8 +28,9 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(f"sqlite:///{tmp_path / 'orchestra.db'}", FakeClock(), tmp_path)
+def harness(store_url: str, tmp_path: Path) -> Iterator[Harness]:
+    """The scheduler harness on SQLite and on PostgreSQL (``store_url``)."""
+    h = Harness(store_url, FakeClock(), tmp_path)
     try:
         yield h
     finally:
