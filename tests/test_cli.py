@@ -594,6 +594,7 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "task_id": "nightly-report-2",
             "confirmed": True,
             "state": "sent",
+            "manual": False,
         }
     ]
 
