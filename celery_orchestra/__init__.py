@@ -62,7 +62,7 @@ if typing.TYPE_CHECKING:
         resume_jobs,
         resume_jobs_with_tags,
     )
-    from .ops.jobs_api import JobSpec, add_job, add_jobs, export_jobs, get_job, remove_job, update_job
+    from .ops.jobs_api import JobSpec, add_job, add_jobs, export_jobs, get_job, remove_job, run_job_now, update_job
     from .ops.liveness import BeatStatus, Liveness, beat_liveness
     from .ops.maintenance import PruneResult, forget_job, prune_history
 
@@ -87,6 +87,7 @@ _LAZY: dict[str, str] = {
     "export_jobs": "ops.jobs_api",
     "get_job": "ops.jobs_api",
     "remove_job": "ops.jobs_api",
+    "run_job_now": "ops.jobs_api",
     "update_job": "ops.jobs_api",
     "list_jobs": "ops.api",
     "open_store": "ops.api",
@@ -159,6 +160,7 @@ __all__ = [
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
+    "run_job_now",
     "run_task_id",
     "timing",
     "update_job",

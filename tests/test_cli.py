@@ -594,6 +594,7 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "task_id": "nightly-report-2",
             "confirmed": True,
             "state": "sent",
+            "manual": False,
         }
     ]
 
@@ -975,6 +976,28 @@ def test_enable_and_disable_by_name_and_tags(cli: click.Group, project: Project)
         "enabled: cleanup, heartbeat; already enabled: nightly-report (jobs with any of the tags slow, fast)\n",
     )
     assert stored(project, "heartbeat").enabled and stored(project, "cleanup").enabled
+
+
+def test_run_prints_the_task_id_of_a_manual_run_that_history_shows(cli: click.Group, project: Project) -> None:
+    result = run(cli, project, "run", "heartbeat")
+    assert result.exit_code == 0, result.output
+    task_id = result.stdout.strip()
+    assert str(uuid.UUID(task_id)) == task_id
+    store = project.store()
+    try:
+        manual = [(e.task_id, e.confirmed, e.manual) for e in store.history("heartbeat")]
+    finally:
+        store.close()
+    assert manual == [(task_id, False, True)]  # waiting for the active beat
+    history = run(cli, project, "history", "heartbeat")
+    assert history.exit_code == 0, history.output
+    [row] = [line for line in history.stdout.splitlines() if task_id in line]
+    assert " manual " in row and "requested" in row
+    assert stored(project, "heartbeat").total_run_count == 0
+
+    as_json = json.loads(run(cli, project, "run", "heartbeat", "--json").stdout)
+    assert (as_json["job"], as_json["manual"], as_json["state"]) == ("heartbeat", True, "requested")
+    assert_one_line_error(run(cli, project, "run", "heartbaet"), 1, "no such job: heartbaet (did you mean heartbeat?)")
 
 
 def test_export_prints_a_schedule_file_that_check_accepts(cli: click.Group, project: Project) -> None:

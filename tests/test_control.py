@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from test_api import paused_names, seed
 
 from celery_orchestra.ops import control
 from celery_orchestra.ops.remote import OrchestraNode
-from celery_orchestra.store import JobStore
+from celery_orchestra.store import BeatIdentity, JobStore
 
 REPLY_TIMEOUT = 3.0
 
@@ -133,6 +134,59 @@ def test_tag_commands(app: Celery, node: OrchestraNode, store: JobStore) -> None
         "ok": "resumed: berlin-lunch, nightly-report; not paused: cleanup (jobs with any of the tags slow, reports)"
     }
     assert paused_names(store) == set()
+
+
+def test_enable_and_disable_by_names_and_tags(
+    app: Celery, node: OrchestraNode, store: JobStore, changes: Changes
+) -> None:
+    assert answer(app, node, "orchestra_disable", names=["heartbeat", "cleanup"]) == {
+        "ok": "disabled: heartbeat, cleanup"
+    }
+    assert disabled_names(store) == {"heartbeat", "cleanup"}
+    assert answer(app, node, "orchestra_enable", names=["heartbeat"]) == {"ok": "enabled: heartbeat"}
+    assert answer(app, node, "orchestra_disable_tags", tags="reports,slow", match="all") == {
+        "ok": "disabled: nightly-report (jobs with all of the tags reports, slow)"
+    }
+    assert answer(app, node, "orchestra_enable_tags", tags="slow") == {
+        "ok": "enabled: cleanup, nightly-report (jobs with tag slow)"
+    }
+    assert disabled_names(store) == set()
+    assert answer(app, node, "orchestra_enable", names=["nope"]) == {"error": "no such job: nope"}
+    assert changes.calls == 4
+
+
+def disabled_names(store: JobStore) -> set[str]:
+    return {record.name for record in store.all_jobs() if not record.enabled}
+
+
+def test_run_is_requested_by_the_active_beats_node_only(
+    app: Celery, node: OrchestraNode, store: JobStore, changes: Changes
+) -> None:
+    # Not holding the lease (a standby): a broadcast reaches every beat, only the active one runs it.
+    assert answer(app, node, "orchestra_run", name="heartbeat") == {
+        "ok": "not run by this beat: it is a standby; the active one runs orchestra_run"
+    }
+    assert manual_runs(store) == []
+    assert store.acquire_lease(BeatIdentity("beat-a", "host-1", 101, "0.1.0"), timedelta(seconds=30)) is not None
+
+    reply = answer(app, node, "orchestra_run", name="heartbeat")
+
+    [(job, task_id)] = manual_runs(store)
+    assert (job, reply) == (
+        "heartbeat",
+        {"ok": f"requested a run of heartbeat now, task id {task_id}", "task_id": task_id},
+    )
+    assert changes.calls == 1  # the scheduler looks at once
+    assert answer(app, node, "orchestra_run", name="nope") == {"error": "no such job: nope"}
+    assert answer(app, node, "orchestra_run", name="") == {
+        "error": "orchestra_run needs one job name (orchestra_run NAME), got ''"
+    }
+    assert answer(app, node, "orchestra_run", name="a\x1b[31mb") == {"error": "no such job: a\\x1b[31mb"}
+    assert len(manual_runs(store)) == 1
+
+
+def manual_runs(store: JobStore) -> list[tuple[str, str]]:
+    return [(r.job_name, r.task_id) for name in ("heartbeat", "cleanup") for r in store.history(name) if r.manual]
 
 
 def test_bad_arguments_get_a_clear_error(app: Celery, node: OrchestraNode, store: JobStore) -> None:
@@ -289,7 +343,7 @@ def test_no_fanout_means_no_thread_and_one_warning(
 
 
 def test_commands_are_registered_for_the_control_cli() -> None:
-    for name in (control.PAUSE, control.RESUME, control.PAUSE_TAGS, control.RESUME_TAGS):
+    for name in control.CHANGE_COMMANDS:
         assert Panel.meta[name].type == "control"
         assert Panel.meta[name].visible
     assert Panel.meta[control.JOBS].type == "inspect"
@@ -297,6 +351,9 @@ def test_commands_are_registered_for_the_control_cli() -> None:
     assert not Panel.meta[control.PAUSE].args
     assert Panel.meta[control.PAUSE_TAGS].variadic is None
     assert [name for name, _ in Panel.meta[control.PAUSE_TAGS].args] == ["tags", "match"]
+    assert Panel.meta[control.DISABLE].variadic == "names"
+    assert [name for name, _ in Panel.meta[control.ENABLE_TAGS].args] == ["tags", "match"]
+    assert [name for name, _ in Panel.meta[control.RUN].args] == ["name"]
 
 
 @pytest.mark.parametrize(
@@ -307,6 +364,9 @@ def test_commands_are_registered_for_the_control_cli() -> None:
         ("orchestra_pause_tags", ["x,y", "all"], {"tags": "x,y", "match": "all"}),
         ("orchestra_resume_tags", ["x"], {"tags": "x"}),
         ("orchestra_jobs", [], {}),
+        ("orchestra_enable", ["a", "b"], {"names": ["a", "b"]}),
+        ("orchestra_disable_tags", ["x", "any"], {"tags": "x", "match": "any"}),
+        ("orchestra_run", ["a"], {"name": "a"}),
     ],
 )
 def test_celerys_cli_maps_arguments_without_duplicating_any(
@@ -325,6 +385,22 @@ def test_worker_without_a_database_url_says_beat_applies_it(tmp_path: Path, stor
     reply = Panel.data["orchestra_jobs"](state)
     assert "not listed by this worker" in reply["ok"]
     assert paused_names(store) == set()
+
+
+def test_a_worker_never_runs_a_job_even_with_a_database_url(tmp_path: Path, store: JobStore) -> None:
+    worker_app = memory_app("db-worker-run")
+    worker_app.conf.orchestra_database_url = f"sqlite:///{tmp_path / 'orchestra.db'}"
+    state = AttributeDict(app=worker_app, hostname="celery@test")
+    reply = Panel.data["orchestra_run"](state, name="heartbeat")
+    assert reply == {
+        "ok": "not run by this worker: the active beat's node (orchestra@<its host>) runs orchestra_run, once"
+    }
+    assert Panel.data["orchestra_run"](state, name=5) == {
+        "error": "orchestra_run needs one job name (orchestra_run NAME), got 5"
+    }
+    assert manual_runs(store) == []
+    assert Panel.data["orchestra_disable"](state, names=["heartbeat"]) == {"ok": "disabled: heartbeat"}
+    assert disabled_names(store) == {"heartbeat"}
 
 
 def test_worker_with_a_database_url_applies_the_command(tmp_path: Path, store: JobStore) -> None:
@@ -373,6 +449,8 @@ def test_worker_with_an_unreachable_database_gets_an_error_reply() -> None:
             control.Command("orchestra_resume_tags", tags=("x",), any_tag=False),
         ),
         ("orchestra_jobs", None, control.Command("orchestra_jobs")),
+        ("orchestra_run", {"name": "solo"}, control.Command("orchestra_run", names=("solo",))),
+        ("orchestra_disable", {"names": ["a"]}, control.Command("orchestra_disable", names=("a",))),
     ],
 )
 def test_parse_command(method: str, arguments: dict[str, Any] | None, expected: control.Command) -> None:
@@ -388,6 +466,9 @@ def test_parse_command(method: str, arguments: dict[str, Any] | None, expected: 
         ("orchestra_pause_tags", {"tags": 3}, "needs tags"),
         ("orchestra_jobs", {"state": "x"}, "orchestra_jobs takes no arguments; unexpected argument(s): 'state'"),
         ("orchestra_delete", {}, "unknown orchestra command 'orchestra_delete'"),
+        ("orchestra_run", {"names": ["a"]}, "orchestra_run takes 'name'; unexpected argument(s): 'names'"),
+        ("orchestra_run", {"name": ["a"]}, "orchestra_run needs one job name (orchestra_run NAME), got "),
+        ("orchestra_enable", {}, "orchestra_enable needs at least one job name"),
     ],
 )
 def test_parse_command_errors(method: str, arguments: dict[str, Any], message: str) -> None:
@@ -442,6 +523,21 @@ def test_celery_control_reaches_the_node(cli_app_module: str, node: OrchestraNod
     assert result.exit_code == 0, result.output
     assert f"{node.hostname}: ERROR" in result.output
     assert "no job has all of the tags io, reports" in result.output
+
+
+def test_celery_control_runs_a_job_through_the_active_beats_node(
+    cli_app_module: str, node: OrchestraNode, store: JobStore
+) -> None:
+    assert store.acquire_lease(BeatIdentity("beat-a", "host-1", 101, "0.1.0"), timedelta(seconds=30)) is not None
+    argv = ["-A", cli_app_module, "control", "-t", str(REPLY_TIMEOUT), "-d", node.hostname, "orchestra_run", "cleanup"]
+    result = run_celery(argv)
+    assert result.exit_code == 0, result.output
+    [(job, task_id)] = manual_runs(store)
+    assert job == "cleanup"
+    assert result.output.splitlines() == [
+        f"->  {node.hostname}: OK",
+        f"        requested a run of cleanup now, task id {task_id}",
+    ]
 
 
 def test_celery_control_json_output(cli_app_module: str, node: OrchestraNode) -> None:

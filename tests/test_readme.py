@@ -269,3 +269,65 @@ def test_the_celery_api_example_stores_its_jobs_as_configuration(tmp_path: Path)
         "crontab",
         "America/New_York",
     )
+
+
+def test_the_run_now_python_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from celery_orchestra import add_job
+    from celery_orchestra.store import JobStore
+
+    store = JobStore(f"sqlite:///{tmp_path / 'readme.db'}")
+    store.migrate()
+    add_job(store, "sync-crm", task="crm.sync", schedule="every 15 minutes")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", runtime_section(), re.S) if "run_job_now(app," in b)
+
+    exec(block, {"app": store})
+
+    assert capsys.readouterr().out == "True requested\nTrue True\n"
+    assert [(e.manual, e.confirmed) for e in store.history("sync-crm")] == [(True, False)]
+    store.close()
+
+
+def test_the_run_now_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+    import sys
+
+    from celery.bin.celery import celery as celery_group
+    from test_cli import Project, run, seed_like_beat, write_app
+
+    from celery_orchestra.cli import orchestra
+
+    if "orchestra" not in celery_group.commands:
+        celery_group.add_command(orchestra)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
+    seed_like_beat(module, store_path)
+    project = Project(module, tmp_path, store_path)
+    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra run" in b)
+    task_id = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    commands = re.split(r"^\$ ", block, flags=re.M)[1:]
+    assert len(commands) == 2
+    try:
+        for command in commands:
+            line, *expected = command.rstrip("\n").split("\n")
+            args = shlex.split(line)
+            assert args[:4] == ["celery", "-A", "proj", "orchestra"]
+            result = run(celery_group, project, *args[4:])
+            shown = task_id.sub("<task id>", result.output.rstrip("\n"))
+            assert shown == task_id.sub("<task id>", "\n".join(expected)), line
+    finally:
+        sys.modules.pop(module, None)
+
+
+def test_the_run_now_refusal_is_verbatim(tmp_path: Path) -> None:
+    from celery_orchestra import ControlError, add_job, remove_job, run_job_now
+    from celery_orchestra.store import JobStore
+
+    store = JobStore(f"sqlite:///{tmp_path / 'readme.db'}")
+    store.migrate()
+    add_job(store, "NAME", task="crm.sync", schedule="every 15 minutes")
+    remove_job(store, "NAME")
+    with pytest.raises(ControlError) as raised:
+        run_job_now(store, "NAME")
+    store.close()
+    assert f"`{raised.value}`" in runtime_section()

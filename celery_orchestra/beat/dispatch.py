@@ -13,6 +13,8 @@
   sent again (at most once).
 * A progress, confirmation or release write that fails is kept and retried on the next tick.
 * Task ids are :func:`run_task_id` ``(job, fire instant)``: a duplicate is recognisable downstream.
+* "Run now" requests go through the same send path and lease, by :attr:`Dispatcher.manual`
+  (:mod:`.manual_runs`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .broker import BROKER_RETRY
 from .catchup import plan_catch_up
 from .entry import ScheduleEntry
 from .lease import STANDBY_LOOK_EVERY, LeaseKeeper
+from .manual_runs import ManualRuns
 from .outages import broker_watch
 from .recovery import RECOVER_EVERY, UNCONFIRMED_BATCH, ClaimerWatch, count_run, log_recovered, split_claims
 from .table import DueJobs
@@ -180,6 +183,10 @@ class Dispatcher:
         self._next_recovery = float("-inf")
         self.broker = broker_watch(lease.monotonic)
         self.store_outage = lease.outage
+        #: Sends the "run now" requests, with this dispatcher's send path, producer and lease.
+        self.manual = ManualRuns(
+            store, send=send, producer=self._producer_or_none, lease=lease, broker_lost=broker_lost
+        )
 
     # ---- retries
 
@@ -474,5 +481,6 @@ class Dispatcher:
         self._next_recovery = monotonic + (STANDBY_LOOK_EVERY if soon else RECOVER_EVERY)
 
     def recover_soon(self) -> None:
-        """Look for unconfirmed claims at the next pass (this beat just acquired the lease)."""
+        """Look for unconfirmed claims and "run now" requests at the next pass (this beat just acquired the lease)."""
         self._next_recovery = float("-inf")
+        self.manual.look_soon()

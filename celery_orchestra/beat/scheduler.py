@@ -9,7 +9,8 @@ glue between beat's parts, each in its own module:
 * :mod:`.catchup`: which instants of a due job to send (a busy beat sends its backlog, a beat
   that was down follows ``orchestra_catch_up``);
 * :mod:`.dispatch`: all jobs due at once are sent in one tick through one producer (stock beat
-  sends one per tick): claimed in the run ledger, published, then confirmed;
+  sends one per tick): claimed in the run ledger, published, then confirmed; "run now" requests
+  go out the same way (:mod:`.manual_runs`), looked for when the poll sees the store change;
 * :mod:`.clock`: a wall-clock jump (NTP step, VM resume) re-evaluates every next fire instant
   instead of stalling or bursting;
 * :mod:`.entry`: one job as beat holds it; :mod:`.loading` builds entries from stored rows;
@@ -291,6 +292,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
     def _send_due(self, dispatcher: Dispatcher, now: datetime) -> None:
         dispatcher.settle_pending()
         dispatcher.recover_when_due(now, self.data, self.monotonic())
+        if self._poller is not None:  # "run now" requests, looked for when the poll saw the store change
+            dispatcher.manual.send_requested(self.data, now, revision=self._poller.revision)
         due = self._jobs.take_due(now)
         if due:
             assert self.settings is not None

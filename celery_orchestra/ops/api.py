@@ -69,6 +69,7 @@ __all__ = [
     "pause_job",
     "pause_jobs",
     "pause_jobs_with_tags",
+    "record_zone",
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
@@ -224,12 +225,18 @@ class RunInfo:
     confirmed: bool = True
     #: A one-off claimed by a beat that stopped while sending it: maybe sent, never sent again.
     abandoned: bool = False
+    #: A "run now" request (:func:`~celery_orchestra.run_job_now`): ``fire_time`` is when it was
+    #: requested, and it is sent outside the job's schedule.
+    manual: bool = False
 
     @property
     def state(self) -> str:
-        """``sent``, ``sending`` (claimed, not confirmed yet) or ``unconfirmed: the beat stopped while sending``."""
+        """``sent``, ``sending`` (claimed, not confirmed yet) or ``unconfirmed: the beat stopped while sending``;
+        for a manual run not sent yet, ``requested`` (or ``not sent: the job was removed``)."""
         if self.confirmed:
             return "sent"
+        if self.manual:
+            return "not sent: the job was removed" if self.abandoned else "requested"
         return "unconfirmed: the beat stopped while sending" if self.abandoned else "sending"
 
     @property
@@ -245,6 +252,7 @@ class RunInfo:
             "task_id": self.task_id,
             "confirmed": self.confirmed,
             "state": self.state,
+            "manual": self.manual,
         }
 
 
@@ -566,7 +574,7 @@ def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now:
     if record.broken is not None:
         return _broken_status(record, default_zone)
     state = _state_of(record)
-    zone = _record_zone(record, default_zone)
+    zone = record_zone(record, default_zone)
     due = _due_at(record, zone, app, now) if state == STATE_RUNNING else None
     try:
         schedule = describe_data(record.schedule_data)
@@ -600,7 +608,7 @@ def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
         schedule=f"cannot be read: {record.broken}",
         task=record.task,
         due_at=None,
-        timezone=zone_name(_record_zone(record, default_zone)),
+        timezone=zone_name(record_zone(record, default_zone)),
         runs=record.total_run_count,
         max_runs=record.max_runs,
         tags=tuple(record.tags),
@@ -613,7 +621,8 @@ def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
     )
 
 
-def _record_zone(record: JobRecord, default_zone: tzinfo) -> tzinfo:
+def record_zone(record: JobRecord, default_zone: tzinfo) -> tzinfo:
+    """The zone of ``record``'s times: its own, else ``default_zone`` (also when its own cannot be read)."""
     if not record.timezone:
         return default_zone
     try:
@@ -661,7 +670,7 @@ def job_history(
             entries: list[LedgerEntry] = store.history(name, limit)
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
-    job_zone = _record_zone(record, zone)
+    job_zone = record_zone(record, zone)
     return [
         RunInfo(
             entry.job_name,
@@ -670,6 +679,7 @@ def job_history(
             entry.task_id,
             entry.confirmed,
             entry.abandoned,
+            entry.manual,
         )
         for entry in entries
     ]

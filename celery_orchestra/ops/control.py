@@ -13,6 +13,13 @@ Commands (arguments as ``celery control`` maps them):
 ``orchestra_pause_tags TAG[,TAG...] [any|all]`` / ``orchestra_resume_tags ...``
     purely positional (``tags``, ``match``): Celery's CLI duplicates the last positional argument
     into the variadic list when a command has both;
+``orchestra_enable NAME...`` / ``orchestra_disable NAME...``
+    like pause and resume;
+``orchestra_enable_tags TAG[,TAG...] [any|all]`` / ``orchestra_disable_tags ...``
+    like the pause and resume tag commands;
+``orchestra_run NAME``
+    one positional (``name``): a manual run of the job now (``run_job_now``). Not idempotent, so
+    only the *active* beat's node carries it out; standbys and workers reply that they did not;
 ``orchestra_jobs`` (an inspect command)
     every job with its state, next fire time, runs and tags.
 
@@ -43,15 +50,21 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANGE_COMMANDS",
     "COMMANDS",
+    "DISABLE",
+    "DISABLE_TAGS",
     "ECHO_LIMIT",
+    "ENABLE",
+    "ENABLE_TAGS",
     "JOBS",
     "PAUSE",
     "PAUSE_TAGS",
     "RESUME",
     "RESUME_TAGS",
+    "RUN",
     "Command",
     "answer_in_worker",
     "execute",
+    "not_carried_out",
     "parse_command",
     "run_command",
 ]
@@ -62,17 +75,23 @@ PAUSE: Final = "orchestra_pause"
 RESUME: Final = "orchestra_resume"
 PAUSE_TAGS: Final = "orchestra_pause_tags"
 RESUME_TAGS: Final = "orchestra_resume_tags"
+ENABLE: Final = "orchestra_enable"
+DISABLE: Final = "orchestra_disable"
+ENABLE_TAGS: Final = "orchestra_enable_tags"
+DISABLE_TAGS: Final = "orchestra_disable_tags"
+RUN: Final = "orchestra_run"
 JOBS: Final = "orchestra_jobs"
 
+_BY_NAMES: Final = (PAUSE, RESUME, ENABLE, DISABLE)
+_BY_TAGS: Final = (PAUSE_TAGS, RESUME_TAGS, ENABLE_TAGS, DISABLE_TAGS)
 #: Commands that change the store (the beat node refreshes its schedule after them).
-CHANGE_COMMANDS: Final = frozenset({PAUSE, RESUME, PAUSE_TAGS, RESUME_TAGS})
-COMMANDS: Final = (PAUSE, RESUME, PAUSE_TAGS, RESUME_TAGS, JOBS)
+CHANGE_COMMANDS: Final = frozenset({*_BY_NAMES, *_BY_TAGS, RUN})
+COMMANDS: Final = (*_BY_NAMES, *_BY_TAGS, RUN, JOBS)
 
 _SIGNATURES: Final = {
-    PAUSE: "NAME [NAME ...]",
-    RESUME: "NAME [NAME ...]",
-    PAUSE_TAGS: "TAG[,TAG...] [any|all]",
-    RESUME_TAGS: "TAG[,TAG...] [any|all]",
+    **dict.fromkeys(_BY_NAMES, "NAME [NAME ...]"),
+    **dict.fromkeys(_BY_TAGS, "TAG[,TAG...] [any|all]"),
+    RUN: "NAME",
     JOBS: "",
 }
 _MATCHES: Final = ("any", "all")
@@ -104,7 +123,7 @@ class Command:
 def parse_command(method: str, arguments: Mapping[str, Any] | None) -> Command:
     """Check the arguments of ``method`` as a broadcast carries them; :class:`CommandError` if bad."""
     given = dict(arguments or {})
-    if method in (PAUSE, RESUME):
+    if method in _BY_NAMES:
         _only(method, given, ("names",))
         names = given.get("names")
         if isinstance(names, str):
@@ -114,7 +133,13 @@ def parse_command(method: str, arguments: Mapping[str, Any] | None) -> Command:
         if not isinstance(names, list | tuple) or not all(isinstance(name, str) and name.strip() for name in names):
             raise CommandError(f"{method}: job names must be non-empty strings, got {_quoted(names)}")
         return Command(method, names=tuple(dict.fromkeys(names)))
-    if method in (PAUSE_TAGS, RESUME_TAGS):
+    if method == RUN:
+        _only(method, given, ("name",))
+        name = given.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise CommandError(f"{method} needs one job name ({method} {_SIGNATURES[method]}), got {_quoted(name)}")
+        return Command(method, names=(name,))
+    if method in _BY_TAGS:
         _only(method, given, ("tags", "match"))
         tags = _tags(method, given.get("tags"))
         match = given.get("match", "any")
@@ -156,15 +181,22 @@ def _tags(method: str, value: object) -> tuple[str, ...]:
 def run_command(store: JobStore, command: Command, *, default_timezone: str | None = None) -> Reply:
     """Apply a checked command to ``store`` through :mod:`celery_orchestra.ops.api`; raises its errors."""
     from . import api
+    from .jobs_api import run_job_now
 
-    if command.method == PAUSE:
-        return {"ok": api.pause_jobs(store, command.names).describe()}
-    if command.method == RESUME:
-        return {"ok": api.resume_jobs(store, command.names).describe()}
-    if command.method == PAUSE_TAGS:
-        return {"ok": api.pause_jobs_with_tags(store, command.tags, any_tag=command.any_tag).describe()}
-    if command.method == RESUME_TAGS:
-        return {"ok": api.resume_jobs_with_tags(store, command.tags, any_tag=command.any_tag).describe()}
+    by_names = {PAUSE: api.pause_jobs, RESUME: api.resume_jobs, ENABLE: api.enable_jobs, DISABLE: api.disable_jobs}
+    by_tags = {
+        PAUSE_TAGS: api.pause_jobs_with_tags,
+        RESUME_TAGS: api.resume_jobs_with_tags,
+        ENABLE_TAGS: api.enable_jobs_with_tags,
+        DISABLE_TAGS: api.disable_jobs_with_tags,
+    }
+    if command.method in by_names:
+        return {"ok": by_names[command.method](store, command.names).describe()}
+    if command.method in by_tags:
+        return {"ok": by_tags[command.method](store, command.tags, any_tag=command.any_tag).describe()}
+    if command.method == RUN:
+        run = run_job_now(store, command.names[0], default_timezone=default_timezone)
+        return {"ok": f"requested a run of {run.job_name} now, task id {run.task_id}", "task_id": run.task_id}
     jobs = api.list_jobs(store, default_timezone=default_timezone)
     return {"jobs": {job.name: _job_summary(job) for job in jobs}}
 
@@ -200,6 +232,16 @@ def _one_line(text: str) -> str:
     return visible(" ".join(text.split()))
 
 
+def not_carried_out(method: str, arguments: Mapping[str, Any] | None, why: str) -> Reply:
+    """The reply of a node that leaves a well-formed command to another one: ``{"ok": why}``, or
+    ``{"error": ...}`` for bad arguments (the same error whichever node answers)."""
+    try:
+        parse_command(method, arguments)
+    except OrchestraError as error:
+        return {"error": _one_line(str(error))}
+    return {"ok": why}
+
+
 # ---------------------------------------------------------------------------- in workers
 
 
@@ -212,6 +254,9 @@ def answer_in_worker(state: Any, method: str, arguments: Mapping[str, Any]) -> R
     A worker cannot know beat's ``-s`` file, so only an explicit ``orchestra_database_url`` is
     trusted to be the store beat uses. Bad arguments get the same error as from beat.
     """
+    if method == RUN:  # not idempotent: run by the active beat's node alone, or each node would run it
+        why = f"not run by this worker: the active beat's node (orchestra@<its host>) runs {method}, once"
+        return not_carried_out(method, arguments, why)
     try:
         parse_command(method, arguments)
         app = getattr(state, "app", None)
@@ -270,6 +315,36 @@ orchestra_resume_tags = control_command(
     signature=_SIGNATURES[RESUME_TAGS],
     help="Resume the celery-orchestra jobs with any (default) or all of the comma-separated tags.",
 )(_worker_handler(RESUME_TAGS))
+
+orchestra_enable = control_command(
+    variadic="names",
+    signature=_SIGNATURES[ENABLE],
+    help="Enable celery-orchestra jobs by name (an operator's enable survives restarts).",
+)(_worker_handler(ENABLE))
+
+orchestra_disable = control_command(
+    variadic="names",
+    signature=_SIGNATURES[DISABLE],
+    help="Disable celery-orchestra jobs by name (beat stops sending them; kept across restarts).",
+)(_worker_handler(DISABLE))
+
+orchestra_enable_tags = control_command(
+    args=[("tags", str), ("match", str)],
+    signature=_SIGNATURES[ENABLE_TAGS],
+    help="Enable the celery-orchestra jobs with any (default) or all of the comma-separated tags.",
+)(_worker_handler(ENABLE_TAGS))
+
+orchestra_disable_tags = control_command(
+    args=[("tags", str), ("match", str)],
+    signature=_SIGNATURES[DISABLE_TAGS],
+    help="Disable the celery-orchestra jobs with any (default) or all of the comma-separated tags.",
+)(_worker_handler(DISABLE_TAGS))
+
+orchestra_run = control_command(
+    args=[("name", str)],
+    signature=_SIGNATURES[RUN],
+    help="Run a celery-orchestra job once now (the active beat sends it; its schedule does not move).",
+)(_worker_handler(RUN))
 
 orchestra_jobs = inspect_command(
     help="List celery-orchestra jobs: state, next fire time, runs, tags.",

@@ -18,6 +18,7 @@ beat picks each change up within its poll interval (``orchestra_poll_interval``,
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -27,12 +28,23 @@ from ..errors import ControlError, JobSpecError
 from ..jobs.beat_schedule import read_entry_fields
 from ..jobs.checks import definition_problems
 from ..jobs.definitions import JobDefinition
+from ..jobs.states import STATE_BROKEN, STATE_REMOVED
 from ..jobs.yaml_export import definitions_to_yaml
 from ..settings import DEFAULT_MIN_INTERVAL, read_min_interval
 from ..store import OWNER_CONFIG, OWNER_RUNTIME, RUNTIME_SOURCE, JobNotFound, JobRecord
-from .api import JobStatus, Target, default_zone, job_status, no_such_job, store_for
+from .api import JobStatus, RunInfo, Target, default_zone, job_status, no_such_job, record_zone, store_for
 
-__all__ = ["UNCHANGED", "JobSpec", "add_job", "add_jobs", "export_jobs", "get_job", "remove_job", "update_job"]
+__all__ = [
+    "UNCHANGED",
+    "JobSpec",
+    "add_job",
+    "add_jobs",
+    "export_jobs",
+    "get_job",
+    "remove_job",
+    "run_job_now",
+    "update_job",
+]
 
 
 class _Unchanged:
@@ -207,6 +219,40 @@ def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None 
         if record is None:
             raise no_such_job(store, [name])
     return _statuses(target, [record], _now(), default_timezone)[0]
+
+
+def run_job_now(target: Target, name: str, *, default_timezone: str | tzinfo | None = None) -> RunInfo:
+    """Ask the active beat to send one run of job ``name`` now; return the run as history shows it.
+
+    Beat sends it within about its poll interval (``orchestra_poll_interval``), with the returned
+    task id and the job's task, args, kwargs and options. It is a manual run, recorded in the run
+    ledger (``job_history`` marks it ``manual``, its ``fire_time`` is when it was requested); it
+    moves nothing of the schedule: next fire, last run and run count stay as they were. Paused,
+    disabled, done and expired jobs run too (the request is explicit); a removed job or one whose
+    row cannot be read raises :class:`~celery_orchestra.errors.ControlError`, an unknown name
+    :class:`~celery_orchestra.errors.NoSuchJobError`. A request is durable: made while no beat
+    runs, it is sent when one starts.
+    """
+    with store_for(target) as store:
+        record = store.get_job(name)
+        if record is None:
+            raise no_such_job(store, [name])
+        state = _statuses(target, [record], _now(), default_timezone)[0].state
+        if state in (STATE_REMOVED, STATE_BROKEN):
+            raise ControlError(f"job {name} is {state}: it cannot be run")
+        try:
+            run = store.request_run(name, task_id=str(uuid.uuid4()), now=datetime.now(UTC))
+        except JobNotFound as missing:  # forgotten meanwhile
+            raise no_such_job(store, missing.names) from None
+    zone = record_zone(record, default_zone(target, default_timezone))
+    return RunInfo(
+        name,
+        run.fire_time.astimezone(zone),
+        run.sent_at.astimezone(zone),
+        run.task_id,
+        confirmed=False,
+        manual=True,
+    )
 
 
 def export_jobs(target: Target, *, owner: str | None = None) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Final
 from celery.utils.nodenames import host_format
 
 from ..store import JobStore
-from .control import CHANGE_COMMANDS, COMMANDS, ECHO_LIMIT, execute
+from .control import CHANGE_COMMANDS, COMMANDS, ECHO_LIMIT, RUN, execute, not_carried_out
 from .text import visible
 
 __all__ = ["DEFAULT_NODENAME", "EXPIRY_GRACE_SECONDS", "OrchestraNode", "malformed_request"]
@@ -234,7 +234,15 @@ class OrchestraNode:
         return handler
 
     def answer(self, method: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one command to the store; after a successful change, tell the scheduler."""
+        """Apply one command to the store; after a successful change, tell the scheduler.
+
+        ``orchestra_run`` is carried out only while this beat holds the lease: a broadcast reaches
+        every beat, and each would otherwise request a run of its own.
+        """
+        if method == RUN and not _holds_lease(self.store):
+            return not_carried_out(
+                method, arguments, f"not run by this beat: it is a standby; the active one runs {RUN}"
+            )
         reply = execute(self.store, method, arguments, default_timezone=self.app.conf.get("timezone"))
         if method in CHANGE_COMMANDS and "ok" in reply:
             logger.info("celery-orchestra: remote control %s: %s", method, visible(reply["ok"], LOG_LIMIT))
@@ -251,6 +259,19 @@ class OrchestraNode:
     @staticmethod
     def _ping(state: Any, **arguments: Any) -> dict[str, Any]:
         return {"ok": "pong"}
+
+
+def _holds_lease(store: JobStore) -> bool:
+    """The store's lease is this beat's now (its fence's epoch, live): it is the active beat."""
+    fence = store.fence
+    if fence is None:
+        return False
+    try:
+        lease = store.read_lease()
+    except Exception as error:
+        logger.warning("celery-orchestra: cannot read the lease to answer %s (%s)", RUN, error)
+        return False
+    return lease.live and lease.epoch == fence.epoch
 
 
 def malformed_request(body: Mapping[str, Any], headers: object) -> str | None:

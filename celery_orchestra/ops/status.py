@@ -210,9 +210,8 @@ def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Tab
     table.add_column("Task id", no_wrap=True)
     table.add_column("State")
     for run in runs:
-        table.add_row(
-            *map(cell, (_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id, run.state))
-        )
+        fired = f"{_when(run.fire_time)} manual" if run.manual else _when(run.fire_time)
+        table.add_row(*map(cell, (fired, _when(run.sent_at), _late_by(run.delay), run.task_id, run.state)))
     return table
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from ..errors import LeaseLostError
 from ..jobs.definitions import JobDefinition
-from . import lease, ledger, operator, progress, queries, runtime
+from . import lease, ledger, operator, progress, queries, run_requests, runtime
 from .database import Database
 from .engine import mask_url
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
@@ -322,9 +322,14 @@ class JobStore:
         """Drop beats that last ticked before ``before`` from the registry; return how many."""
         return lease.forget_stopped_beats(self._db, before)
 
-    def unconfirmed_claims(self, *, limit: int = 1000) -> list[UnconfirmedClaim]:
-        """Claims left unconfirmed by epochs before this instance's lease (needs the lease)."""
-        return ledger.unconfirmed_claims(self._db, self._required_fence().epoch, limit=limit)
+    def unconfirmed_claims(self, *, limit: int = 1000, manual: bool = False) -> list[UnconfirmedClaim]:
+        """Claims left unconfirmed by epochs before this instance's lease (needs the lease); ``manual``:
+        the "run now" requests waiting or left unconfirmed instead."""
+        return ledger.unconfirmed_claims(self._db, self._required_fence().epoch, limit=limit, manual=manual)
+
+    def request_run(self, job_name: str, *, task_id: str, now: datetime) -> RunRecord:
+        """Record a "run now" request for the active beat to send (see :mod:`.run_requests`)."""
+        return run_requests.request_run(self._db, job_name, task_id=task_id, now=now)
 
     def take_over_claims(self, runs: Sequence[RunRecord]) -> list[RunRecord]:
         """Make earlier epochs' unconfirmed claims this beat's own, to send and confirm them (needs the lease)."""

@@ -199,10 +199,14 @@ def _from_earlier_epoch(epoch: int) -> Any:
     )
 
 
-def unconfirmed_claims(db: Database, before_epoch: int, *, limit: int = 1000) -> list[UnconfirmedClaim]:
+def unconfirmed_claims(
+    db: Database, before_epoch: int, *, limit: int = 1000, manual: bool = False
+) -> list[UnconfirmedClaim]:
     """Claims left unconfirmed by beats of epochs before ``before_epoch`` (or claimed without one), oldest first.
 
     Those beats are gone: whatever they claimed and did not confirm is the new holder's to settle.
+    ``manual``: the "run now" requests instead (see :mod:`.run_requests`), waiting or left
+    unconfirmed; they follow rules of their own, so each kind is asked for apart.
     """
     query = (
         select(
@@ -217,7 +221,7 @@ def unconfirmed_claims(db: Database, before_epoch: int, *, limit: int = 1000) ->
         )
         .join(JOBS, JOBS.c.name == RUNS.c.job_name)
         .outerjoin(BEATS, BEATS.c.epoch == RUNS.c.epoch)
-        .where(_from_earlier_epoch(before_epoch))
+        .where(_from_earlier_epoch(before_epoch), RUNS.c.manual.is_(manual))
         .order_by(RUNS.c.fire_time, RUNS.c.job_name)
         .limit(limit)
     )
@@ -328,7 +332,15 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     query = (
-        select(RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published, RUNS.c.abandoned)
+        select(
+            RUNS.c.job_name,
+            RUNS.c.fire_time,
+            RUNS.c.sent_at,
+            RUNS.c.task_id,
+            RUNS.c.published,
+            RUNS.c.abandoned,
+            RUNS.c.manual,
+        )
         .where(RUNS.c.job_name == job_name)
         .order_by(RUNS.c.fire_time.desc())
         .limit(limit)
@@ -338,7 +350,7 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
         if not existing(connection, [job_name], ()):
             raise JobNotFound([job_name])
         return [
-            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned)
+            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual)
             for row in connection.execute(query)
         ]
 

@@ -191,6 +191,8 @@ class LedgerEntry:
     task_id: str
     confirmed: bool = True
     abandoned: bool = False
+    #: A "run now" request, sent outside the schedule; ``fire_time`` is when it was requested.
+    manual: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ VERSION_TABLE: Final = "orchestra_alembic_version"
 MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
 #: Every revision of the packaged migrations, oldest first (the last is the head). Kept here so
 #: that a writer's schema check needs no Alembic import; a test checks it against the migrations.
-KNOWN_REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005")
+KNOWN_REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006")
 #: Key of the PostgreSQL advisory lock taken while migrating (a stable 31-bit number).
 _MIGRATION_LOCK_KEY: Final = zlib.crc32(b"celery_orchestra.store.migrate") & 0x7FFFFFFF
 

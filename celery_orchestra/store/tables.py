@@ -154,6 +154,9 @@ class RunRow(Base):
     #: A one-off's claim whose beat stopped before confirming it: never sent again (at most once),
     #: shown in history as unconfirmed.
     abandoned: Mapped[bool] = mapped_column(server_default=false())
+    #: A "run now" request (``run_job_now``), keyed by its request instant: sent by the active beat
+    #: outside the job's schedule, and never taken for a scheduled fire (see ``run_requests``).
+    manual: Mapped[bool] = mapped_column(server_default=false())
 
 
 class MetaRow(Base):
