@@ -594,6 +594,8 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "task_id": "nightly-report-2",
             "confirmed": True,
             "state": "sent",
+            # The app has no result backend: all that is known of the run is that it was sent.
+            "outcome": {"state": "sent", "finished_at": None, "error": None, "unavailable": None, "took_seconds": None},
         }
     ]
 

@@ -5,15 +5,16 @@ refreshes, tests and other front ends without going through click. The columns a
 predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
 Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is
 empty for a job that is not running (it is not due), "Due in" never hides the hours of a long
-wait, and "Owner" says who defines the job (``config`` or ``runtime``). On a narrow terminal the
-less useful columns are left out rather than every cell wrapped. Every user string is shown
-literally (:mod:`celery_orchestra.ops.text`).
+wait, "Owner" says who defines the job (``config`` or ``runtime``) and "Last result" what became
+of its newest run (Celery's state from the result backend, see :mod:`celery_orchestra.ops.outcomes`).
+On a narrow terminal the less useful columns are left out rather than every cell wrapped. Every
+user string is shown literally (:mod:`celery_orchestra.ops.text`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ from rich.text import Text
 
 from .api import JobStatus, RunInfo
 from .liveness import Liveness
+from .outcomes import STATE_SENT, STATE_UNKNOWN, RunOutcome
 from .text import cell
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "history_table",
     "humanize_delta",
     "jobs_table",
+    "outcomes_notice",
     "runs_json",
     "status_json",
 ]
@@ -92,13 +95,17 @@ _JOB_COLUMNS: Final = (
     ("Attempts", {"no_wrap": True, "justify": "right"}),
     ("Tags", {"overflow": "fold"}),
     ("Owner", {"no_wrap": True}),
+    ("Last result", {"overflow": "fold"}),
 )
 
 #: Always shown: what a job is called, whether it runs, and when in which zone.
 _ESSENTIAL_COLUMNS: Final = ("State", "Job name", "Timezone", "Due in")
 
 #: The other columns, most useful first: on a narrow terminal they are added while they fit.
-_OPTIONAL_COLUMNS: Final = ("Due at", "Module and task", "Attempts", "Schedule", "Tags", "Owner")
+_OPTIONAL_COLUMNS: Final = ("Due at", "Last result", "Module and task", "Attempts", "Schedule", "Tags", "Owner")
+
+#: How each outcome state is coloured.
+RESULT_STYLES: Final = {"SUCCESS": "green", "FAILURE": "bold red", "RETRY": "yellow", "REVOKED": "red"}
 
 
 def jobs_table(
@@ -144,7 +151,28 @@ def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
         "Attempts": cell(job.attempts),
         "Tags": cell(",".join(job.tags)),
         "Owner": cell(job.owner),
+        "Last result": _last_result(job.last_run),
     }
+
+
+def _last_result(run: RunInfo | None) -> Text:
+    """``SUCCESS 4.0s``, ``FAILURE 2.1s: ValueError: boom``, ``sent`` (no result backend), ``-`` (never ran)."""
+    if run is None:
+        return cell(_NONE)
+    state = run.result
+    took = run.took
+    text = state if took is None else f"{state} {_late_by(took)}"
+    if run.outcome is not None and run.outcome.error:
+        text = f"{text}: {run.outcome.error}"
+    return cell(text, RESULT_STYLES.get(state, ""))
+
+
+def outcomes_notice(outcomes: Iterable[RunOutcome | None]) -> str | None:
+    """One line when outcomes could not be read (``outcomes unavailable: <backend>: <why>``), else ``None``."""
+    for outcome in outcomes:
+        if outcome is not None and outcome.state == STATE_UNKNOWN and outcome.unavailable:
+            return f"outcomes unavailable: {outcome.unavailable}"
+    return None
 
 
 def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, set[str]]:
@@ -200,7 +228,12 @@ def beats_table(liveness: Liveness) -> Table:
 
 
 def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
-    """Recorded runs, newest first: when each was due, when it was sent, its task id and whether it was confirmed."""
+    """Recorded runs, newest first: when each was due, when it was sent, its task id and its state.
+
+    The state is Celery's (``SUCCESS``, ``FAILURE``...) when the app has a result backend, and
+    then "Finished", "Took" (from the send to the result) and "Error" (the exception's one-line
+    summary) are shown too; without one it is the ledger's (``sent``).
+    """
     table = Table(
         caption=None if caption is None else cell(caption), caption_justify="left", header_style="bold", box=box.ROUNDED
     )
@@ -209,9 +242,27 @@ def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Tab
     table.add_column("Late by", no_wrap=True, justify="right")
     table.add_column("Task id", no_wrap=True)
     table.add_column("State")
+    looked_up = any(run.outcome is not None and run.outcome.state != STATE_SENT for run in runs)
+    if looked_up:
+        table.add_column("Finished", no_wrap=True)
+        table.add_column("Took", no_wrap=True, justify="right")
+        table.add_column("Error", overflow="fold")
     for run in runs:
+        cells = [_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id]
+        state = cell(run.result, RESULT_STYLES.get(run.result, ""))
+        if not looked_up:
+            table.add_row(*map(cell, cells), state)
+            continue
+        outcome = run.outcome
+        finished = None if outcome is None else outcome.finished_at
+        took = run.took
+        error = (outcome.error if outcome is not None else None) or _NONE
         table.add_row(
-            *map(cell, (_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id, run.state))
+            *map(cell, cells),
+            state,
+            cell(_when(finished)),
+            cell(_NONE if took is None else _late_by(took)),
+            cell(error),
         )
     return table
 
