@@ -566,7 +566,7 @@ def list_jobs(
     in one of those states (case-insensitive). Removed jobs (no longer configured, kept for their
     history) are left out unless ``include_removed`` or ``states`` asks for ``Removed``.
     ``default_timezone`` is the zone of jobs that name none (default: the app's ``timezone``, else
-    UTC); pass it when ``target`` is a store and the app has a ``timezone``.
+    UTC); pass it (or ``app``) when ``target`` is a store and the app has a ``timezone``.
     With a Celery app (``target`` or ``app``), each job's newest run and its outcome in the app's
     result backend are in ``last_run`` (see :func:`with_last_runs`).
     """
@@ -577,8 +577,8 @@ def list_jobs(
     wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
     wanted_states = _state_names(states)
     include_removed = include_removed or STATE_REMOVED in wanted_states
-    zone = default_zone(target, default_timezone)
     app = _celery_app(target, app)
+    zone = default_zone(target if app is None else app, default_timezone)
     moment = now if now is not None else datetime.now(UTC)
     with store_for(target) as store:
         records = store.all_jobs(include_removed=include_removed)
@@ -737,7 +737,8 @@ def job_history(
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
-    zone = default_zone(target, default_timezone)
+    app = _celery_app(target, app)
+    zone = default_zone(target if app is None else app, default_timezone)
     with store_for(target) as store:
         try:
             record = store.get_job(name)
@@ -747,4 +748,4 @@ def job_history(
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     job_zone = _record_zone(record, zone)
-    return _with_outcomes([_run_info(entry, job_zone) for entry in entries], _celery_app(target, app))
+    return _with_outcomes([_run_info(entry, job_zone) for entry in entries], app)

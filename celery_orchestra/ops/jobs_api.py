@@ -210,8 +210,9 @@ def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None 
         record = store.get_job(name)
         if record is None:
             raise no_such_job(store, [name])
-        status = _statuses(target, [record], _now(), default_timezone)[0]
-        return with_last_runs(store, [status], app if app is not None else _app_of(target))[0]
+        app = app if app is not None else _app_of(target)
+        status = _statuses(target if app is None else app, [record], _now(), default_timezone)[0]
+        return with_last_runs(store, [status], app)[0]
 
 
 def _app_of(target: Target) -> Any:

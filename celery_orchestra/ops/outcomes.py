@@ -30,7 +30,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from celery import states
-from celery.backends.base import DisabledBackend, KeyValueStoreBackend
+from celery.backends.base import BaseKeyValueStoreBackend, DisabledBackend
 
 from ..errors import shortened
 from .text import visible
@@ -135,7 +135,7 @@ def _read(app: Any, backend: Any, ids: list[str]) -> dict[str, RunOutcome]:
         raise _Unreadable("the rpc result backend sends each result to the caller only; it cannot be looked up")
     if isinstance(backend, DatabaseBackend):
         return _from_database(app, backend, ids)
-    if isinstance(backend, KeyValueStoreBackend) and type(backend).mget is not KeyValueStoreBackend.mget:
+    if isinstance(backend, BaseKeyValueStoreBackend) and type(backend).mget is not BaseKeyValueStoreBackend.mget:
         return _from_key_value(app, backend, ids)
     return _one_by_one(app, backend, ids)
 
