@@ -290,3 +290,44 @@ def test_latest_runs_is_each_jobs_newest_run(plain_project: Project) -> None:
         assert list(store.latest_runs(["cleanup", "heartbeat"])) == ["cleanup"]
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------------- the fast table
+
+
+@pytest.mark.parametrize("looked_up", [False, True])
+def test_the_fast_tables_are_drawn_exactly_as_rich_draws_them(plain_project: Project, looked_up: bool) -> None:
+    import io
+
+    from rich.console import Console
+
+    from celery_orchestra.ops.fast_table import FastTable
+    from celery_orchestra.ops.status import history_table, jobs_table
+
+    record(plain_project, "nightly-report", 3)
+    app = app_of(plain_project)
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    jobs = api.list_jobs(plain_project.store(), app=app, now=now)
+    runs = api.job_history(plain_project.store(), "nightly-report", app=app)
+    if looked_up:  # outcomes as a backend gives them: the Finished, Took and Error columns, a wide character
+        done = FIRST_FIRE + timedelta(minutes=3)
+        outcome = RunOutcome(runs[0].task_id, "FAILURE", done, "ValueError: 数据 bad")
+        runs = [
+            runs[0].__class__(
+                *[getattr(runs[0], f) for f in ("job_name", "fire_time", "sent_at", "task_id")], outcome=outcome
+            ),
+            *runs[1:],
+        ]
+
+    def drawn(renderable: Any) -> str:
+        console = Console(file=io.StringIO(), width=250, no_color=True, force_terminal=False)
+        console.print(renderable)
+        return console.file.getvalue()  # type: ignore[attr-defined]
+
+    for build in (
+        lambda width: jobs_table(jobs, now=now, caption="4 jobs in sqlite:///x.db", width=width),
+        lambda width: history_table(runs, caption="last 3 runs of nightly-report", width=width),
+    ):
+        fast, rich = build(250), build(None)
+        assert isinstance(fast, FastTable) and not isinstance(rich, FastTable)
+        assert drawn(fast) == drawn(rich)

@@ -971,4 +971,7 @@ def history(
     notice = outcomes_notice(run.outcome for run in runs)
     if notice is not None:
         _say(notice)
-    _console(ctx).print(history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}"))
+    console = _console(ctx)
+    console.print(
+        history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}", width=console.width)
+    )

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from .api import JobStatus, RunInfo
+from .fast_table import FastTable, fits
 from .liveness import Liveness
 from .outcomes import STATE_SENT, STATE_UNKNOWN, RunOutcome
 from .text import cell
@@ -110,17 +111,25 @@ RESULT_STYLES: Final = {"SUCCESS": "green", "FAILURE": "bold red", "RETRY": "yel
 
 def jobs_table(
     jobs: Sequence[JobStatus], *, now: datetime, caption: str | None = None, width: int | None = None
-) -> Table:
+) -> Table | FastTable:
     """The status table: one row per job, in the order given.
 
     Every column fits within ``width`` (the terminal's) if the essential ones allow: the others
     are left out, least useful first, rather than wrapping every cell, and the frame is dropped
     when even the essential ones would not fit in it. Names and zones are never wrapped (only a
     name longer than the whole terminal is folded). All text is shown literally, see
-    :func:`~celery_orchestra.ops.text.visible`.
+    :func:`~celery_orchestra.ops.text.visible`. When every cell fits on one line, the same table
+    is drawn by :class:`~celery_orchestra.ops.fast_table.FastTable` (10,000 jobs in a fraction of
+    a second).
     """
     rows = [_job_cells(job, now) for job in jobs]
     framed, shown = _layout(rows, width)
+    headers = [header for header, _ in _JOB_COLUMNS if header in shown]
+    cells = [[row[header] for header in headers] for row in rows]
+    titled = None if caption is None else cell(caption)
+    if framed and not any(job.broken for job in jobs) and fits(headers, cells, titled, width):
+        layouts: dict[str, dict[str, Any]] = dict(_JOB_COLUMNS)
+        return FastTable(headers, [_justify(layouts[header]) for header in headers], cells, titled)
     table = Table(
         caption=None if caption is None else cell(caption),
         caption_justify="left",
@@ -131,12 +140,16 @@ def jobs_table(
     for header, layout in _JOB_COLUMNS:
         if header in shown:
             table.add_column(header, **layout)
-    for cells in rows:
-        table.add_row(*(cells[header] for header, _ in _JOB_COLUMNS if header in shown))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     broken = [f"Broken: {job.name}: {job.broken}" for job in jobs if job.broken is not None]
     if broken:  # the reasons under the table, shown literally like every cell
         table.caption = Text("\n").join(cell(line) for line in [*([caption] if caption else []), *broken])
     return table
+
+
+def _justify(layout: dict[str, Any]) -> Literal["left", "right"]:
+    return "right" if layout.get("justify") == "right" else "left"
 
 
 def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
@@ -227,44 +240,56 @@ def beats_table(liveness: Liveness) -> Table:
     return table
 
 
-def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
+def history_table(
+    runs: Sequence[RunInfo], *, caption: str | None = None, width: int | None = None
+) -> Table | FastTable:
     """Recorded runs, newest first: when each was due, when it was sent, its task id and its state.
 
     The state is Celery's (``SUCCESS``, ``FAILURE``...) when the app has a result backend, and
     then "Finished", "Took" (from the send to the result) and "Error" (the exception's one-line
-    summary) are shown too; without one it is the ledger's (``sent``).
+    summary) are shown too; without one it is the ledger's (``sent``). Drawn by
+    :class:`~celery_orchestra.ops.fast_table.FastTable` when it fits in ``width``.
     """
-    table = Table(
-        caption=None if caption is None else cell(caption), caption_justify="left", header_style="bold", box=box.ROUNDED
-    )
-    table.add_column("Fire time", no_wrap=True)
-    table.add_column("Sent at", no_wrap=True)
-    table.add_column("Late by", no_wrap=True, justify="right")
-    table.add_column("Task id", no_wrap=True)
-    table.add_column("State")
     looked_up = any(run.outcome is not None and run.outcome.state != STATE_SENT for run in runs)
-    if looked_up:
-        table.add_column("Finished", no_wrap=True)
-        table.add_column("Took", no_wrap=True, justify="right")
-        table.add_column("Error", overflow="fold")
-    for run in runs:
-        cells = [_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id]
-        state = cell(run.result, RESULT_STYLES.get(run.result, ""))
-        if not looked_up:
-            table.add_row(*map(cell, cells), state)
-            continue
-        outcome = run.outcome
-        finished = None if outcome is None else outcome.finished_at
-        took = run.took
-        error = (outcome.error if outcome is not None else None) or _NONE
-        table.add_row(
-            *map(cell, cells),
-            state,
-            cell(_when(finished)),
-            cell(_NONE if took is None else _late_by(took)),
-            cell(error),
-        )
+    columns = _HISTORY_COLUMNS + (_OUTCOME_COLUMNS if looked_up else ())
+    rows = [_run_cells(run, looked_up) for run in runs]
+    titled = None if caption is None else cell(caption)
+    headers = [header for header, _ in columns]
+    if fits(headers, rows, titled, width):
+        return FastTable(headers, [_justify(layout) for _, layout in columns], rows, titled)
+    table = Table(caption=titled, caption_justify="left", header_style="bold", box=box.ROUNDED)
+    for header, layout in columns:
+        table.add_column(header, **layout)
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+_HISTORY_COLUMNS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    ("Fire time", {"no_wrap": True}),
+    ("Sent at", {"no_wrap": True}),
+    ("Late by", {"no_wrap": True, "justify": "right"}),
+    ("Task id", {"no_wrap": True}),
+    ("State", {}),
+)
+#: Shown when the runs' outcomes were looked up in a result backend.
+_OUTCOME_COLUMNS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    ("Finished", {"no_wrap": True}),
+    ("Took", {"no_wrap": True, "justify": "right"}),
+    ("Error", {"overflow": "fold"}),
+)
+
+
+def _run_cells(run: RunInfo, looked_up: bool) -> list[Text]:
+    cells = [cell(text) for text in (_when(run.fire_time), _when(run.sent_at), _late_by(run.delay), run.task_id)]
+    cells.append(cell(run.result, RESULT_STYLES.get(run.result, "")))
+    if looked_up:
+        outcome = run.outcome
+        took = run.took
+        cells.append(cell(_when(None if outcome is None else outcome.finished_at)))
+        cells.append(cell(_NONE if took is None else _late_by(took)))
+        cells.append(cell((outcome.error if outcome is not None else None) or _NONE))
+    return cells
 
 
 def _late_by(delay: timedelta) -> str:
