@@ -150,7 +150,7 @@ def measure(store: JobStore, app: Celery, task_ids: Sequence[str], jobs: int) ->
     def history() -> None:
         runs = job_history(store, BUSY, jobs, app=app)
         assert len(runs) == jobs and runs[-1].outcome is not None and runs[-1].outcome.state != "unknown"
-        console.print(history_table(runs))
+        console.print(history_table(runs, width=250))
 
     return [
         (f"status, {jobs:,} jobs", median_seconds(status)),

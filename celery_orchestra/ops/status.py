@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import JobStatus, RunInfo
-from .fast_table import FastTable, fits
+from .fast_table import FastTable, cell_length
 from .liveness import Liveness
 from .outcomes import STATE_SENT, STATE_UNKNOWN, RunOutcome
 from .text import cell
@@ -127,9 +127,11 @@ def jobs_table(
     headers = [header for header, _ in _JOB_COLUMNS if header in shown]
     cells = [[row[header] for header in headers] for row in rows]
     titled = None if caption is None else cell(caption)
-    if framed and not any(job.broken for job in jobs) and fits(headers, cells, titled, width):
+    if framed and not any(job.broken for job in jobs):
         layouts: dict[str, dict[str, Any]] = dict(_JOB_COLUMNS)
-        return FastTable(headers, [_justify(layouts[header]) for header in headers], cells, titled)
+        fast = FastTable(headers, [_justify(layouts[header]) for header in headers], cells, titled)
+        if fast.fits(width):
+            return fast
     table = Table(
         caption=None if caption is None else cell(caption),
         caption_justify="left",
@@ -196,7 +198,7 @@ def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, s
         return True, {header for header, _ in _JOB_COLUMNS}
 
     def needs(header: str) -> int:
-        return max([len(header), *(cells[header].cell_len for cells in rows)])
+        return max([len(header), *(cell_length(cells[header]) for cells in rows)])
 
     for framed, per_column, edges in ((True, 3, 1), (False, 2, -2)):
         used = edges + sum(needs(header) + per_column for header in _ESSENTIAL_COLUMNS)
@@ -255,8 +257,9 @@ def history_table(
     rows = [_run_cells(run, looked_up) for run in runs]
     titled = None if caption is None else cell(caption)
     headers = [header for header, _ in columns]
-    if fits(headers, rows, titled, width):
-        return FastTable(headers, [_justify(layout) for _, layout in columns], rows, titled)
+    fast = FastTable(headers, [_justify(layout) for _, layout in columns], rows, titled)
+    if fast.fits(width):
+        return fast
     table = Table(caption=titled, caption_justify="left", header_style="bold", box=box.ROUNDED)
     for header, layout in columns:
         table.add_column(header, **layout)
