@@ -595,6 +595,8 @@ def test_history_lists_recent_runs_newest_first(cli: click.Group, project: Proje
             "confirmed": True,
             "state": "sent",
             "manual": False,
+            # The app has no result backend: all that is known of the run is that it was sent.
+            "outcome": {"state": "sent", "finished_at": None, "error": None, "unavailable": None, "took_seconds": None},
         }
     ]
 

@@ -331,3 +331,56 @@ def test_the_run_now_refusal_is_verbatim(tmp_path: Path) -> None:
         run_job_now(store, "NAME")
     store.close()
     assert f"`{raised.value}`" in runtime_section()
+
+
+def test_the_outcomes_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+    import sqlite3
+    import sys
+    from datetime import timedelta
+
+    from celery.bin.celery import celery as celery_group
+    from ledger import record_runs
+    from test_cli import Project, run, seed_like_beat, write_app
+
+    from celery_orchestra.cli import orchestra
+    from celery_orchestra.store import RunRecord
+
+    if "orchestra" not in celery_group.commands:
+        celery_group.add_command(orchestra)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    results = tmp_path / "results.db"
+    module = write_app(tmp_path, f'result_backend="db+sqlite:///{results.as_posix()}",')
+    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
+    seed_like_beat(module, store_path)
+    project = Project(module, tmp_path, store_path)
+    first = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    ids = ["5d0e6c1a-report-1120", "a41f7b9e-report-1121", "c7b3d2f0-report-1122"]
+    runs = [
+        RunRecord("nightly-report", first + timedelta(days=i), first + timedelta(days=i, seconds=0.012), task_id, None)
+        for i, task_id in enumerate(ids)
+    ]
+    store = project.store()
+    record_runs(store, runs)
+    store.close()
+    app = __import__(module).app
+    app.backend.store_result(ids[0], {"rows": 1204}, "SUCCESS")
+    try:
+        raise ConnectionError("crm.example.com:443: timed out")
+    except ConnectionError as error:
+        app.backend.mark_as_failure(ids[1], error, traceback="Traceback ...")
+    with sqlite3.connect(results) as connection:  # finish times as a worker would have stored them (Berlin)
+        for task_id, done in ((ids[0], "2026-11-20 03:04:31.512000"), (ids[1], "2026-11-21 03:00:30.020000")):
+            connection.execute("UPDATE celery_taskmeta SET date_done = ? WHERE task_id = ?", (done, task_id))
+    section = README.split("### Each run's outcome", 1)[1].split("\n## ", 1)[0]
+    block = next(b for b in re.findall(r"```console\n(.*?)```", section, re.S) if "orchestra history" in b)
+    try:
+        for command in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            line, *expected = command.rstrip("\n").split("\n")
+            args = shlex.split(line)
+            assert args[:4] == ["celery", "-A", "proj", "orchestra"]
+            result = run(celery_group, project, *args[4:])
+            shown = [row.rstrip() for row in result.output.rstrip("\n").split("\n")]
+            assert shown == expected, result.output
+    finally:
+        sys.modules.pop(module, None)

@@ -18,6 +18,7 @@ and they change nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from ..settings import read_settings
 from ..store import OWNER_CONFIG, JobNotFound, JobRecord, JobStore, LedgerEntry
 from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
+from .outcomes import STATE_SENT, RunOutcome, outcomes
 from .text import visible
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
+    "with_last_runs",
 ]
 
 #: What the API acts on: a Celery app (its store is opened from its settings) or an open store.
@@ -177,6 +180,8 @@ class JobStatus:
     broken: str | None = None
     #: Who defines the job: ``config`` (its configuration) or ``runtime`` (added through the API).
     owner: str = OWNER_CONFIG
+    #: The job's newest recorded run with its outcome, when looked up (see :func:`with_last_runs`).
+    last_run: RunInfo | None = None
 
     @property
     def attempts(self) -> str:
@@ -207,6 +212,7 @@ class JobStatus:
             "source": self.source,
             "owner": self.owner,
             "broken": self.broken,
+            "last_run": None if self.last_run is None else self.last_run.as_dict(),
         }
 
 
@@ -228,6 +234,9 @@ class RunInfo:
     #: A "run now" request (:func:`~celery_orchestra.run_job_now`): ``fire_time`` is when it was
     #: requested, and it is sent outside the job's schedule.
     manual: bool = False
+    #: What the result backend knows of the run (``None``: not looked up, no app given);
+    #: ``finished_at`` in the job's zone.
+    outcome: RunOutcome | None = None
 
     @property
     def state(self) -> str:
@@ -244,7 +253,28 @@ class RunInfo:
         """How late the send was, compared with the scheduled instant."""
         return self.sent_at - self.fire_time
 
+    @property
+    def result(self) -> str:
+        """Celery's state of the run (``SUCCESS``, ``FAILURE``...) when a result backend knows it,
+        else :attr:`state` (``sent`` without a result backend)."""
+        outcome = self.outcome
+        if outcome is None or outcome.state == STATE_SENT or (outcome.state == "PENDING" and not self.confirmed):
+            return self.state
+        return outcome.state
+
+    @property
+    def took(self) -> timedelta | None:
+        """From the send to the result (queue wait included), when the backend says when it
+        finished: Celery's backends store no start time, so this is the whole turnaround."""
+        if self.outcome is None or self.outcome.finished_at is None:
+            return None
+        return self.outcome.finished_at - self.sent_at
+
     def as_dict(self) -> dict[str, Any]:
+        took = self.took
+        outcome = None if self.outcome is None else self.outcome.as_dict()
+        if outcome is not None:
+            outcome["took_seconds"] = None if took is None else round(took.total_seconds(), 3)
         return {
             "job": self.job_name,
             "fire_time": self.fire_time.isoformat(),
@@ -253,6 +283,7 @@ class RunInfo:
             "confirmed": self.confirmed,
             "state": self.state,
             "manual": self.manual,
+            "outcome": outcome,
         }
 
 
@@ -535,6 +566,7 @@ def list_jobs(
     include_removed: bool = False,
     default_timezone: str | tzinfo | None = None,
     now: datetime | None = None,
+    app: Any = None,
 ) -> list[JobStatus]:
     """Every job with its state, next fire time and run count, by name.
 
@@ -542,7 +574,9 @@ def list_jobs(
     in one of those states (case-insensitive). Removed jobs (no longer configured, kept for their
     history) are left out unless ``include_removed`` or ``states`` asks for ``Removed``.
     ``default_timezone`` is the zone of jobs that name none (default: the app's ``timezone``, else
-    UTC); pass it when ``target`` is a store and the app has a ``timezone``.
+    UTC); pass it (or ``app``) when ``target`` is a store and the app has a ``timezone``.
+    With a Celery app (``target`` or ``app``), each job's newest run and its outcome in the app's
+    result backend are in ``last_run`` (see :func:`with_last_runs`).
     """
     if isinstance(tags, str):
         tag_items: tuple[str, ...] = (tags,) if tags else ()
@@ -551,22 +585,71 @@ def list_jobs(
     wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
     wanted_states = _state_names(states)
     include_removed = include_removed or STATE_REMOVED in wanted_states
-    zone = default_zone(target, default_timezone)
-    app = target if hasattr(target, "conf") else None
+    app = _celery_app(target, app)
+    zone = default_zone(target if app is None else app, default_timezone)
     moment = now if now is not None else datetime.now(UTC)
     with store_for(target) as store:
         records = store.all_jobs(include_removed=include_removed)
-    statuses = []
-    for record in records:
-        if wanted_tags:
-            present = wanted_tags.intersection(record.tags)
-            if not (present if any_tag else present == wanted_tags):
+        statuses = []
+        for record in records:
+            if wanted_tags:
+                present = wanted_tags.intersection(record.tags)
+                if not (present if any_tag else present == wanted_tags):
+                    continue
+            status = job_status(record, default_zone=zone, app=app, now=moment)
+            if wanted_states and status.state not in wanted_states:
                 continue
-        status = job_status(record, default_zone=zone, app=app, now=moment)
-        if wanted_states and status.state not in wanted_states:
-            continue
-        statuses.append(status)
-    return statuses
+            statuses.append(status)
+        return with_last_runs(store, statuses, app)
+
+
+def _celery_app(target: Target, app: Any) -> Any:
+    """The Celery app given, else ``target`` if it is one, else ``None``."""
+    if app is not None:
+        return app
+    return target if hasattr(target, "conf") else None
+
+
+def with_last_runs(store: JobStore, statuses: Sequence[JobStatus], app: Any) -> list[JobStatus]:
+    """``statuses`` with each job's newest recorded run and its outcome in ``app``'s result
+    backend (one ledger query, one batched backend lookup); unchanged without an app."""
+    if app is None or not statuses:
+        return list(statuses)
+    latest = store.latest_runs([status.name for status in statuses])
+    runs = {
+        status.name: _run_info(latest[status.name], _zone_named(status.timezone))
+        for status in statuses
+        if status.name in latest
+    }
+    runs = {name: run for name, run in zip(runs, _with_outcomes(list(runs.values()), app), strict=True)}
+    return [dataclasses.replace(status, last_run=runs.get(status.name)) for status in statuses]
+
+
+def _zone_named(name: str) -> tzinfo:
+    try:
+        return resolve_zone(name)
+    except OrchestraError:
+        return UTC
+
+
+def _run_info(entry: LedgerEntry, zone: tzinfo) -> RunInfo:
+    return RunInfo(
+        entry.job_name,
+        entry.fire_time.astimezone(zone),
+        entry.sent_at.astimezone(zone),
+        entry.task_id,
+        entry.confirmed,
+        entry.abandoned,
+        entry.manual,
+    )
+
+
+def _with_outcomes(runs: list[RunInfo], app: Any) -> list[RunInfo]:
+    """``runs`` with their outcomes, looked up together (see :func:`.outcomes.outcomes`)."""
+    if app is None or not runs:
+        return runs
+    found = outcomes(app, [run.task_id for run in runs])
+    return [dataclasses.replace(run, outcome=found[run.task_id].in_zone(run.sent_at.tzinfo or UTC)) for run in runs]
 
 
 def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now: datetime) -> JobStatus:
@@ -653,15 +736,19 @@ def _due_at(record: JobRecord, zone: tzinfo, app: Any, now: datetime) -> datetim
 
 
 def job_history(
-    target: Target, name: str, limit: int = 20, *, default_timezone: str | tzinfo | None = None
+    target: Target, name: str, limit: int = 20, *, default_timezone: str | tzinfo | None = None, app: Any = None
 ) -> list[RunInfo]:
     """The newest ``limit`` recorded runs of job ``name``, newest first, in the job's zone.
+
+    With a Celery app (``target`` or ``app``), each run's ``outcome`` is read from the app's
+    result backend, all runs in one batch (see :mod:`celery_orchestra.ops.outcomes`).
 
     Raises :class:`NoSuchJobError` for an unknown name and :class:`ControlError` for a limit < 1.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
-    zone = default_zone(target, default_timezone)
+    app = _celery_app(target, app)
+    zone = default_zone(target if app is None else app, default_timezone)
     with store_for(target) as store:
         try:
             record = store.get_job(name)
@@ -671,15 +758,4 @@ def job_history(
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     job_zone = record_zone(record, zone)
-    return [
-        RunInfo(
-            entry.job_name,
-            entry.fire_time.astimezone(job_zone),
-            entry.sent_at.astimezone(job_zone),
-            entry.task_id,
-            entry.confirmed,
-            entry.abandoned,
-            entry.manual,
-        )
-        for entry in entries
-    ]
+    return _with_outcomes([_run_info(entry, job_zone) for entry in entries], app)

@@ -233,7 +233,7 @@ def status(
 
     from .api import list_jobs
     from .liveness import beat_liveness
-    from .status import jobs_table, status_json
+    from .status import jobs_table, outcomes_notice, status_json
     from .text import cell
 
     store = _open_store(ctx, schedule_filename, database_url)
@@ -241,7 +241,7 @@ def status(
         zone = _app_timezone(ctx)
 
         def jobs_at(now: datetime) -> Any:
-            return list_jobs(store, tags=tags, states=states, default_timezone=zone, now=now)
+            return list_jobs(store, tags=tags, states=states, default_timezone=zone, now=now, app=ctx.obj.app)
 
         if as_json:
             jobs = jobs_at(datetime.now(UTC))
@@ -257,7 +257,8 @@ def status(
             caption = _status_caption(len(jobs), store, now, filtered=bool(tags or states))
             table = jobs_table(jobs, now=now, caption=caption, width=console.width)
             line = cell(liveness.summary(), "bold red" if liveness.active is None else "green")
-            return Group(line, table)
+            notice = outcomes_notice(job.last_run.outcome for job in jobs if job.last_run is not None)
+            return Group(line, table) if notice is None else Group(line, cell(notice, "yellow"), table)
 
         first = render()  # errors here (no store, bad filter) end the command with a one-line error
         if not watch:
@@ -979,14 +980,15 @@ def history(
     database_url: str | None,
     **kwargs: Any,
 ) -> None:
-    """Recent runs of job NAME from the run ledger: when each was due, when it was sent, its task id."""
+    """Recent runs of job NAME from the run ledger: when each was due, when it was sent, its task id,
+    and (with a result backend) Celery's state, finish time and error of each."""
     from ..timing.zones import zone_name
     from .api import job_history
-    from .status import history_table, runs_json
+    from .status import history_table, outcomes_notice, runs_json
 
     store = _open_store(ctx, schedule_filename, database_url)
     try:
-        runs = job_history(store, name, limit, default_timezone=_app_timezone(ctx))
+        runs = job_history(store, name, limit, default_timezone=_app_timezone(ctx), app=ctx.obj.app)
     finally:
         store.close()
     if as_json:
@@ -998,4 +1000,10 @@ def history(
     zone = runs[0].fire_time.tzinfo
     where = zone_name(zone) if zone is not None else "UTC"
     noun = "run" if len(runs) == 1 else "runs"
-    _console(ctx).print(history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}"))
+    notice = outcomes_notice(run.outcome for run in runs)
+    if notice is not None:
+        _say(notice)
+    console = _console(ctx)
+    console.print(
+        history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}", width=console.width)
+    )

@@ -32,7 +32,17 @@ from ..jobs.states import STATE_BROKEN, STATE_REMOVED
 from ..jobs.yaml_export import definitions_to_yaml
 from ..settings import DEFAULT_MIN_INTERVAL, read_min_interval
 from ..store import OWNER_CONFIG, OWNER_RUNTIME, RUNTIME_SOURCE, JobNotFound, JobRecord
-from .api import JobStatus, RunInfo, Target, default_zone, job_status, no_such_job, record_zone, store_for
+from .api import (
+    JobStatus,
+    RunInfo,
+    Target,
+    default_zone,
+    job_status,
+    no_such_job,
+    record_zone,
+    store_for,
+    with_last_runs,
+)
 
 __all__ = [
     "UNCHANGED",
@@ -212,13 +222,23 @@ def remove_job(target: Target, name: str) -> bool:
             raise no_such_job(store, missing.names) from None
 
 
-def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None = None) -> JobStatus:
-    """The status of job ``name`` (configured or runtime-owned, removed ones too)."""
+def get_job(target: Target, name: str, *, default_timezone: str | tzinfo | None = None, app: Any = None) -> JobStatus:
+    """The status of job ``name`` (configured or runtime-owned, removed ones too).
+
+    With a Celery app (``target`` or ``app``), ``last_run`` is the job's newest recorded run with
+    its outcome in the app's result backend (state, finish time, exception).
+    """
     with store_for(target) as store:
         record = store.get_job(name)
         if record is None:
             raise no_such_job(store, [name])
-    return _statuses(target, [record], _now(), default_timezone)[0]
+        app = app if app is not None else _app_of(target)
+        status = _statuses(target if app is None else app, [record], _now(), default_timezone)[0]
+        return with_last_runs(store, [status], app)[0]
+
+
+def _app_of(target: Target) -> Any:
+    return target if hasattr(target, "conf") else None
 
 
 def run_job_now(target: Target, name: str, *, default_timezone: str | tzinfo | None = None) -> RunInfo:

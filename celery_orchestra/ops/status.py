@@ -5,24 +5,27 @@ refreshes, tests and other front ends without going through click. The columns a
 predecessor's status table (State, Schedule, Job name, Module and task, Due at, Timezone, Due in,
 Attempts, Tags), so its users find their way around; the differences are deliberate: "Due at" is
 empty for a job that is not running (it is not due), "Due in" never hides the hours of a long
-wait, and "Owner" says who defines the job (``config`` or ``runtime``). On a narrow terminal the
-less useful columns are left out rather than every cell wrapped. Every user string is shown
-literally (:mod:`celery_orchestra.ops.text`).
+wait, "Owner" says who defines the job (``config`` or ``runtime``) and "Last result" what became
+of its newest run (Celery's state from the result backend, see :mod:`celery_orchestra.ops.outcomes`).
+On a narrow terminal the less useful columns are left out rather than every cell wrapped. Every
+user string is shown literally (:mod:`celery_orchestra.ops.text`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from .api import JobStatus, RunInfo
+from .fast_table import FastTable, cell_length
 from .liveness import Liveness
+from .outcomes import STATE_SENT, STATE_UNKNOWN, RunOutcome
 from .text import cell
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "history_table",
     "humanize_delta",
     "jobs_table",
+    "outcomes_notice",
     "runs_json",
     "status_json",
 ]
@@ -92,28 +96,42 @@ _JOB_COLUMNS: Final = (
     ("Attempts", {"no_wrap": True, "justify": "right"}),
     ("Tags", {"overflow": "fold"}),
     ("Owner", {"no_wrap": True}),
+    ("Last result", {"overflow": "fold"}),
 )
 
 #: Always shown: what a job is called, whether it runs, and when in which zone.
 _ESSENTIAL_COLUMNS: Final = ("State", "Job name", "Timezone", "Due in")
 
 #: The other columns, most useful first: on a narrow terminal they are added while they fit.
-_OPTIONAL_COLUMNS: Final = ("Due at", "Module and task", "Attempts", "Schedule", "Tags", "Owner")
+_OPTIONAL_COLUMNS: Final = ("Due at", "Last result", "Module and task", "Attempts", "Schedule", "Tags", "Owner")
+
+#: How each outcome state is coloured.
+RESULT_STYLES: Final = {"SUCCESS": "green", "FAILURE": "bold red", "RETRY": "yellow", "REVOKED": "red"}
 
 
 def jobs_table(
     jobs: Sequence[JobStatus], *, now: datetime, caption: str | None = None, width: int | None = None
-) -> Table:
+) -> Table | FastTable:
     """The status table: one row per job, in the order given.
 
     Every column fits within ``width`` (the terminal's) if the essential ones allow: the others
     are left out, least useful first, rather than wrapping every cell, and the frame is dropped
     when even the essential ones would not fit in it. Names and zones are never wrapped (only a
     name longer than the whole terminal is folded). All text is shown literally, see
-    :func:`~celery_orchestra.ops.text.visible`.
+    :func:`~celery_orchestra.ops.text.visible`. When every cell fits on one line, the same table
+    is drawn by :class:`~celery_orchestra.ops.fast_table.FastTable` (10,000 jobs in a fraction of
+    a second).
     """
     rows = [_job_cells(job, now) for job in jobs]
     framed, shown = _layout(rows, width)
+    headers = [header for header, _ in _JOB_COLUMNS if header in shown]
+    cells = [[row[header] for header in headers] for row in rows]
+    titled = None if caption is None else cell(caption)
+    if framed and not any(job.broken for job in jobs):
+        layouts: dict[str, dict[str, Any]] = dict(_JOB_COLUMNS)
+        fast = FastTable(headers, [_justify(layouts[header]) for header in headers], cells, titled)
+        if fast.fits(width):
+            return fast
     table = Table(
         caption=None if caption is None else cell(caption),
         caption_justify="left",
@@ -124,12 +142,16 @@ def jobs_table(
     for header, layout in _JOB_COLUMNS:
         if header in shown:
             table.add_column(header, **layout)
-    for cells in rows:
-        table.add_row(*(cells[header] for header, _ in _JOB_COLUMNS if header in shown))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     broken = [f"Broken: {job.name}: {job.broken}" for job in jobs if job.broken is not None]
     if broken:  # the reasons under the table, shown literally like every cell
         table.caption = Text("\n").join(cell(line) for line in [*([caption] if caption else []), *broken])
     return table
+
+
+def _justify(layout: dict[str, Any]) -> Literal["left", "right"]:
+    return "right" if layout.get("justify") == "right" else "left"
 
 
 def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
@@ -144,7 +166,28 @@ def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
         "Attempts": cell(job.attempts),
         "Tags": cell(",".join(job.tags)),
         "Owner": cell(job.owner),
+        "Last result": _last_result(job.last_run),
     }
+
+
+def _last_result(run: RunInfo | None) -> Text:
+    """``SUCCESS 4.0s``, ``FAILURE 2.1s: ValueError: boom``, ``sent`` (no result backend), ``-`` (never ran)."""
+    if run is None:
+        return cell(_NONE)
+    state = run.result
+    took = run.took
+    text = state if took is None else f"{state} {_late_by(took)}"
+    if run.outcome is not None and run.outcome.error:
+        text = f"{text}: {run.outcome.error}"
+    return cell(text, RESULT_STYLES.get(state, ""))
+
+
+def outcomes_notice(outcomes: Iterable[RunOutcome | None]) -> str | None:
+    """One line when outcomes could not be read (``outcomes unavailable: <backend>: <why>``), else ``None``."""
+    for outcome in outcomes:
+        if outcome is not None and outcome.state == STATE_UNKNOWN and outcome.unavailable:
+            return f"outcomes unavailable: {outcome.unavailable}"
+    return None
 
 
 def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, set[str]]:
@@ -155,7 +198,7 @@ def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, s
         return True, {header for header, _ in _JOB_COLUMNS}
 
     def needs(header: str) -> int:
-        return max([len(header), *(cells[header].cell_len for cells in rows)])
+        return max([len(header), *(cell_length(cells[header]) for cells in rows)])
 
     for framed, per_column, edges in ((True, 3, 1), (False, 2, -2)):
         used = edges + sum(needs(header) + per_column for header in _ESSENTIAL_COLUMNS)
@@ -199,20 +242,58 @@ def beats_table(liveness: Liveness) -> Table:
     return table
 
 
-def history_table(runs: Sequence[RunInfo], *, caption: str | None = None) -> Table:
-    """Recorded runs, newest first: when each was due, when it was sent, its task id and whether it was confirmed."""
-    table = Table(
-        caption=None if caption is None else cell(caption), caption_justify="left", header_style="bold", box=box.ROUNDED
-    )
-    table.add_column("Fire time", no_wrap=True)
-    table.add_column("Sent at", no_wrap=True)
-    table.add_column("Late by", no_wrap=True, justify="right")
-    table.add_column("Task id", no_wrap=True)
-    table.add_column("State")
-    for run in runs:
-        fired = f"{_when(run.fire_time)} manual" if run.manual else _when(run.fire_time)
-        table.add_row(*map(cell, (fired, _when(run.sent_at), _late_by(run.delay), run.task_id, run.state)))
+def history_table(
+    runs: Sequence[RunInfo], *, caption: str | None = None, width: int | None = None
+) -> Table | FastTable:
+    """Recorded runs, newest first: when each was due, when it was sent, its task id and its state.
+
+    The state is Celery's (``SUCCESS``, ``FAILURE``...) when the app has a result backend, and
+    then "Finished", "Took" (from the send to the result) and "Error" (the exception's one-line
+    summary) are shown too; without one it is the ledger's (``sent``). Drawn by
+    :class:`~celery_orchestra.ops.fast_table.FastTable` when it fits in ``width``.
+    """
+    looked_up = any(run.outcome is not None and run.outcome.state != STATE_SENT for run in runs)
+    columns = _HISTORY_COLUMNS + (_OUTCOME_COLUMNS if looked_up else ())
+    rows = [_run_cells(run, looked_up) for run in runs]
+    titled = None if caption is None else cell(caption)
+    headers = [header for header, _ in columns]
+    fast = FastTable(headers, [_justify(layout) for _, layout in columns], rows, titled)
+    if fast.fits(width):
+        return fast
+    table = Table(caption=titled, caption_justify="left", header_style="bold", box=box.ROUNDED)
+    for header, layout in columns:
+        table.add_column(header, **layout)
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+_HISTORY_COLUMNS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    ("Fire time", {"no_wrap": True}),
+    ("Sent at", {"no_wrap": True}),
+    ("Late by", {"no_wrap": True, "justify": "right"}),
+    ("Task id", {"no_wrap": True}),
+    ("State", {}),
+)
+#: Shown when the runs' outcomes were looked up in a result backend.
+_OUTCOME_COLUMNS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    ("Finished", {"no_wrap": True}),
+    ("Took", {"no_wrap": True, "justify": "right"}),
+    ("Error", {"overflow": "fold"}),
+)
+
+
+def _run_cells(run: RunInfo, looked_up: bool) -> list[Text]:
+    fired = f"{_when(run.fire_time)} manual" if run.manual else _when(run.fire_time)
+    cells = [cell(text) for text in (fired, _when(run.sent_at), _late_by(run.delay), run.task_id)]
+    cells.append(cell(run.result, RESULT_STYLES.get(run.result, "")))
+    if looked_up:
+        outcome = run.outcome
+        took = run.took
+        cells.append(cell(_when(None if outcome is None else outcome.finished_at)))
+        cells.append(cell(_NONE if took is None else _late_by(took)))
+        cells.append(cell((outcome.error if outcome is not None else None) or _NONE))
+    return cells
 
 
 def _late_by(delay: timedelta) -> str:

@@ -203,6 +203,10 @@ class JobStore:
         """The newest ``limit`` recorded runs of ``job_name``, newest fire time first."""
         return ledger.history(self._db, job_name, limit)
 
+    def latest_runs(self, job_names: Sequence[str] | None = None) -> dict[str, LedgerEntry]:
+        """The newest recorded run of each job (of ``job_names``, if given) that has one, by name."""
+        return ledger.latest_runs(self._db, job_names)
+
     # -- the run ledger --------------------------------------------------------------------------
 
     def claim_runs(self, runs: Sequence[RunRecord]) -> list[RunRecord]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import JobNotFound
@@ -43,6 +43,7 @@ __all__ = [
     "claim_runs",
     "confirmed_runs",
     "history",
+    "latest_runs",
     "prune_runs",
     "release_runs",
     "run_batch",
@@ -355,3 +356,32 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
         ]
 
     return db.read(f"read the run history of {job_name!r}", work)
+
+
+#: Up to this many job names are sent to :func:`latest_runs` as an ``IN`` list; more, and every
+#: job's newest run is read and the wanted ones kept (one query either way).
+LATEST_BY_NAME: Final = 500
+
+
+def latest_runs(db: Database, job_names: Sequence[str] | None = None) -> dict[str, LedgerEntry]:
+    """The newest recorded run (by fire time, as :func:`history` orders them) of each job that has
+    one, by job name: of ``job_names`` only when given. One query, whatever the number of jobs."""
+    newest = select(RUNS.c.job_name, func.max(RUNS.c.fire_time).label("newest")).group_by(RUNS.c.job_name)
+    wanted = None if job_names is None else set(job_names)
+    if wanted is not None and len(wanted) <= LATEST_BY_NAME:
+        newest = newest.where(RUNS.c.job_name.in_(sorted(wanted)))
+    grouped = newest.subquery()
+    query = select(
+        RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published, RUNS.c.abandoned
+    ).join(grouped, and_(RUNS.c.job_name == grouped.c.job_name, RUNS.c.fire_time == grouped.c.newest))
+
+    def work(connection: Connection) -> dict[str, LedgerEntry]:
+        return {
+            row.job_name: LedgerEntry(
+                row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned
+            )
+            for row in connection.execute(query)
+            if wanted is None or row.job_name in wanted
+        }
+
+    return db.read("read the newest run of each job", work)
