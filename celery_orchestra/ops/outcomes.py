@@ -235,8 +235,8 @@ def _one_line(text: str) -> str:
 
 
 def _aware(app: Any, value: Any) -> datetime | None:
-    """``date_done`` as an aware datetime: ISO text from key-value backends, a naive datetime in
-    the app's zone from the database backend (Celery stores ``app.now()`` there)."""
+    """``date_done`` as an aware datetime: ISO text from key-value backends, a naive datetime from
+    the database backend (see :func:`_naive_zone`)."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -245,8 +245,7 @@ def _aware(app: Any, value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     if value.tzinfo is None:
-        zone = getattr(app, "timezone", None)
-        value = value.replace(tzinfo=zone if isinstance(zone, tzinfo) else UTC)
+        value = value.replace(tzinfo=_naive_zone(app))
     aware: datetime = value.astimezone(UTC)
     return aware
 
@@ -258,3 +257,22 @@ def _unavailable(app: Any, error: BaseException) -> str:
     where = maybe_sanitize_url(str(app.conf.get("result_backend") or "")) or "the result backend"
     reason = str(error) if isinstance(error, _Unreadable) else f"{type(error).__name__}: {error}"
     return _one_line(f"{where}: {reason}")
+
+
+def _naive_zone(app: Any) -> tzinfo:
+    """The zone of the database backend's naive ``date_done``: the zone of the finish time Celery
+    itself stamps (``app.now()``, the app's zone, since 5.5; UTC before), asked of the backend."""
+    backend: Any = getattr(app, "backend", None)
+    zone = _NAIVE_ZONES.get(id(backend))
+    if zone is None:
+        try:
+            stamped = backend._get_result_meta(None, "SUCCESS", None, None, format_date=False)["date_done"]
+            zone = stamped.tzinfo if isinstance(stamped, datetime) and stamped.tzinfo is not None else UTC
+        except Exception:  # a backend without Celery's usual internals: UTC, Celery's oldest habit
+            zone = UTC
+        _NAIVE_ZONES[id(backend)] = zone
+    return zone
+
+
+#: :func:`_naive_zone` per backend object (by id: a process holds one or two).
+_NAIVE_ZONES: dict[int, tzinfo] = {}
