@@ -14,6 +14,8 @@ from celery_orchestra.beat.clock import ClockWatch
 from celery_orchestra.beat.entries import Entries
 from celery_orchestra.beat.loading import EntryLoader
 from celery_orchestra.beat.next_fires import NextFireWriter
+from celery_orchestra.beat.outages import OutageWatch
+from celery_orchestra.beat.polling import StorePoller
 from celery_orchestra.beat.queue import FireQueue
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.store import JobRecord, JobStore
@@ -185,6 +187,35 @@ def test_a_chunk_that_writes_nothing_claims_no_revision_for_the_writer(tmp_path:
         assert writer.write_chunk() is True
         assert store.current_revision() == before + 1  # the pause's revision only
         assert writer.own_revisions() == set()
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_the_poller_tells_others_changes_from_the_writers_own(tmp_path: Any) -> None:
+    # "Run now" requests are looked for when someone else changed the store. A cold start's own
+    # next-fire writes move the revision on nearly every tick; they must not set that look off.
+    store = stored_store(tmp_path, ["a", "b"])
+    writer = NextFireWriter(store)
+    start = store.current_revision()
+    poller = StorePoller(
+        store,
+        writer,
+        interval=0.0,
+        revision=start,
+        monotonic=time.monotonic,
+        outage=OutageWatch("store", meanwhile="waiting", after="going on"),
+    )
+    try:
+        writer.queue(entries(store, at(3600)))
+        assert writer.write_chunk() is True
+        assert poller.changes() == []
+        assert poller.revision == start + 1  # the writer's chunk, not read back
+        assert poller.others_revision == start
+
+        store.set_paused(["b"], True)  # someone else
+        assert [job.name for job in poller.changes()] == ["b"]
+        assert poller.revision == poller.others_revision == start + 2
     finally:
         writer.stop()
         store.close()

@@ -42,6 +42,9 @@ class StorePoller:
         self._interval = interval
         self._monotonic = monotonic
         self.revision = revision
+        #: The newest revision read back as written by someone else. This beat's own next-fire writes
+        #: move ``revision`` but not this, so a look for "run now" requests follows others' changes only.
+        self.others_revision = revision
         self._next_poll = monotonic() + interval
 
     @property
@@ -81,4 +84,5 @@ class StorePoller:
             self.revision = revision  # only our own next-fire writes: nothing to read back
             return []
         self.revision, records = self._store.changes_since(self.revision)
+        self.others_revision = self.revision
         return records

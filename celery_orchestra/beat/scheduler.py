@@ -293,7 +293,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         dispatcher.settle_pending()
         dispatcher.recover_when_due(now, self.data, self.monotonic())
         if self._poller is not None:  # "run now" requests, looked for when the poll saw the store change
-            dispatcher.manual.send_requested(self.data, now, revision=self._poller.revision)
+            dispatcher.manual.send_requested(self.data, now, revision=self._poller.others_revision)
         due = self._jobs.take_due(now)
         if due:
             assert self.settings is not None
