@@ -376,3 +376,55 @@ def test_the_fast_tables_are_drawn_exactly_as_rich_draws_them(plain_project: Pro
         fast, rich = build(250), build(None)
         assert isinstance(fast, FastTable) and not isinstance(rich, FastTable)
         assert drawn(fast) == drawn(rich)
+
+
+def test_the_fast_tables_keep_rich_s_colours(plain_project: Project) -> None:
+    """On a colour terminal, every character of the table but the padding is coloured as Rich
+    colours it (Rich also styles the spaces around a header, which shows nothing). The caption
+    is left out: the fast table draws it dim and italic, Rich's table plain."""
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from rich.text import Text
+
+    from celery_orchestra.ops.fast_table import FastTable
+    from celery_orchestra.ops.status import history_table, jobs_table
+
+    record(plain_project, "nightly-report", 2)
+    record(plain_project, "cleanup", 1)
+    api.pause_job(plain_project.store(), "cleanup")
+    app = app_of(plain_project)
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    done = FIRST_FIRE + timedelta(minutes=3)
+    jobs = []
+    states = iter(["FAILURE", "SUCCESS"])
+    for job in api.list_jobs(plain_project.store(), app=app, now=now):
+        run = job.last_run
+        if run is not None:
+            state = next(states)
+            run = dataclasses.replace(run, outcome=RunOutcome(run.task_id, state, done, f"{state} 数据" * 2))
+        jobs.append(dataclasses.replace(job, last_run=run))
+    assert {job.state for job in jobs} >= {"Running", "Paused"} and sum(job.last_run is not None for job in jobs) == 2
+    runs = [job.last_run for job in jobs if job.last_run is not None]
+
+    def drawn(renderable: Any) -> str:
+        console = Console(file=io.StringIO(), width=250, force_terminal=True, color_system="truecolor")
+        console.print(renderable)
+        return console.file.getvalue()  # type: ignore[attr-defined]
+
+    def coloured(ansi: str) -> list[tuple[str, str]]:
+        text = Text.from_ansi(ansi)
+        table = text.plain[: text.plain.index("╯")]
+        return [(char, str(text.get_style_at_offset(console, at))) for at, char in enumerate(table) if char != " "]
+
+    console = Console()
+    for build in (
+        lambda width: jobs_table(jobs, now=now, caption="4 jobs in sqlite:///x.db", width=width),
+        lambda width: history_table(runs, caption="2 runs", width=width),
+    ):
+        fast, rich = build(250), build(None)
+        assert isinstance(fast, FastTable) and not isinstance(rich, FastTable)
+        assert "\x1b[1;31mFAILURE" in drawn(fast) and "\x1b[32mSUCCESS" in drawn(fast)
+        assert coloured(drawn(fast)) == coloured(drawn(rich))

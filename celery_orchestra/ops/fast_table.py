@@ -12,23 +12,43 @@ narrow terminal, a caption of several lines).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from .text import visible
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
 
-__all__ = ["FastTable", "cell_length"]
+__all__ = ["Cell", "FastTable", "cell_length", "shown"]
 
 Justify = Literal["left", "right"]
 
 _HEADER: Final = Style(bold=True)
-#: A cell as drawn: its text, its width in terminal cells, its style.
-_Cell = tuple[str, int, "str | Style"]
+
+
+class Cell(NamedTuple):
+    """A cell as drawn: its text (already :func:`~.text.visible`), its width in terminal cells, its
+    style. Tables of thousands of rows are built from these rather than from Rich ``Text``
+    objects, which cost several times more to create and to measure; :meth:`text` gives the
+    ``Text`` that :func:`~.text.cell` would have given, for Rich's own table."""
+
+    plain: str
+    width: int
+    style: str | Style = ""
+
+    def text(self) -> Text:
+        return Text(self.plain, style=self.style)
+
+
+def shown(value: object, style: str = "") -> Cell:
+    """``value`` as :func:`~.text.cell` shows it (literally, invisible characters escaped), measured."""
+    plain = visible(value)
+    return Cell(plain, len(plain) if plain.isascii() else cell_len(plain), style)
 
 
 def cell_length(text: Text) -> int:
@@ -45,17 +65,17 @@ class FastTable:
         self,
         headers: Sequence[str],
         justify: Sequence[Justify],
-        rows: Sequence[Sequence[Text]],
+        rows: Sequence[Sequence[Cell]],
         caption: Text | None = None,
     ) -> None:
         self.headers = [Text(header, style=_HEADER) for header in headers]
         self.justify = list(justify)
         self.caption = caption
-        #: Each cell's text, width and style, measured once.
-        self.rows = [[(text.plain, cell_length(text), text.style) for text in row] for row in rows]
+        self.rows = rows
         widths = [len(header) for header in headers]
-        for row_cells in self.rows:
-            widths = [max(width, length) for width, (_, length, _) in zip(widths, row_cells, strict=True)]
+        if rows:
+            for column, row_cells in enumerate(zip(*rows, strict=True)):
+                widths[column] = max(widths[column], max(cell.width for cell in row_cells))
         self.widths = widths
         self.width = 1 + sum(width + 3 for width in widths)
 
@@ -67,16 +87,17 @@ class FastTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
         widths = self.widths
+        styles: dict[str | Style, Style | None] = {}  # each style name parsed once, not once per cell
         line = Segment.line()
         yield Segment("╭" + "┬".join("─" * (width + 2) for width in widths) + "╮")
         yield line
-        header = [(text.plain, len(text.plain), text.style) for text in self.headers]
-        yield from self._row(console, header, widths)
+        header = [Cell(text.plain, len(text.plain), text.style) for text in self.headers]
+        yield from self._row(console, styles, header, widths)
         yield line
         yield Segment("├" + "┼".join("─" * (width + 2) for width in widths) + "┤")
         yield line
         for row in self.rows:
-            yield from self._row(console, row, widths)
+            yield from self._row(console, styles, row, widths)
             yield line
         yield Segment("╰" + "┴".join("─" * (width + 2) for width in widths) + "╯")
         yield line
@@ -87,17 +108,21 @@ class FastTable:
             yield Segment(" " * (self.width - self.caption.cell_len))
             yield line
 
-    def _row(self, console: Console, row: Sequence[_Cell], widths: Sequence[int]) -> Iterator[Segment]:
+    def _row(
+        self, console: Console, styles: dict[str | Style, Style | None], row: Sequence[Cell], widths: Sequence[int]
+    ) -> Iterator[Segment]:
         """One line: the unstyled text between styled cells joined into one segment (Rich's own
         rendering then handles a few segments a row, not one per cell)."""
         pending = ["│"]
         for (plain, length, style_name), width, justify in zip(row, widths, self.justify, strict=True):
             gap = width - length
             pending.append(" " + " " * gap if justify == "right" else " ")
-            style = _style(console, style_name)
-            if style is None:
+            if not style_name:
                 pending.append(plain)
             else:
+                style = styles.get(style_name)
+                if style is None:
+                    style = styles[style_name] = _style(console, style_name)
                 yield Segment("".join(pending))
                 yield Segment(plain, style)
                 pending = []

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import JobStatus, RunInfo
-from .fast_table import FastTable, cell_length
+from .fast_table import Cell, FastTable, shown
 from .liveness import Liveness
 from .outcomes import STATE_SENT, STATE_UNKNOWN, RunOutcome
 from .text import cell
@@ -122,10 +122,10 @@ def jobs_table(
     is drawn by :class:`~celery_orchestra.ops.fast_table.FastTable` (10,000 jobs in a fraction of
     a second).
     """
-    rows = [_job_cells(job, now) for job in jobs]
-    framed, shown = _layout(rows, width)
-    headers = [header for header, _ in _JOB_COLUMNS if header in shown]
-    cells = [[row[header] for header in headers] for row in rows]
+    by_column = _job_columns(jobs, now)
+    framed, columns = _layout(by_column, width)
+    headers = [header for header, _ in _JOB_COLUMNS if header in columns]
+    cells = list(zip(*(by_column[header] for header in headers), strict=True)) if jobs else []
     titled = None if caption is None else cell(caption)
     if framed and not any(job.broken for job in jobs):
         layouts: dict[str, dict[str, Any]] = dict(_JOB_COLUMNS)
@@ -140,10 +140,10 @@ def jobs_table(
         pad_edge=framed,
     )
     for header, layout in _JOB_COLUMNS:
-        if header in shown:
+        if header in columns:
             table.add_column(header, **layout)
     for row_cells in cells:
-        table.add_row(*row_cells)
+        table.add_row(*(one.text() for one in row_cells))
     broken = [f"Broken: {job.name}: {job.broken}" for job in jobs if job.broken is not None]
     if broken:  # the reasons under the table, shown literally like every cell
         table.caption = Text("\n").join(cell(line) for line in [*([caption] if caption else []), *broken])
@@ -154,32 +154,46 @@ def _justify(layout: dict[str, Any]) -> Literal["left", "right"]:
     return "right" if layout.get("justify") == "right" else "left"
 
 
-def _job_cells(job: JobStatus, now: datetime) -> dict[str, Text]:
+def _job_columns(jobs: Sequence[JobStatus], now: datetime) -> dict[str, list[Cell]]:
+    """Each column's cells, top to bottom."""
+    states = [job.state for job in jobs]
+    results = [_last_result(job.last_run) for job in jobs]
     return {
-        "State": cell(job.state, STATE_STYLES.get(job.state, "")),
-        "Schedule": cell(job.kind.upper()),
-        "Job name": cell(job.name),
-        "Module and task": cell(job.task),
-        "Due at": cell(_when(job.due_at)),
-        "Timezone": cell(job.timezone),
-        "Due in": cell(humanize_delta(job.due_in(now))),
-        "Attempts": cell(job.attempts),
-        "Tags": cell(",".join(job.tags)),
-        "Owner": cell(job.owner),
-        "Last result": _last_result(job.last_run),
+        "State": _column(states, [STATE_STYLES.get(state, "") for state in states]),
+        "Schedule": _column([job.kind.upper() for job in jobs]),
+        "Job name": _column([job.name for job in jobs]),
+        "Module and task": _column([job.task for job in jobs]),
+        "Due at": _column([_when(job.due_at) for job in jobs]),
+        "Timezone": _column([job.timezone for job in jobs]),
+        "Due in": _column([humanize_delta(job.due_in(now)) for job in jobs]),
+        "Attempts": _column([job.attempts for job in jobs]),
+        "Tags": _column([",".join(job.tags) for job in jobs]),
+        "Owner": _column([job.owner for job in jobs]),
+        "Last result": _column([text for text, _ in results], [style for _, style in results]),
     }
 
 
-def _last_result(run: RunInfo | None) -> Text:
-    """``SUCCESS 4.0s``, ``FAILURE 2.1s: ValueError: boom``, ``sent`` (no result backend), ``-`` (never ran)."""
+def _column(texts: Sequence[str], styles: Sequence[str] | None = None) -> list[Cell]:
+    """The cells of ``texts`` (styled by ``styles``), each distinct one measured once: most
+    columns repeat a few values (states, zones, tasks, owners) down thousands of rows."""
+    keys: Sequence[tuple[str, str]] = (
+        list(zip(texts, styles, strict=True)) if styles is not None else [(text, "") for text in texts]
+    )
+    distinct = {key: shown(*key) for key in set(keys)}
+    return list(map(distinct.__getitem__, keys))
+
+
+def _last_result(run: RunInfo | None) -> tuple[str, str]:
+    """``SUCCESS 4.0s``, ``FAILURE 2.1s: ValueError: boom``, ``sent`` (no result backend), ``-``
+    (never ran); and its style."""
     if run is None:
-        return cell(_NONE)
+        return _NONE, ""
     state = run.result
     took = run.took
     text = state if took is None else f"{state} {_late_by(took)}"
     if run.outcome is not None and run.outcome.error:
         text = f"{text}: {run.outcome.error}"
-    return cell(text, RESULT_STYLES.get(state, ""))
+    return text, RESULT_STYLES.get(state, "")
 
 
 def outcomes_notice(outcomes: Iterable[RunOutcome | None]) -> str | None:
@@ -190,7 +204,7 @@ def outcomes_notice(outcomes: Iterable[RunOutcome | None]) -> str | None:
     return None
 
 
-def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, set[str]]:
+def _layout(columns: dict[str, list[Cell]], width: int | None) -> tuple[bool, set[str]]:
     """Framed (a rounded box) or, when even the essential columns would not fit in one, open (no
     lines at all, two spaces between columns); and the columns shown: the essential ones, then
     each optional one while the table stays within ``width``."""
@@ -198,19 +212,19 @@ def _layout(rows: Sequence[dict[str, Text]], width: int | None) -> tuple[bool, s
         return True, {header for header, _ in _JOB_COLUMNS}
 
     def needs(header: str) -> int:
-        return max([len(header), *(cell_length(cells[header]) for cells in rows)])
+        return max([len(header), *(one.width for one in columns[header])])
 
     for framed, per_column, edges in ((True, 3, 1), (False, 2, -2)):
         used = edges + sum(needs(header) + per_column for header in _ESSENTIAL_COLUMNS)
         if used <= width or not framed:
             break
-    shown = set(_ESSENTIAL_COLUMNS)
+    chosen = set(_ESSENTIAL_COLUMNS)
     for header in _OPTIONAL_COLUMNS:
         extra = needs(header) + per_column
         if used + extra <= width:
-            shown.add(header)
+            chosen.add(header)
             used += extra
-    return framed, shown
+    return framed, chosen
 
 
 def status_json(jobs: Sequence[JobStatus], liveness: Liveness) -> str:
@@ -264,7 +278,7 @@ def history_table(
     for header, layout in columns:
         table.add_column(header, **layout)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(one.text() for one in row))
     return table
 
 
@@ -283,16 +297,16 @@ _OUTCOME_COLUMNS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
 )
 
 
-def _run_cells(run: RunInfo, looked_up: bool) -> list[Text]:
+def _run_cells(run: RunInfo, looked_up: bool) -> list[Cell]:
     fired = f"{_when(run.fire_time)} manual" if run.manual else _when(run.fire_time)
-    cells = [cell(text) for text in (fired, _when(run.sent_at), _late_by(run.delay), run.task_id)]
-    cells.append(cell(run.result, RESULT_STYLES.get(run.result, "")))
+    cells = [shown(text) for text in (fired, _when(run.sent_at), _late_by(run.delay), run.task_id)]
+    cells.append(shown(run.result, RESULT_STYLES.get(run.result, "")))
     if looked_up:
         outcome = run.outcome
         took = run.took
-        cells.append(cell(_when(None if outcome is None else outcome.finished_at)))
-        cells.append(cell(_NONE if took is None else _late_by(took)))
-        cells.append(cell((outcome.error if outcome is not None else None) or _NONE))
+        cells.append(shown(_when(None if outcome is None else outcome.finished_at)))
+        cells.append(shown(_NONE if took is None else _late_by(took)))
+        cells.append(shown((outcome.error if outcome is not None else None) or _NONE))
     return cells
 
 
