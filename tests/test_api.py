@@ -241,6 +241,51 @@ def test_stored_next_run_after_the_resume_is_trusted(tmp_path: Path) -> None:
     store.close()
 
 
+def test_jobs_alike_are_each_due_as_if_listed_alone(tmp_path: Path) -> None:
+    """list_jobs shares one schedule among jobs with the same schedule, zone and anchor (a bulk
+    import); each job's due time still follows its own last run, resume and zone."""
+    from celery.schedules import crontab
+
+    store = JobStore(f"sqlite:///{tmp_path / 'alike.db'}")
+    anchor = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    now = datetime(2026, 11, 21, 12, 30, 10, tzinfo=UTC)
+    entries: dict[str, dict[str, Any]] = {
+        f"hourly-{n}": {"task": "proj.t", "schedule": "every 1 hour"} for n in range(4)
+    }
+    for n, zone in enumerate(["UTC", "Asia/Tokyo"]):
+        entries[f"hourly-berlin-{n}"] = {"task": "proj.t", "schedule": "every 1 hour", "timezone": "Europe/Berlin"}
+        entries[f"daily-{n}"] = {"task": "proj.t", "schedule": "every day at 9:15", "timezone": zone}
+        entries[f"cron-{n}"] = {"task": "proj.t", "schedule": crontab(minute="5")}
+    seed(store, entries, now=anchor)
+    ran = anchor + timedelta(hours=5)
+    record_runs(
+        store,
+        [
+            RunRecord(name, ran, ran, f"{name}-run", None)
+            for name in ("hourly-1", "hourly-berlin-1", "cron-1", "daily-1")
+        ],
+    )
+    store.set_paused(["hourly-2"], True, now=anchor + timedelta(hours=7, minutes=20))
+    store.set_paused(["hourly-2"], False, now=anchor + timedelta(hours=9, minutes=20))
+    try:
+        listed = api.list_jobs(store, now=now)
+        alone = [api.job_status(record, default_zone=UTC, now=now) for record in store.all_jobs()]
+    finally:
+        store.close()
+    assert listed == alone
+    due = {job.name: job.due_at for job in listed}
+    assert due["hourly-0"] == due["hourly-3"] == datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    assert due["hourly-1"] == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # after its last run
+    assert due["hourly-2"] == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # after its resume
+    assert due["hourly-berlin-0"] == datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    assert due["hourly-berlin-1"] == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    assert str(due["hourly-berlin-1"].tzinfo) == "Europe/Berlin"
+    assert due["daily-0"] == datetime(2026, 11, 20, 9, 15, tzinfo=UTC)
+    assert due["daily-1"] == datetime(2026, 11, 21, 9, 15, tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert due["cron-0"] == datetime(2026, 11, 20, 2, 5, tzinfo=UTC)
+    assert due["cron-1"] == datetime(2026, 11, 20, 7, 5, tzinfo=UTC)
+
+
 def test_list_jobs_filters_by_tag_and_state(store: JobStore) -> None:
     api.pause_jobs(store, ["cleanup", "heartbeat"])
     assert [job.name for job in api.list_jobs(store, tags="slow")] == ["cleanup", "nightly-report"]

@@ -20,17 +20,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import ControlError, NoMatchingJobsError, NoSuchJobError, OrchestraError, StoreNotFoundError
-from ..jobs.codec import describe_data, schedule_from_data
+from ..jobs.codec import data_key, describe_data, schedule_from_data
 from ..jobs.fields import is_tag, unique_tags
 from ..jobs.states import (
     STATE_BROKEN,
@@ -49,6 +49,9 @@ from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
 from .outcomes import STATE_SENT, RunOutcome, outcomes
 from .text import visible
+
+if TYPE_CHECKING:
+    from celery.schedules import BaseSchedule
 
 __all__ = [
     "STATES",
@@ -589,18 +592,19 @@ def list_jobs(
     zone = default_zone(target if app is None else app, default_timezone)
     moment = now if now is not None else datetime.now(UTC)
     with store_for(target) as store:
-        records = store.all_jobs(include_removed=include_removed)
-        statuses = []
-        for record in records:
+        statuses = _Statuses(zone, app, moment)
+        kept = []
+        for record in store.all_jobs(include_removed=include_removed):
             if wanted_tags:
                 present = wanted_tags.intersection(record.tags)
                 if not (present if any_tag else present == wanted_tags):
                     continue
-            status = job_status(record, default_zone=zone, app=app, now=moment)
-            if wanted_states and status.state not in wanted_states:
+            if wanted_states and statuses.state(record) not in wanted_states:
                 continue
-            statuses.append(status)
-        return with_last_runs(store, statuses, app)
+            kept.append(record)
+        # The runs are looked up first, so that each job's status is built once, with its run.
+        runs = _latest_runs(store, [(record.name, statuses.run_zone(record)) for record in kept], app)
+        return [statuses.status(record, last_run=runs.get(record.name)) for record in kept]
 
 
 def _celery_app(target: Target, app: Any) -> Any:
@@ -615,14 +619,18 @@ def with_last_runs(store: JobStore, statuses: Sequence[JobStatus], app: Any) -> 
     backend (one ledger query, one batched backend lookup); unchanged without an app."""
     if app is None or not statuses:
         return list(statuses)
-    latest = store.latest_runs([status.name for status in statuses])
-    runs = {
-        status.name: _run_info(latest[status.name], _zone_named(status.timezone))
-        for status in statuses
-        if status.name in latest
-    }
-    runs = {name: run for name, run in zip(runs, _with_outcomes(list(runs.values()), app), strict=True)}
+    runs = _latest_runs(store, [(status.name, _zone_named(status.timezone)) for status in statuses], app)
     return [dataclasses.replace(status, last_run=runs.get(status.name)) for status in statuses]
+
+
+def _latest_runs(store: JobStore, jobs: Sequence[tuple[str, tzinfo]], app: Any) -> dict[str, RunInfo]:
+    """The newest recorded run of each of ``jobs`` (name, zone of its times) that has one, with
+    its outcome; nothing without an app."""
+    if app is None or not jobs:
+        return {}
+    latest = store.latest_runs([name for name, _ in jobs])
+    found = [(latest[name], zone) for name, zone in jobs if name in latest]
+    return {run.job_name: run for run in _run_infos(found, app)}
 
 
 def _zone_named(name: str) -> tzinfo:
@@ -632,7 +640,16 @@ def _zone_named(name: str) -> tzinfo:
         return UTC
 
 
-def _run_info(entry: LedgerEntry, zone: tzinfo) -> RunInfo:
+def _run_infos(entries: Sequence[tuple[LedgerEntry, tzinfo]], app: Any) -> list[RunInfo]:
+    """Each ledger entry as a run in its zone; with an app, with its outcome, all looked up
+    together (see :func:`.outcomes.outcomes`)."""
+    if app is None or not entries:
+        return [_run_info(entry, zone, None) for entry, zone in entries]
+    found = outcomes(app, [entry.task_id for entry, _ in entries])
+    return [_run_info(entry, zone, found[entry.task_id].in_zone(zone)) for entry, zone in entries]
+
+
+def _run_info(entry: LedgerEntry, zone: tzinfo, outcome: RunOutcome | None) -> RunInfo:
     return RunInfo(
         entry.job_name,
         entry.fire_time.astimezone(zone),
@@ -641,48 +658,131 @@ def _run_info(entry: LedgerEntry, zone: tzinfo) -> RunInfo:
         entry.confirmed,
         entry.abandoned,
         entry.manual,
+        outcome,
     )
-
-
-def _with_outcomes(runs: list[RunInfo], app: Any) -> list[RunInfo]:
-    """``runs`` with their outcomes, looked up together (see :func:`.outcomes.outcomes`)."""
-    if app is None or not runs:
-        return runs
-    found = outcomes(app, [run.task_id for run in runs])
-    return [dataclasses.replace(run, outcome=found[run.task_id].in_zone(run.sent_at.tzinfo or UTC)) for run in runs]
 
 
 def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now: datetime) -> JobStatus:
     """A stored job as shown to operators (see :class:`JobStatus`)."""
-    if record.broken is not None:
-        return _broken_status(record, default_zone)
-    state = _state_of(record)
-    zone = record_zone(record, default_zone)
-    due = _due_at(record, zone, app, now) if state == STATE_RUNNING else None
+    return _Statuses(default_zone, app, now).status(record)
+
+
+class _Statuses:
+    """The :class:`JobStatus` of many jobs at one instant, built from what their rows share.
+
+    Jobs added together (a bulk import, one configuration) share their schedule, zone and
+    anchor, thousands of rows alike: each distinct schedule is rebuilt once per zone and anchor
+    (not one Celery schedule object per row), described once, and its next fire computed once per
+    last run and resume, as beat shares them when it loads jobs (``beat/loading.py``). A schedule
+    object is never changed by computing its fires, so sharing one changes no answer.
+    """
+
+    def __init__(self, default_zone: tzinfo, app: Any, now: datetime) -> None:
+        self.default_zone = default_zone
+        self.app = app
+        self.now = now
+        #: Each job's ``timezone`` column: its zone and the zone's name (see :func:`record_zone`).
+        self.zones: dict[str | None, tuple[tzinfo, str]] = {}
+        self.descriptions: dict[Hashable, str] = {}
+        #: By (schedule data, zone, anchor); ``None`` when the data cannot be rebuilt.
+        self.schedules: dict[tuple[Hashable, tzinfo, datetime], BaseSchedule | None] = {}
+        #: By (schedule data, zone, anchor, last run, resume).
+        self.fires: dict[tuple[Hashable, tzinfo, datetime, datetime | None, datetime | None], datetime | None] = {}
+
+    def state(self, record: JobRecord) -> str:
+        return STATE_BROKEN if record.broken is not None else _state_of(record)
+
+    def zone(self, record: JobRecord) -> tuple[tzinfo, str]:
+        known = self.zones.get(record.timezone)
+        if known is None:
+            zone = record_zone(record, self.default_zone)
+            known = self.zones[record.timezone] = (zone, zone_name(zone))
+        return known
+
+    def run_zone(self, record: JobRecord) -> tzinfo:
+        """The zone a job's runs are shown in: the one its status names."""
+        return _zone_named(self.zone(record)[1])
+
+    def status(self, record: JobRecord, *, last_run: RunInfo | None = None) -> JobStatus:
+        if record.broken is not None:
+            return _broken_status(record, self.default_zone, last_run)
+        state = _state_of(record)
+        zone, name = self.zone(record)
+        shape = data_key(record.schedule_data)
+        due = self.due_at(record, zone, shape) if state == STATE_RUNNING else None
+        return JobStatus(
+            name=record.name,
+            state=state,
+            kind=record.kind,
+            schedule=self.describe(record.schedule_data, shape),
+            task=record.task,
+            due_at=None if due is None else due.astimezone(zone),
+            timezone=name,
+            runs=record.total_run_count,
+            max_runs=record.max_runs,
+            tags=tuple(record.tags),
+            last_run_at=None if record.last_run_at is None else record.last_run_at.astimezone(zone),
+            enabled=record.enabled,
+            paused=record.paused,
+            source=record.source,
+            owner=record.owner,
+            last_run=last_run,
+        )
+
+    def describe(self, data: Mapping[str, Any], shape: Hashable | None) -> str:
+        """``data``'s description; ``shape`` is its :func:`data_key` (``None``: nothing shared)."""
+        if shape is None:
+            return _described(data)
+        described = self.descriptions.get(shape)
+        if described is None:
+            described = self.descriptions[shape] = _described(data)
+        return described
+
+    def due_at(self, record: JobRecord, zone: tzinfo, shape: Hashable | None) -> datetime | None:
+        """The job's next fire instant: beat's stored value while it is current, else computed.
+
+        Beat stores ``next_run_at`` when it schedules a job. After a resume that value can predate
+        the resume (it was computed before the pause, and beat may not have run since); the next
+        run is then the first fire time after the resume, computed here the way beat will.
+        """
+        stored = record.next_run_at
+        resumed = record.resumed_at
+        if stored is not None and (resumed is None or stored > resumed):
+            return stored
+        if shape is None:  # data that cannot be a key (it will not decode either): nothing shared
+            schedule = self._rebuilt(record.schedule_data, zone, record.anchor)
+            return stored if schedule is None else self._next_fire(schedule, record)
+        key = (shape, zone, record.anchor)
+        if key not in self.schedules:
+            self.schedules[key] = self._rebuilt(record.schedule_data, zone, record.anchor)
+        schedule = self.schedules[key]
+        if schedule is None:
+            return stored
+        fire_key = (*key, record.last_run_at, resumed)
+        if fire_key not in self.fires:
+            self.fires[fire_key] = self._next_fire(schedule, record)
+        return self.fires[fire_key]
+
+    def _next_fire(self, schedule: BaseSchedule, record: JobRecord) -> datetime | None:
+        return next_fire(
+            schedule, last_fire_at=record.last_run_at, anchor=record.anchor, resumed_at=record.resumed_at, now=self.now
+        )
+
+    def _rebuilt(self, data: Mapping[str, Any], zone: tzinfo, anchor: datetime) -> BaseSchedule | None:
+        try:
+            return schedule_from_data(data, tz=zone, anchor=anchor, app=self.app)
+        except (OrchestraError, ValueError):
+            return None
+
+
+def _described(data: Mapping[str, Any]) -> str:
     try:
-        schedule = describe_data(record.schedule_data)
+        return describe_data(data)
     except OrchestraError as error:  # a row edited into nonsense is shown, not fatal to the listing
-        schedule = f"unreadable schedule: {error}"
-    return JobStatus(
-        name=record.name,
-        state=state,
-        kind=record.kind,
-        schedule=schedule,
-        task=record.task,
-        due_at=None if due is None else due.astimezone(zone),
-        timezone=zone_name(zone),
-        runs=record.total_run_count,
-        max_runs=record.max_runs,
-        tags=tuple(record.tags),
-        last_run_at=None if record.last_run_at is None else record.last_run_at.astimezone(zone),
-        enabled=record.enabled,
-        paused=record.paused,
-        source=record.source,
-        owner=record.owner,
-    )
+        return f"unreadable schedule: {error}"
 
 
-def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
+def _broken_status(record: JobRecord, default_zone: tzinfo, last_run: RunInfo | None) -> JobStatus:
     """A job whose row cannot be read: its name, the reason, and the operator columns (still usable)."""
     return JobStatus(
         name=record.name,
@@ -701,6 +801,7 @@ def _broken_status(record: JobRecord, default_zone: tzinfo) -> JobStatus:
         source=record.source,
         broken=record.broken,
         owner=record.owner,
+        last_run=last_run,
     )
 
 
@@ -712,24 +813,6 @@ def record_zone(record: JobRecord, default_zone: tzinfo) -> tzinfo:
         return resolve_zone(record.timezone)
     except OrchestraError:
         return default_zone
-
-
-def _due_at(record: JobRecord, zone: tzinfo, app: Any, now: datetime) -> datetime | None:
-    """The job's next fire instant: beat's stored value while it is current, else computed.
-
-    Beat stores ``next_run_at`` when it schedules a job. After a resume that value can predate the
-    resume (it was computed before the pause, and beat may not have run since); the next run is
-    then the first fire time after the resume, computed here the way beat will.
-    """
-    stored = record.next_run_at
-    resumed = record.resumed_at
-    if stored is not None and (resumed is None or stored > resumed):
-        return stored
-    try:
-        schedule = schedule_from_data(record.schedule_data, tz=zone, anchor=record.anchor, app=app)
-    except (OrchestraError, ValueError):
-        return stored
-    return next_fire(schedule, last_fire_at=record.last_run_at, anchor=record.anchor, resumed_at=resumed, now=now)
 
 
 # ---------------------------------------------------------------------------- history
@@ -758,4 +841,4 @@ def job_history(
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     job_zone = record_zone(record, zone)
-    return _with_outcomes([_run_info(entry, job_zone) for entry in entries], app)
+    return _run_infos([(entry, job_zone) for entry in entries], app)
