@@ -667,6 +667,14 @@ def job_status(record: JobRecord, *, default_zone: tzinfo, app: Any = None, now:
     return _Statuses(default_zone, app, now).status(record)
 
 
+def job_statuses(
+    records: Iterable[JobRecord], *, default_zone: tzinfo, app: Any = None, now: datetime
+) -> list[JobStatus]:
+    """:func:`job_status` of each record, computing what alike records share once (see :class:`_Statuses`)."""
+    statuses = _Statuses(default_zone, app, now)
+    return [statuses.status(record) for record in records]
+
+
 class _Statuses:
     """The :class:`JobStatus` of many jobs at one instant, built from what their rows share.
 

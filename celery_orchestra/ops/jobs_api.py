@@ -37,7 +37,7 @@ from .api import (
     RunInfo,
     Target,
     default_zone,
-    job_status,
+    job_statuses,
     no_such_job,
     record_zone,
     store_for,
@@ -350,4 +350,4 @@ def _statuses(
 ) -> list[JobStatus]:
     zone = default_zone(target, default_timezone)
     app = target if hasattr(target, "conf") else None
-    return [job_status(record, default_zone=zone, app=app, now=now) for record in records]
+    return job_statuses(records, default_zone=zone, app=app, now=now)
