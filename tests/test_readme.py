@@ -396,3 +396,62 @@ def test_the_outcomes_example_is_real_output(tmp_path: Path, monkeypatch: pytest
             assert shown == expected, result.output
     finally:
         sys.modules.pop(module, None)
+
+
+# ---------------------------------------------------------------------------- the status table
+
+
+def test_the_status_example_is_the_quickstart_s_table(tmp_path: Path) -> None:
+    """README's big ``status`` table shows the quickstart's jobs, in order, with the schedule,
+    task, zone, tags and owner that ``status`` shows for them today, under today's columns. Due
+    times, counts, states that follow runs (Done, Expired) and results depend on when it ran."""
+    import os
+    import subprocess
+    import sys
+
+    quickstart = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
+    root = str(quickstart.parent.parent)
+    env = {**os.environ, "QUICKSTART_VAR": str(tmp_path), "COLUMNS": "250", "PYTHONPATH": root}
+    env.pop("NO_COLOR", None)
+    seed = "import sys; from tests.test_cli import seed_like_beat; seed_like_beat('proj', sys.argv[1])"
+
+    def run(*command: str) -> str:
+        done = subprocess.run(
+            command, cwd=quickstart, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    run(sys.executable, "-c", seed, str(tmp_path / "orchestra.db"))
+    run(sys.executable, "-m", "celery", "-A", "proj", "orchestra", "pause", "task_every_48_hours")
+    real = run(sys.executable, "-m", "celery", "-A", "proj", "orchestra", "status")
+    section = README.split("## Job status", 1)[1].split("\n### ", 1)[0]
+    shown = next(b for b in re.findall(r"```console\n(.*?)```", section, re.S) if "orchestra status" in b)
+
+    def table(text: str) -> tuple[list[str], list[dict[str, str]], str]:
+        lines = text.rstrip("\n").split("\n")
+        header = [
+            cell.strip()
+            for cell in lines[lines.index(next(x for x in lines if x.startswith("╭"))) + 1].split("│")[1:-1]
+        ]
+        rows = [
+            dict(zip(header, (cell.strip() for cell in line.split("│")[1:-1]), strict=True))
+            for line in lines
+            if line.startswith("│") and not line.startswith("│ State ")
+        ]
+        return header, rows, lines[-1].rstrip()
+
+    header, rows, caption = table(shown)
+    real_header, real_rows, real_caption = table(real)
+    assert header == real_header
+    assert "Owner" in header and "Last result" in header
+    static = ("Schedule", "Job name", "Module and task", "Timezone", "Tags", "Owner")
+    # Celery's own celery.backend_cleanup is added by beat itself when it starts (not by the seed).
+    configured = [row for row in rows if row["Job name"] != "celery.backend_cleanup"]
+    assert len(configured) == len(rows) - 1
+    assert [{key: row[key] for key in static} for row in configured] == [
+        {key: row[key] for key in static} for row in real_rows
+    ]
+    assert [row["State"] for row in rows if row["Job name"] == "task_every_48_hours"] == ["Paused"]
+    assert re.fullmatch(r"29 jobs in sqlite:///\S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", caption), caption
+    assert real_caption.startswith("28 jobs in sqlite:///")
