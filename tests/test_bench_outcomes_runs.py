@@ -31,4 +31,5 @@ def test_quick_benchmark_prints_its_table() -> None:
             assert re.search(rf"^{backend}\s+{re.escape(what)}{FIGURE}\s+<= 2 s: (met|NOT MET)$", out, re.M), what
         assert re.search(rf"^{backend}\s+the lookup alone, 300 task ids{FIGURE}$", out, re.M)
         assert re.search(rf"^{backend}\s+status through the CLI, 300 jobs{FIGURE}$", out, re.M)
+        assert re.search(rf"^{backend}\s+status through the CLI, 300 jobs\s+cpu [\d.]+ s$", out, re.M)
     assert "Traceback" not in completed.stderr
