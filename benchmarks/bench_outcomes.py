@@ -13,7 +13,8 @@ an SQLite file. Measured in this one process (pinned to one CPU; Redis runs on t
 ``time.perf_counter``, the median of 3 rounds, everything the CLI does:
 
 * **status**: ``list_jobs`` (every job, its newest run from the ledger, the outcomes in one batch)
-  and the Rich table rendered at 250 columns;
+  and the Rich table rendered at 250 columns, with the cyclic garbage collector paused as the CLI
+  pauses it (``ops/bulk.py``);
 * **status --json**: the same jobs as ``status_json``;
 * **history -n N**: ``job_history`` of the job with N runs, outcomes included, and its table;
 * **the lookup alone**: ``outcomes(app, N task ids)``;
@@ -53,6 +54,7 @@ from servers import find_binary, start_redis
 from benchmarks.machine import machine, one_cpu
 from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.ops.api import job_history, list_jobs
+from celery_orchestra.ops.bulk import collector_paused
 from celery_orchestra.ops.liveness import beat_liveness
 from celery_orchestra.ops.outcomes import outcomes
 from celery_orchestra.ops.status import history_table, jobs_table, status_json
@@ -175,18 +177,22 @@ def measure(
     console = Console(file=io.StringIO(), width=250, no_color=True)
     now = datetime.now(UTC)
 
+    # As the CLI does them: with the cyclic garbage collector paused (see ops/bulk.py).
     def status() -> None:
-        shown = list_jobs(store, app=app, now=now)
-        assert sum(1 for job in shown if job.last_run and job.last_run.outcome.state == "FAILURE") >= jobs // 10
-        console.print(jobs_table(shown, now=now, width=250))
+        with collector_paused():
+            shown = list_jobs(store, app=app, now=now)
+            assert sum(1 for job in shown if job.last_run and job.last_run.outcome.state == "FAILURE") >= jobs // 10
+            console.print(jobs_table(shown, now=now, width=250))
 
     def status_as_json() -> None:
-        status_json(list_jobs(store, app=app, now=now), beat_liveness(store))
+        with collector_paused():
+            status_json(list_jobs(store, app=app, now=now), beat_liveness(store))
 
     def history() -> None:
-        runs = job_history(store, BUSY, jobs, app=app)
-        assert len(runs) == jobs and runs[-1].outcome is not None and runs[-1].outcome.state != "unknown"
-        console.print(history_table(runs, width=250))
+        with collector_paused():
+            runs = job_history(store, BUSY, jobs, app=app)
+            assert len(runs) == jobs and runs[-1].outcome is not None and runs[-1].outcome.state != "unknown"
+            console.print(history_table(runs, width=250))
 
     return [
         (f"status, {jobs:,} jobs", median_seconds(status)),

@@ -232,6 +232,7 @@ def status(
     from rich.console import Group
 
     from .api import list_jobs
+    from .bulk import collector_paused
     from .liveness import beat_liveness
     from .status import jobs_table, outcomes_notice, status_json
     from .text import cell
@@ -244,25 +245,27 @@ def status(
             return list_jobs(store, tags=tags, states=states, default_timezone=zone, now=now, app=ctx.obj.app)
 
         if as_json:
-            jobs = jobs_at(datetime.now(UTC))
-            click.echo(status_json(jobs, beat_liveness(store)))
+            with collector_paused():
+                click.echo(status_json(jobs_at(datetime.now(UTC)), beat_liveness(store)))
             return
 
         console = _console(ctx)
 
         def render() -> RenderableType:
-            now = datetime.now(UTC)
-            jobs = jobs_at(now)
-            liveness = beat_liveness(store)
-            caption = _status_caption(len(jobs), store, now, filtered=bool(tags or states))
-            table = jobs_table(jobs, now=now, caption=caption, width=console.width)
+            with collector_paused():
+                now = datetime.now(UTC)
+                jobs = jobs_at(now)
+                liveness = beat_liveness(store)
+                caption = _status_caption(len(jobs), store, now, filtered=bool(tags or states))
+                table = jobs_table(jobs, now=now, caption=caption, width=console.width)
             line = cell(liveness.summary(), "bold red" if liveness.active is None else "green")
             notice = outcomes_notice(job.last_run.outcome for job in jobs if job.last_run is not None)
             return Group(line, table) if notice is None else Group(line, cell(notice, "yellow"), table)
 
         first = render()  # errors here (no store, bad filter) end the command with a one-line error
         if not watch:
-            console.print(first)
+            with collector_paused():
+                console.print(first)
             return
         _watch(console, first, render, interval)
     finally:
@@ -982,6 +985,15 @@ def history(
 ) -> None:
     """Recent runs of job NAME from the run ledger: when each was due, when it was sent, its task id,
     and (with a result backend) Celery's state, finish time and error of each."""
+    from .bulk import collector_paused
+
+    with collector_paused():
+        _history(ctx, name, limit, as_json, schedule_filename, database_url)
+
+
+def _history(
+    ctx: click.Context, name: str, limit: int, as_json: bool, schedule_filename: str | None, database_url: str | None
+) -> None:
     from ..timing.zones import zone_name
     from .api import job_history
     from .status import history_table, outcomes_notice, runs_json
