@@ -386,7 +386,6 @@ def test_the_fast_tables_keep_rich_s_colours(plain_project: Project) -> None:
     import io
 
     from rich.console import Console
-
     from rich.text import Text
 
     from celery_orchestra.ops.fast_table import FastTable
