@@ -24,7 +24,7 @@ from .text import visible
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
 
-__all__ = ["Cell", "FastTable", "cell_length", "shown"]
+__all__ = ["Cell", "FastTable", "shown"]
 
 Justify = Literal["left", "right"]
 
@@ -46,16 +46,11 @@ class Cell(NamedTuple):
 
 
 def shown(value: object, style: str = "") -> Cell:
-    """``value`` as :func:`~.text.cell` shows it (literally, invisible characters escaped), measured."""
+    """``value`` as :func:`~.text.cell` shows it (literally, invisible characters escaped), measured:
+    its length for ASCII (what :func:`~.text.visible` leaves of control characters is ASCII too),
+    else Rich's measure (wide CJK characters take two cells)."""
     plain = visible(value)
     return Cell(plain, len(plain) if plain.isascii() else cell_len(plain), style)
-
-
-def cell_length(text: Text) -> int:
-    """The terminal cells ``text`` takes: its length for ASCII (what :func:`~.text.visible` leaves
-    of control characters is ASCII too), else Rich's measure (wide CJK characters take two)."""
-    plain = text.plain
-    return len(plain) if plain.isascii() else cell_len(plain)
 
 
 class FastTable:
