@@ -173,6 +173,7 @@ class Results:
     cold_ratios: list[float] = field(default_factory=list)
     warm_ratios: list[float] = field(default_factory=list)
     ticks_after_start_ms: list[float] = field(default_factory=list)
+    control_turns_ms: list[float] = field(default_factory=list)
     bytes_per_job: float = 0.0
     bytes_per_job_built: float = 0.0
     stock_bytes_per_entry: float = 0.0
@@ -227,7 +228,7 @@ def startup(folder: Path, sizes: Sizes, results: Results) -> BenchScheduler:
         seconds, cold = timed(lambda: BenchScheduler(app))
         cold_s.append(seconds)
         if round_number == 0:
-            results.ticks_after_start_ms = ticks_while_writing(cold)
+            results.ticks_after_start_ms, results.control_turns_ms = ticks_while_writing(cold)
         else:
             wait_for_next_fires(cold)
         cold.close()
@@ -265,13 +266,18 @@ def wait_for_next_fires(scheduler: BenchScheduler, seconds: float = 60.0) -> Non
         time.sleep(0.05)
 
 
-def ticks_while_writing(scheduler: BenchScheduler, *, seconds: float = 60.0, at_least: int = 200) -> list[float]:
-    """Tick durations (ms) after a cold start: ``at_least`` ticks, and until every next fire time is stored.
+def ticks_while_writing(
+    scheduler: BenchScheduler, *, seconds: float = 60.0, at_least: int = 200
+) -> tuple[list[float], list[float]]:
+    """Tick durations (ms) after a cold start, and a control's: ``at_least`` ticks, and until every next fire is stored.
 
     Each tick also polls the store (as the first tick after every sleep does), and beat sleeps
     10 ms between ticks: far more often than it would, so the ticks meet any writes going on.
+    Between ticks, at the same cadence, the control spins for 1 ms (about a tick's median) doing
+    nothing of ours: its longest turn is what this machine's stalls alone add to a tick.
     """
     durations: list[float] = []
+    control: list[float] = []
     deadline = time.monotonic() + seconds
     while (scheduler.unwritten_next_fires or len(durations) < at_least) and time.monotonic() < deadline:
         scheduler.request_refresh()
@@ -279,8 +285,13 @@ def ticks_while_writing(scheduler: BenchScheduler, *, seconds: float = 60.0, at_
         scheduler.tick()
         durations.append((time.perf_counter() - start) * 1000)
         time.sleep(0.01)
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.001:
+            pass
+        control.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.01)
     assert not scheduler.unwritten_next_fires, "the next fire times were not written within a minute"
-    return durations
+    return durations, control
 
 
 def idle_tick(scheduler: BenchScheduler, sizes: Sizes, results: Results) -> None:
@@ -529,6 +540,16 @@ def report(sizes: Sizes, results: Results, pinning: str, quick: bool) -> None:
             "",
             "",
             f"<= 5 ms: {verdict(ticks[-1], 5)}; p99 {p99:,.1f} ms, median {statistics.median(ticks):,.2f} ms",
+        )
+    )
+    control = sorted(r.control_turns_ms)
+    rows.append(
+        (
+            "  control: 1 ms of spinning at the same cadence (this machine's stalls)",
+            f"max {control[-1]:,.1f} ms",
+            "",
+            "",
+            f"p99 {control[min(len(control) - 1, int(len(control) * 0.99))]:,.1f} ms",
         )
     )
     per_job = r.bytes_per_job / 1024
