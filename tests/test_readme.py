@@ -150,7 +150,12 @@ def test_the_runtime_jobs_python_example_runs(tmp_path: Path, capsys: pytest.Cap
     store.close()
 
 
-def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def replay_shell_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: str, volatile: re.Pattern[str], placeholder: str
+) -> int:
+    """Run each ``$ celery -A proj orchestra ...`` line of a README console block against a seeded
+    project and compare its output with the lines below it (``volatile`` text as ``placeholder``).
+    Returns how many commands ran."""
     import shlex
     import sys
 
@@ -166,20 +171,24 @@ def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypat
     store_path = tmp_path / "celerybeat-schedule.orchestra.db"
     seed_like_beat(module, store_path)
     project = Project(module, tmp_path, store_path)
-    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra add" in b)
-    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
     commands = re.split(r"^\$ ", block, flags=re.M)[1:]
-    assert len(commands) == 7
     try:
         for command in commands:
             line, *expected = command.rstrip("\n").split("\n")
             args = shlex.split(line)
             assert args[:4] == ["celery", "-A", "proj", "orchestra"]
             result = run(celery_group, project, *args[4:])
-            shown = instant.sub("<instant>", result.output.rstrip("\n"))
-            assert shown == instant.sub("<instant>", "\n".join(expected)), line
+            shown = volatile.sub(placeholder, result.output.rstrip("\n"))
+            assert shown == volatile.sub(placeholder, "\n".join(expected)), line
     finally:
         sys.modules.pop(module, None)
+    return len(commands)
+
+
+def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra add" in b)
+    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+    assert replay_shell_session(tmp_path, monkeypatch, block, instant, "<instant>") == 7
 
 
 def test_the_ownership_error_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,35 +297,9 @@ def test_the_run_now_python_example_runs(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_the_run_now_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shlex
-    import sys
-
-    from celery.bin.celery import celery as celery_group
-    from test_cli import Project, run, seed_like_beat, write_app
-
-    from celery_orchestra.cli import orchestra
-
-    if "orchestra" not in celery_group.commands:
-        celery_group.add_command(orchestra)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = write_app(tmp_path)
-    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
-    seed_like_beat(module, store_path)
-    project = Project(module, tmp_path, store_path)
     block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra run" in b)
     task_id = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-    commands = re.split(r"^\$ ", block, flags=re.M)[1:]
-    assert len(commands) == 2
-    try:
-        for command in commands:
-            line, *expected = command.rstrip("\n").split("\n")
-            args = shlex.split(line)
-            assert args[:4] == ["celery", "-A", "proj", "orchestra"]
-            result = run(celery_group, project, *args[4:])
-            shown = task_id.sub("<task id>", result.output.rstrip("\n"))
-            assert shown == task_id.sub("<task id>", "\n".join(expected)), line
-    finally:
-        sys.modules.pop(module, None)
+    assert replay_shell_session(tmp_path, monkeypatch, block, task_id, "<task id>") == 2
 
 
 def test_the_run_now_refusal_is_verbatim(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from .database import Database
 from .records import OWNER_CONFIG, OWNER_RUNTIME, JobRecord
 from .sql import JSON_COLUMNS, bump_revision, existing, update_many
 from .tables import JOBS
-from .wanted import WantedColumns, prepare_definitions
+from .wanted import WantedColumns, new_row_state, prepare_definitions
 
 __all__ = ["RUNTIME_SOURCE", "Change", "add_runtime_jobs", "remove_runtime_job", "update_runtime_job"]
 
@@ -64,7 +64,7 @@ def add_runtime_jobs(db: Database, definitions: Sequence[JobDefinition], *, now:
         found = existing(connection, names, (JOBS.c.owner, JOBS.c.removed, JOBS.c.source))
         _refuse_taken(names, found)
         fresh = [index for index, name in enumerate(names) if name not in found]
-        state = _new_state(_at(wanted.enabled, fresh), now, revision)
+        state = new_row_state(_at(wanted.enabled, fresh), now, revision, owner=OWNER_RUNTIME)
         insert_jobs(connection, wanted.table(fresh, state, json_text=True))
         reused = [index for index, name in enumerate(names) if name in found]
         if reused:
@@ -185,27 +185,6 @@ def _defined_values(wanted: WantedColumns, index: int) -> dict[str, Any]:
     """The columns job ``index`` of ``wanted`` defines, JSON ones as the text to store."""
     want = wanted.job(index)
     return {column: want.text(column) if column in JSON_COLUMNS else want.value(column) for column in _DEFINED}
-
-
-def _new_state(enabled: Sequence[bool], now: datetime, revision: int) -> dict[str, Sequence[Any]]:
-    """What new runtime jobs' rows hold besides their definitions."""
-    count = len(enabled)
-    return {
-        "enabled": enabled,
-        "configured_enabled": enabled,
-        "paused": [False] * count,
-        "resumed_at": [None] * count,
-        "anchor": [now] * count,
-        "last_run_at": [None] * count,
-        "total_run_count": [0] * count,
-        "next_run_at": [None] * count,
-        "removed": [False] * count,
-        "expired": [False] * count,
-        "revision": [revision] * count,
-        "created_at": [now] * count,
-        "updated_at": [now] * count,
-        "owner": [OWNER_RUNTIME] * count,
-    }
 
 
 def _taken_over_values(wanted: WantedColumns, index: int, now: datetime, revision: int) -> dict[str, Any]:
