@@ -85,6 +85,7 @@ __all__ = [
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
+    "tag_counts",
     "with_last_runs",
 ]
 
@@ -671,6 +672,16 @@ def list_jobs_page(
             total = len(records)
             page = [job_status(record, default_zone=zone, app=app, now=moment) for record in records[offset:end]]
         return JobPage(tuple(with_last_runs(store, page, app)), total, offset, limit)
+
+
+def tag_counts(target: Target) -> dict[str, int]:
+    """Every tag of the jobs that are not removed, with how many jobs carry it, by tag."""
+    counts: dict[str, int] = {}
+    with store_for(target) as store:
+        for record in store.all_jobs(include_removed=False):
+            for tag in record.tags:
+                counts[tag] = counts.get(tag, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _celery_app(target: Target, app: Any) -> Any:

@@ -203,6 +203,10 @@ class JobStore:
         """The newest ``limit`` recorded runs of ``job_name`` (fired before ``before``, if given), newest first."""
         return ledger.history(self._db, job_name, limit, before=before)
 
+    def recent_send_lags(self, since: datetime) -> list[timedelta]:
+        """Publish minus fire time of each scheduled run fired at or after ``since`` and confirmed sent."""
+        return ledger.recent_send_lags(self._db, since)
+
     def run_by_task_id(self, task_id: str) -> LedgerEntry | None:
         """The recorded run sent with ``task_id``, or ``None``."""
         return ledger.run_by_task_id(self._db, task_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
@@ -378,6 +378,24 @@ def run_by_task_id(db: Database, task_id: str) -> LedgerEntry | None:
         )
 
     return db.read(f"look up the run with task id {quoted(task_id)}", work)
+
+
+def recent_send_lags(db: Database, since: datetime) -> list[timedelta]:
+    """How late each scheduled run fired at or after ``since`` was sent (publish minus fire time).
+
+    Manual runs are left out (their fire time is when they were asked for), and so are claims
+    not confirmed as published.
+    """
+    query = select(RUNS.c.fire_time, RUNS.c.sent_at).where(
+        RUNS.c.fire_time >= require_aware(since, "since"),
+        RUNS.c.published.is_(True),
+        RUNS.c.manual.is_(False),
+    )
+
+    def work(connection: Connection) -> list[timedelta]:
+        return [row.sent_at - row.fire_time for row in connection.execute(query)]
+
+    return db.read("read the send lags of recent runs", work)
 
 
 #: Up to this many job names are sent to :func:`latest_runs` as an ``IN`` list; more, and every
