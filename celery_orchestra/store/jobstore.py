@@ -199,9 +199,17 @@ class JobStore:
         """Names of the (not removed) jobs carrying any of ``tags`` (or all of them), sorted."""
         return queries.names_with_tags(self._db, tags, any_tag=any_tag)
 
-    def history(self, job_name: str, limit: int = 20) -> list[LedgerEntry]:
-        """The newest ``limit`` recorded runs of ``job_name``, newest fire time first."""
-        return ledger.history(self._db, job_name, limit)
+    def history(self, job_name: str, limit: int = 20, *, before: datetime | None = None) -> list[LedgerEntry]:
+        """The newest ``limit`` recorded runs of ``job_name`` (fired before ``before``, if given), newest first."""
+        return ledger.history(self._db, job_name, limit, before=before)
+
+    def recent_send_lags(self, since: datetime) -> list[timedelta]:
+        """Publish minus fire time of each scheduled run fired at or after ``since`` and confirmed sent."""
+        return ledger.recent_send_lags(self._db, since)
+
+    def run_by_task_id(self, task_id: str) -> LedgerEntry | None:
+        """The recorded run sent with ``task_id``, or ``None``."""
+        return ledger.run_by_task_id(self._db, task_id)
 
     def latest_runs(self, job_names: Sequence[str] | None = None) -> dict[str, LedgerEntry]:
         """The newest recorded run of each job (of ``job_names``, if given) that has one, by name."""
