@@ -1034,8 +1034,7 @@ def serve(
     settings = read_api_settings(app.conf)
     where = parse_bind(bind)
     access = access_from(settings, where, token_file=token_file, read_only_token_file=read_only_token_file)
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         config = ApiConfig(
             access=access,
             cors_origins=settings.cors_origins,
@@ -1047,5 +1046,3 @@ def serve(
         mode = "no token (loopback only)" if access.open else "token required"
         click.echo(f"celery-orchestra API on http://{where}/ ({mode}), store {store.safe_url}; docs at /docs", err=True)
         run(web, where)
-    finally:
-        store.close()

@@ -5,7 +5,7 @@ Each route calls the operator function the CLI calls for the same command (``lis
 one representation. Routes are plain functions, run in FastAPI's thread pool, because the store
 blocks. Task names are strings kept in the store: nothing is imported because a request names it.
 
-``/`` is left small (a pointer to the docs) so that a dashboard can be served from this app later.
+``/`` is the dashboard (:mod:`.dashboard`), a client of these routes like any other.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..ops import api, jobs_api
 from ..ops.liveness import beat_liveness
 from ..store import JobStore
 from . import models
+from .dashboard import mount_dashboard
 from .metrics import ApiMetrics
 from .problems import PROBLEM_JSON, error_problem, install_handlers, problem
 from .security import Access, AccessDenied, BodyLimit
@@ -76,6 +77,7 @@ def create_app(store: JobStore, *, celery_app: Any = None, config: ApiConfig | N
     install_handlers(app)
     app.add_exception_handler(AccessDenied, _access_denied)
     _docs(app)
+    mount_dashboard(app)
     metrics = ApiMetrics(store, celery_app=celery_app, default_timezone=zone)
     authorised = [Depends(config.access)]
     router = APIRouter(prefix="/api", dependencies=authorised)
@@ -320,10 +322,6 @@ def _schedule_value(schedule: models.Schedule) -> Any:
 
 
 def _open_routes(app: FastAPI, store: JobStore, config: ApiConfig, metrics: ApiMetrics, authorised: list[Any]) -> None:
-    @app.get("/", include_in_schema=False)
-    def root() -> dict[str, str]:
-        return {"name": "celery-orchestra", "api": "/api/jobs", "docs": "/docs", "openapi": "/openapi.json"}
-
     @app.get(
         "/api/health",
         response_model=models.HealthOut,
