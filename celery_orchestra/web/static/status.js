@@ -10,7 +10,7 @@ const CELLS = [
   ["timezone", "", (job) => job.timezone],
   ["dueIn", "num", (job, now) => dueIn(job.due_at, now)],
   ["attempts", "num c-attempts", (job) => job.attempts],
-  ["tags", "c-tags", (job) => job.tags.join(",")],
+  ["tags", "c-tags", (job) => job.tags.join(", ")],
   ["owner", "c-owner", (job) => job.owner],
   ["result", "c-result", (job) => lastResult(job.last_run)],
 ];
@@ -74,7 +74,7 @@ function renderJobs(listing) {
   page.nextOffset = listing.next_offset;
   const first = listing.jobs.length ? listing.offset + 1 : 0;
   const last = listing.offset + listing.jobs.length;
-  setText(document.getElementById("range"), `${first}–${last} of ${listing.total} jobs`);
+  setText(document.getElementById("range"), `${first}-${last} of ${listing.total} jobs`);
   setText(document.getElementById("caption"), `${listing.total} jobs, times in each job's zone`);
   document.getElementById("previous").disabled = listing.offset === 0;
   document.getElementById("next").disabled = listing.next_offset === null;
