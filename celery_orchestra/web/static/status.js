@@ -123,5 +123,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (page.nextOffset !== null) page.offset = page.nextOffset;
     refreshNow();
   });
-  loadTags().catch((error) => say(error.message, true));
+  // The tags are listed when the Tag field is first used, not with the first page: counting every
+  // job's tags costs the server about as much as the page itself (10,000 jobs).
+  form.elements.tag.addEventListener("focus", () => loadTags().catch((error) => say(error.message, true)), {
+    once: true,
+  });
 });
