@@ -39,7 +39,7 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 1000
 #: Error statuses any API route may answer, each as problem+json.
-_ERRORS: Final = (401, 403, 404, 409, 413, 422, 503)
+_ERRORS: Final = (400, 401, 403, 404, 409, 413, 422, 503)
 
 
 @dataclass(frozen=True)
@@ -410,6 +410,7 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 _ERROR_TEXT: Final = {
+    400: "The request body cannot be read (not UTF-8 JSON)",
     401: "No token, or a wrong one",
     403: "The read-only token on a request that changes something",
     404: "No such job, run or tag",
