@@ -461,5 +461,7 @@ def test_every_api_setting_is_in_the_settings_table() -> None:
         "orchestra_api_cors_origins",
         "orchestra_api_max_body",
         "orchestra_api_health_max_age",
+        "orchestra_metrics_port",
+        "orchestra_metrics_host",
     ):
         assert f"| `{name}` |" in table, name

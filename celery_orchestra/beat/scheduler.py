@@ -35,7 +35,7 @@ from typing import Any
 
 from celery import beat
 
-from ..errors import OrchestraError, StoreError
+from ..errors import BrokerUnavailableError, OrchestraError, StoreError
 from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
@@ -50,6 +50,7 @@ from .entry import ScheduleEntry
 from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
 from .loading import EntryLoader, log_broken, log_next_fires
+from .metrics import BeatMetrics, start_metrics
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
@@ -104,6 +105,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._housekeeper: Housekeeper | None = None
         self._stop = GracefulStop()
         self._closed = False
+        #: The beat's own Prometheus metrics, when ``orchestra_metrics_port`` is set.
+        self._metrics: BeatMetrics | None = None
         self._given = GivenJobs(app)  # Celery's add() and update_from_dict(), see .celery_api
         super().__init__(
             app,
@@ -167,9 +170,11 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             on_lost=self._next_fires.halt,  # a standby writes nothing
             outage=outage,
         )
+        if self.settings.metrics_port is not None:
+            self._metrics = start_metrics(self.settings.metrics_host, self.settings.metrics_port)
         self._dispatcher = Dispatcher(
             store,
-            send=self.send_run,
+            send=self._send_measured,
             producer=lambda: self.producer,
             lease=lease,
             broker_lost=lambda: forget_connection(self),
@@ -266,6 +271,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         Never raises (but for a stop asked for during the pass, once the pass is done) and never
         returns a negative, NaN or unbounded delay: beat would die or spin.
         """
+        if self._metrics is None:
+            return self._tick()
+        with self._metrics.timing(self._metrics.tick):
+            return self._tick()
+
+    def _tick(self) -> float:
         dispatcher = self._dispatcher
         lease = self._lease
         if self.store is None or dispatcher is None or lease is None:
@@ -316,7 +327,12 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _poll_changes(self, now: datetime) -> None:
         assert self._poller is not None
-        self._install_changed(self._poller.changes(), now)
+        if self._metrics is None:
+            changes = self._poller.changes()
+        else:
+            with self._metrics.timing(self._metrics.poll):
+                changes = self._poller.changes()
+        self._install_changed(changes, now)
 
     def _install_changed(self, records: Sequence[JobRecord], now: datetime) -> None:
         reloaded: list[ScheduleEntry] = []
@@ -342,6 +358,22 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         reached (the run is held and sent once it answers again).
         """
         return publish_run(self.app, entry, run, producer)
+
+    def _send_measured(self, entry: ScheduleEntry, run: RunRecord, producer: Any) -> bool:
+        """:meth:`send_run` (a subclass's too), counted in the beat's metrics when they are served."""
+        metrics = self._metrics
+        if metrics is None:
+            return self.send_run(entry, run, producer)
+        try:
+            sent = self.send_run(entry, run, producer)
+        except BrokerUnavailableError:
+            metrics.failed_run(run.job_name)
+            raise
+        if sent:
+            metrics.sent_run(run.job_name, run.fire_time, self._now())
+        else:
+            metrics.failed_run(run.job_name)
+        return sent
 
     # ------------------------------------------------------------------ Celery's API
 
@@ -386,6 +418,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                 self._dispatcher.settle_pending()  # late, if this beat lost the lease meanwhile
             if self._lease is not None:
                 self._lease.release()  # a standby takes over now, not a lease's time later
+            if self._metrics is not None:
+                self._metrics.stop()
             super().close()
         finally:
             self._closed = True
