@@ -183,6 +183,14 @@ class JobStore:
         """Every stored job, by name."""
         return queries.all_jobs(self._db, include_removed=include_removed)
 
+    def job_keys(self, *, include_removed: bool = True) -> list[queries.JobKey]:
+        """Every job's name, owner and tags, by name (cheap: a listing filters on them, then reads a page)."""
+        return queries.job_keys(self._db, include_removed=include_removed)
+
+    def jobs_named(self, names: Sequence[str]) -> list[JobRecord]:
+        """The stored jobs among ``names`` (a page of them), by name."""
+        return queries.jobs_named(self._db, names)
+
     def get_job(self, name: str) -> JobRecord | None:
         """The job called ``name``, or ``None``."""
         return queries.get_job(self._db, name)
