@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,10 @@ def test_bad_metrics_settings_are_refused(settings: dict[str, object], message: 
 
 
 def test_a_taken_port_is_a_clear_error() -> None:
-    first = BeatMetrics()
+    first = BeatMetrics(lambda: datetime.now(UTC))
     first.serve("127.0.0.1", 0)
     try:
         with pytest.raises(SettingsError, match=f"cannot listen on 127.0.0.1:{first.port}"):
-            BeatMetrics().serve("127.0.0.1", first.port or 0)
+            BeatMetrics(lambda: datetime.now(UTC)).serve("127.0.0.1", first.port or 0)
     finally:
         first.stop()

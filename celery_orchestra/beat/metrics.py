@@ -13,13 +13,14 @@ process-wide default), served by prometheus-client's small HTTP server on a daem
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from ..errors import SettingsError
+from ..errors import BrokerUnavailableError, SettingsError
+from ..settings import OrchestraSettings
 
-__all__ = ["LAG_BUCKETS", "BeatMetrics", "start_metrics"]
+__all__ = ["LAG_BUCKETS", "BeatMetrics", "counted_send", "start_metrics", "timed"]
 
 #: Seconds; a tick is usually well under a millisecond, a poll a few.
 DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -30,9 +31,11 @@ LAG_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 class BeatMetrics:
     """The beat's instruments, in their own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
+        #: Beat's clock (tests drive it): a send's lag is measured on it.
+        self.now = now
         self.registry = CollectorRegistry(auto_describe=True)
         self.tick = Histogram(
             "orchestra_beat_tick_seconds", "Duration of beat's ticks.", buckets=DURATION_BUCKETS, registry=self.registry
@@ -58,14 +61,9 @@ class BeatMetrics:
         )
         self._server: Any = None
 
-    @contextlib.contextmanager
-    def timing(self, histogram: Any) -> Iterator[None]:
-        with histogram.time():
-            yield
-
-    def sent_run(self, job: str, fire_time: datetime, published_at: datetime) -> None:
+    def sent_run(self, job: str, fire_time: datetime) -> None:
         self.sent.labels(job).inc()
-        self.lag.observe(max((published_at - fire_time).total_seconds(), 0.0))
+        self.lag.observe(max((self.now() - fire_time).total_seconds(), 0.0))
 
     def failed_run(self, job: str) -> None:
         self.failed.labels(job).inc()
@@ -91,13 +89,41 @@ class BeatMetrics:
             self._server = None
 
 
-def start_metrics(host: str, port: int) -> BeatMetrics:
-    """Beat's metrics, served on ``host:port`` (``port`` 0: any free port)."""
+def start_metrics(settings: OrchestraSettings | None, *, now: Callable[[], datetime]) -> BeatMetrics | None:
+    """Beat's metrics, served on ``orchestra_metrics_host:orchestra_metrics_port`` (``None``: not set)."""
+    if settings is None or settings.metrics_port is None:
+        return None
     try:
-        metrics = BeatMetrics()
+        metrics = BeatMetrics(now)
     except ImportError:
         raise SettingsError(
             "setting orchestra_metrics_port needs prometheus-client: pip install 'celery-orchestra[web]'"
         ) from None
-    metrics.serve(host, port)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     return metrics
+
+
+@contextlib.contextmanager
+def timed(metrics: BeatMetrics | None, what: Literal["tick", "poll"]) -> Iterator[None]:
+    """Time the block into the tick or poll histogram (nothing without metrics)."""
+    if metrics is None:
+        yield
+        return
+    with (metrics.tick if what == "tick" else metrics.poll).time():
+        yield
+
+
+def counted_send(metrics: BeatMetrics | None, send: Callable[..., bool], entry: Any, run: Any, producer: Any) -> bool:
+    """``send(entry, run, producer)`` (beat's ``send_run``, a subclass's too), counted when there are metrics."""
+    if metrics is None:
+        return send(entry, run, producer)
+    try:
+        sent = send(entry, run, producer)
+    except BrokerUnavailableError:
+        metrics.failed_run(run.job_name)
+        raise
+    if sent:
+        metrics.sent_run(run.job_name, run.fire_time)
+    else:
+        metrics.failed_run(run.job_name)
+    return sent

@@ -35,7 +35,7 @@ from typing import Any
 
 from celery import beat
 
-from ..errors import BrokerUnavailableError, OrchestraError, StoreError
+from ..errors import OrchestraError, StoreError
 from ..interfaces import SchedulerStore
 from ..jobs.config import celery_default_definitions, load_definitions
 from ..ops.remote import OrchestraNode
@@ -50,7 +50,7 @@ from .entry import ScheduleEntry
 from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
 from .loading import EntryLoader, log_broken, log_next_fires
-from .metrics import BeatMetrics, start_metrics
+from .metrics import BeatMetrics, counted_send, start_metrics, timed
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
@@ -131,6 +131,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             with self._stop.starting():
                 self._setup()
+                self._metrics = start_metrics(self.settings, now=self._now)
             # From now on add() and update_from_dict() write to the store (see .celery_api).
             first_fire = self._jobs.loader.first_fire
             self._given.started(self.store, first_fire=first_fire, install=self._install_changed, now=self._now)
@@ -170,11 +171,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
             on_lost=self._next_fires.halt,  # a standby writes nothing
             outage=outage,
         )
-        if self.settings.metrics_port is not None:
-            self._metrics = start_metrics(self.settings.metrics_host, self.settings.metrics_port)
         self._dispatcher = Dispatcher(
             store,
-            send=self._send_measured,
+            send=lambda entry, run, producer: counted_send(self._metrics, self.send_run, entry, run, producer),
             producer=lambda: self.producer,
             lease=lease,
             broker_lost=lambda: forget_connection(self),
@@ -271,9 +270,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         Never raises (but for a stop asked for during the pass, once the pass is done) and never
         returns a negative, NaN or unbounded delay: beat would die or spin.
         """
-        if self._metrics is None:
-            return self._tick()
-        with self._metrics.timing(self._metrics.tick):
+        with timed(self._metrics, "tick"):
             return self._tick()
 
     def _tick(self) -> float:
@@ -327,11 +324,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _poll_changes(self, now: datetime) -> None:
         assert self._poller is not None
-        if self._metrics is None:
+        with timed(self._metrics, "poll"):
             changes = self._poller.changes()
-        else:
-            with self._metrics.timing(self._metrics.poll):
-                changes = self._poller.changes()
         self._install_changed(changes, now)
 
     def _install_changed(self, records: Sequence[JobRecord], now: datetime) -> None:
@@ -358,22 +352,6 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         reached (the run is held and sent once it answers again).
         """
         return publish_run(self.app, entry, run, producer)
-
-    def _send_measured(self, entry: ScheduleEntry, run: RunRecord, producer: Any) -> bool:
-        """:meth:`send_run` (a subclass's too), counted in the beat's metrics when they are served."""
-        metrics = self._metrics
-        if metrics is None:
-            return self.send_run(entry, run, producer)
-        try:
-            sent = self.send_run(entry, run, producer)
-        except BrokerUnavailableError:
-            metrics.failed_run(run.job_name)
-            raise
-        if sent:
-            metrics.sent_run(run.job_name, run.fire_time, self._now())
-        else:
-            metrics.failed_run(run.job_name)
-        return sent
 
     # ------------------------------------------------------------------ Celery's API
 
