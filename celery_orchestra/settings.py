@@ -55,6 +55,10 @@ class OrchestraSettings:
     run_retention: float | None = 30 * 86400.0
     #: The shortest interval (seconds) a job may repeat at; shorter ones are refused (a flood guard).
     min_interval: float = DEFAULT_MIN_INTERVAL
+    #: Serve the beat process's own Prometheus metrics on this port (``None``: not served).
+    metrics_port: int | None = None
+    #: The address those metrics are served on.
+    metrics_host: str = "127.0.0.1"
 
     def store_url(self, schedule_filename: str | None) -> str:
         """The store URL: the setting, else an SQLite file beside stock beat's ``-s`` file."""
@@ -200,6 +204,15 @@ def read_settings(conf: Any) -> OrchestraSettings:
     if not isinstance(remote, bool):
         raise SettingsError(f"setting orchestra_remote_control must be true or false, got {remote!r}")
 
+    port = conf.get("orchestra_metrics_port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise SettingsError(f"setting orchestra_metrics_port must be a port number from 0 to 65535, got {quoted(port)}")
+    host = conf.get("orchestra_metrics_host", "127.0.0.1")
+    if not isinstance(host, str) or not host.strip():
+        raise SettingsError(
+            f"setting orchestra_metrics_host must be an address such as '127.0.0.1', got {quoted(host)}"
+        )
+
     return OrchestraSettings(
         database_url=url,
         schedule_files=files.paths,
@@ -213,6 +226,8 @@ def read_settings(conf: Any) -> OrchestraSettings:
         store_wait=_number(conf, "orchestra_store_wait", 60.0, minimum=0.0, maximum=86400.0),
         run_retention=_retention(conf),
         min_interval=read_min_interval(conf),
+        metrics_port=port,
+        metrics_host=host.strip(),
     )
 
 

@@ -653,33 +653,52 @@ def list_jobs_page(
     moment = now if now is not None else datetime.now(UTC)
     end = None if limit is None else offset + limit
     with store_for(target) as store:
-        records = []
-        for record in store.all_jobs(include_removed=include_removed):
-            if wanted_tags:
-                present = wanted_tags.intersection(record.tags)
-                if not (present if any_tag else present == wanted_tags):
-                    continue
-            if owner is not None and record.owner != owner:
-                continue
-            if folded is not None and folded not in record.name.casefold():
-                continue
-            records.append(record)
-        if wanted_states:
+        if wanted_states:  # a state needs the whole row: every matching job is worked out
+            records = [
+                record
+                for record in store.all_jobs(include_removed=include_removed)
+                if _keep(record.name, record.owner, record.tags, wanted_tags, any_tag, owner, folded)
+            ]
             statuses = [job_status(record, default_zone=zone, app=app, now=moment) for record in records]
             statuses = [status for status in statuses if status.state in wanted_states]
             total, page = len(statuses), statuses[offset:end]
-        else:
-            total = len(records)
-            page = [job_status(record, default_zone=zone, app=app, now=moment) for record in records[offset:end]]
+        else:  # names, owners and tags pick the page; only its rows are read
+            keys = [
+                key
+                for key in store.job_keys(include_removed=include_removed)
+                if _keep(key.name, key.owner, key.tags, wanted_tags, any_tag, owner, folded)
+            ]
+            total = len(keys)
+            records = store.jobs_named([key.name for key in keys[offset:end]])
+            page = [job_status(record, default_zone=zone, app=app, now=moment) for record in records]
         return JobPage(tuple(with_last_runs(store, page, app)), total, offset, limit)
+
+
+def _keep(
+    name: str,
+    job_owner: str,
+    tags: Sequence[str],
+    wanted_tags: set[str],
+    any_tag: bool,
+    owner: str | None,
+    folded: str | None,
+) -> bool:
+    """Whether a job passes the tag, owner and name filters of :func:`list_jobs_page`."""
+    if wanted_tags:
+        present = wanted_tags.intersection(tags)
+        if not (present if any_tag else present == wanted_tags):
+            return False
+    if owner is not None and job_owner != owner:
+        return False
+    return folded is None or folded in name.casefold()
 
 
 def tag_counts(target: Target) -> dict[str, int]:
     """Every tag of the jobs that are not removed, with how many jobs carry it, by tag."""
     counts: dict[str, int] = {}
     with store_for(target) as store:
-        for record in store.all_jobs(include_removed=False):
-            for tag in record.tags:
+        for key in store.job_keys(include_removed=False):
+            for tag in key.tags:
                 counts[tag] = counts.get(tag, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..store import JobStore
     from .api import ChangeResult
 
-__all__ = ["orchestra"]
+__all__ = ["CommandFailed", "app_timezone", "one_line_errors", "opened_store", "orchestra", "preload", "store_options"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -979,70 +979,11 @@ def history(
     )
 
 
-# ---------------------------------------------------------------------------- serve
+# ---------------------------------------------------------------------------- shared with other command modules
 
-
-@orchestra.command(cls=CeleryCommand)
-@click.option(
-    "--bind",
-    default="127.0.0.1:5000",
-    show_default=True,
-    metavar="HOST:PORT",
-    help="Where to listen. Anything but loopback needs a token.",
-)
-@click.option(
-    "--token-file",
-    metavar="PATH",
-    default=None,
-    help="A file holding the API token (overrides the orchestra_api_token setting).",
-)
-@click.option(
-    "--read-only-token-file",
-    metavar="PATH",
-    default=None,
-    help="A file holding a second token that may only read (GET); overrides orchestra_api_read_only_token.",
-)
-@_store_options
-@click.pass_context
-@_preload
-@_one_line_errors
-def serve(
-    ctx: click.Context,
-    /,
-    bind: str,
-    token_file: str | None,
-    read_only_token_file: str | None,
-    schedule_filename: str | None,
-    database_url: str | None,
-    **kwargs: Any,
-) -> None:
-    """Serve the HTTP API (JSON, OpenAPI at /openapi.json, Swagger UI at /docs, metrics at /metrics).
-
-    Needs `pip install 'celery-orchestra[web]'`. It reads and writes the store, so it works whether
-    beat runs or not; a running beat applies changes within its poll interval.
-    """
-    try:
-        from ..web.app import ApiConfig, create_app
-        from ..web.serve import access_from, parse_bind, run
-    except ImportError as error:
-        raise CommandFailed(
-            f"the HTTP API needs the web extra: pip install 'celery-orchestra[web]' ({error})"
-        ) from None
-    from ..settings import read_api_settings
-
-    app = ctx.obj.app
-    settings = read_api_settings(app.conf)
-    where = parse_bind(bind)
-    access = access_from(settings, where, token_file=token_file, read_only_token_file=read_only_token_file)
-    with _opened_store(ctx, schedule_filename, database_url) as store:
-        config = ApiConfig(
-            access=access,
-            cors_origins=settings.cors_origins,
-            max_body=settings.max_body,
-            health_max_age=settings.health_max_age,
-            default_timezone=_app_timezone(ctx),
-        )
-        web = create_app(store, celery_app=app, config=config)
-        mode = "no token (loopback only)" if access.open else "token required"
-        click.echo(f"celery-orchestra API on http://{where}/ ({mode}), store {store.safe_url}; docs at /docs", err=True)
-        run(web, where)
+#: What ``celery orchestra serve`` (:mod:`celery_orchestra.web.command`) builds on, as every command here does.
+store_options = _store_options
+preload = _preload
+one_line_errors = _one_line_errors
+opened_store = _opened_store
+app_timezone = _app_timezone

@@ -183,6 +183,12 @@ class JobStore:
         """Every stored job, by name."""
         return queries.all_jobs(self._db, include_removed=include_removed)
 
+    def job_keys(self, *, include_removed: bool = True) -> list[queries.JobKey]:
+        return queries.job_keys(self._db, include_removed=include_removed)
+
+    def jobs_named(self, names: Sequence[str]) -> list[JobRecord]:
+        return queries.jobs_named(self._db, names)
+
     def get_job(self, name: str) -> JobRecord | None:
         """The job called ``name``, or ``None``."""
         return queries.get_job(self._db, name)
@@ -204,11 +210,9 @@ class JobStore:
         return ledger.history(self._db, job_name, limit, before=before)
 
     def recent_send_lags(self, since: datetime) -> list[timedelta]:
-        """Publish minus fire time of each scheduled run fired at or after ``since`` and confirmed sent."""
         return ledger.recent_send_lags(self._db, since)
 
     def run_by_task_id(self, task_id: str) -> LedgerEntry | None:
-        """The recorded run sent with ``task_id``, or ``None``."""
         return ledger.run_by_task_id(self._db, task_id)
 
     def latest_runs(self, job_names: Sequence[str] | None = None) -> dict[str, LedgerEntry]:

@@ -40,7 +40,7 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 1000
 #: Error statuses any API route may answer, each as problem+json.
-_ERRORS: Final = (401, 403, 404, 409, 413, 422, 503)
+_ERRORS: Final = (400, 401, 403, 404, 409, 413, 422, 503)
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,12 @@ def create_app(store: JobStore, *, celery_app: Any = None, config: ApiConfig | N
 
 
 def _version() -> str:
-    from .. import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return __version__
+    try:
+        return version("celery-orchestra")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 async def _access_denied(request: Request, error: Exception) -> Response:
@@ -115,6 +118,12 @@ JobName = Annotated[str, Path(min_length=1, max_length=200, description="The job
 
 
 def _routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
+    _listing_routes(router, store, celery_app, zone)
+    _job_routes(router, store, celery_app, zone)
+    _other_routes(router, store, celery_app, zone)
+
+
+def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
     @router.get("/jobs", response_model=models.JobListOut, summary="List jobs (filtered, paged, by name)")
     def list_jobs(
         tag: Annotated[list[str], Query(description="Jobs with this tag (repeatable).")] = [],  # noqa: B006
@@ -168,22 +177,11 @@ def _routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | Non
         response.headers["Location"] = f"/api/jobs/{quote(job.name, safe='')}"
         return job.as_dict()
 
-    @router.post("/jobs/pause", response_model=models.ChangeOut, summary="Pause jobs by names or tags")
-    def pause_many(body: models.BulkSelection) -> dict[str, Any]:
-        return _change_many(store, "pause", body)
+    for action in ("pause", "resume", "enable", "disable"):
+        _register_bulk_change(router, store, action)
 
-    @router.post("/jobs/resume", response_model=models.ChangeOut, summary="Resume jobs by names or tags")
-    def resume_many(body: models.BulkSelection) -> dict[str, Any]:
-        return _change_many(store, "resume", body)
 
-    @router.post("/jobs/enable", response_model=models.ChangeOut, summary="Enable jobs by names or tags")
-    def enable_many(body: models.BulkSelection) -> dict[str, Any]:
-        return _change_many(store, "enable", body)
-
-    @router.post("/jobs/disable", response_model=models.ChangeOut, summary="Disable jobs by names or tags")
-    def disable_many(body: models.BulkSelection) -> dict[str, Any]:
-        return _change_many(store, "disable", body)
-
+def _job_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
     # Before GET /jobs/{name}: a path parameter takes slashes, so it would take "x/runs" too.
     @router.get("/jobs/{name:path}/runs", response_model=models.RunListOut, summary="A job's runs, newest first")
     def job_runs(
@@ -230,6 +228,8 @@ def _routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | Non
     def run_job(name: JobName) -> dict[str, Any]:
         return jobs_api.run_job_now(store, name, default_timezone=zone).as_dict()
 
+
+def _other_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
     @router.get("/runs/{task_id}", response_model=models.RunOut, summary="One run, by its Celery task id")
     def get_run(task_id: Annotated[str, Path(min_length=1, max_length=200)]) -> dict[str, Any]:
         return _run_dict(api.find_run(store, task_id, default_timezone=zone, app=celery_app))
@@ -257,6 +257,20 @@ def _register_change(router: APIRouter, store: JobStore, action: str) -> None:
         response_model=models.ChangeOut,
         summary=f"{action.capitalize()} one job",
         name=f"{action}_job",
+    )
+
+
+def _register_bulk_change(router: APIRouter, store: JobStore, action: str) -> None:
+    def many(body: models.BulkSelection) -> dict[str, Any]:
+        return _change_many(store, action, body)
+
+    router.add_api_route(
+        f"/jobs/{action}",
+        many,
+        methods=["POST"],
+        response_model=models.ChangeOut,
+        summary=f"{action.capitalize()} jobs by names or tags",
+        name=f"{action}_jobs",
     )
 
 
@@ -408,6 +422,7 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 _ERROR_TEXT: Final = {
+    400: "The request body cannot be read (not UTF-8 JSON)",
     401: "No token, or a wrong one",
     403: "The read-only token on a request that changes something",
     404: "No such job, run or tag",
