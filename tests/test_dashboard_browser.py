@@ -10,6 +10,7 @@ changed is checked in the store through the Python API. The screenshots are kept
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -31,6 +32,9 @@ from celery_orchestra.store import JobStore
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 TOKEN = "dashboard-token-0123456789abcdef"
+READ_ONLY_TOKEN = "dashboard-read-only-0123456789ab"
+#: A runtime job whose name is markup: the page must show it as text.
+MARKUP = '<img src=x onerror="document.title=1">'
 START_DEADLINE = 60.0
 #: Beat sends "report" and "failing" every 2 s; a solo worker runs them at once.
 OUTCOME_DEADLINE = 60_000
@@ -138,6 +142,17 @@ def wait_until_healthy(base: str, processes: Processes) -> None:
     pytest.fail(f"no healthy API within {START_DEADLINE} s:\n{processes.logs()}")
 
 
+def add_job(base: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        f"{base}/api/jobs",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
 def artefacts(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("ORCHESTRA_ARTEFACTS") or tmp_path / "artefacts")
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,6 +169,8 @@ def served(tmp_path: Path, redis: RedisServer) -> Iterator[tuple[str, str, Proce
     (folder / "dashproj.py").write_text(APP.format(redis=redis_url, database=database.as_posix()))
     token_file = folder / "token"
     token_file.write_text(TOKEN + "\n")
+    read_only_file = folder / "read-only-token"
+    read_only_file.write_text(READ_ONLY_TOKEN + "\n")
     port = free_port()
     processes = Processes(folder)
     try:
@@ -165,6 +182,7 @@ def served(tmp_path: Path, redis: RedisServer) -> Iterator[tuple[str, str, Proce
         # serve opens the store beat creates (it never creates one itself).
         wait_for_line(folder / "beat.log", "this beat is the active one", processes)
         serve = ["orchestra", "serve", "--bind", f"127.0.0.1:{port}", "--token-file", str(token_file)]
+        serve += ["--read-only-token-file", str(read_only_file)]
         processes.start("serve", *serve)
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(base, processes)
@@ -177,6 +195,8 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
     from playwright.sync_api import expect
 
     base, store_url, processes = served
+    # The page refreshes every 2 s; on a loaded machine an answer may take seconds more.
+    expect.set_options(timeout=20_000)
     executable = require_chromium()
     kept = artefacts(tmp_path)
     requested: list[tuple[str, str | None]] = []
@@ -191,6 +211,9 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
             dialog = page.get_by_role("dialog", name="API token")
             expect(dialog).to_be_visible()
             expect(dialog).to_contain_text("This API needs a token.")
+            page.get_by_role("textbox", name="Token").fill("not-the-token")
+            page.keyboard.press("Enter")
+            expect(dialog).to_contain_text("The token was refused; enter another.")
             page.get_by_role("textbox", name="Token").fill(TOKEN)
             page.keyboard.press("Enter")
             expect(dialog).to_be_hidden()
@@ -246,6 +269,11 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
             page.screenshot(path=str(kept / "dashboard-phone.png"))
             page.set_viewport_size({"width": 1280, "height": 720})
 
+            # A job named with markup is shown as its text, and nothing in it runs.
+            add_job(base, {"name": MARKUP, "task": "dashproj.report", "schedule": "every day at 04:00"})
+            expect(links).to_have_text([MARKUP, "failing", "legacy-export", "nightly-cleanup", "report", "tick"])
+            assert table.locator("img").count() == 0, "a job's name was taken for markup"
+
             # Filters: by state, then by tag.
             page.get_by_label("State").select_option("Paused")
             page.get_by_role("button", name="Filter").click()
@@ -273,6 +301,17 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
             print(processes.logs())
             raise
         assert errors == []
+        assert page.title() != "1"
+
+        # Another tab with the read-only token: it reads, and a button answers with the 403's message.
+        reader = browser.new_page(viewport={"width": 1600, "height": 800})
+        reader.goto(base + "/")
+        reader.get_by_role("textbox", name="Token").fill(READ_ONLY_TOKEN)
+        reader.keyboard.press("Enter")
+        row = reader.get_by_role("row").filter(has=reader.get_by_role("link", name="report", exact=True))
+        row.get_by_role("button", name="Pause report").click()
+        expect(reader.locator("#message")).to_have_text("the read-only token allows GET requests only, not POST")
+        expect(row.get_by_role("cell").first).to_have_text("Running")
     print(f"screenshots kept in {kept}: dashboard-status.png, dashboard-phone.png, dashboard-job.png")
 
     # The token went in the Authorization header only: in no URL, in no log.
