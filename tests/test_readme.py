@@ -382,7 +382,7 @@ def test_the_outcomes_example_is_real_output(tmp_path: Path, monkeypatch: pytest
 
 
 def http_section() -> str:
-    return README.split("## HTTP API\n", 1)[1].split("\n## ", 1)[0]
+    return README.split("## HTTP API and dashboard\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_http_api_curl_examples_are_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
