@@ -247,6 +247,12 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
                 assert get_job(store, "report").state == "Running"
             finally:
                 store.close()
+            # The page refreshes itself without a reload (a value set in it survives) and keeps the focus.
+            page.evaluate("() => { window.notReloaded = true; }")
+            with page.expect_response(lambda response: "/api/jobs?" in response.url):
+                pass
+            assert page.evaluate("() => window.notReloaded") is True
+            expect(tick.get_by_role("button", name="Resume tick")).to_be_focused()
 
             # Each run's outcome reaches the table's Last result; then the table is kept as it looks.
             report = table.get_by_role("row").filter(has=page.get_by_role("link", name="report", exact=True))
@@ -283,6 +289,20 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
             page.get_by_role("button", name="Filter").click()
             expect(links).to_have_text(["failing", "report"])
             expect(page.locator("#range")).to_have_text("1-2 of 2 jobs")
+
+            # Pages: with 50 more jobs and 50 jobs a page, the last 6 are on the second page.
+            for number in range(50):
+                add_job(base, {"name": f"bulk-{number:02d}", "task": "dashproj.report", "schedule": "every day"})
+            page.get_by_role("combobox", name="Tag").fill("")
+            page.get_by_label("Per page").select_option("50")
+            page.get_by_role("button", name="Filter").click()
+            expect(page.locator("#range")).to_have_text("1-50 of 56 jobs")
+            expect(links).to_have_count(50)
+            expect(page.get_by_role("button", name="Previous page")).to_be_disabled()
+            page.get_by_role("button", name="Next page").click()
+            expect(page.locator("#range")).to_have_text("51-56 of 56 jobs")
+            expect(links).to_have_text(["bulk-49", "failing", "legacy-export", "nightly-cleanup", "report", "tick"])
+            expect(page.get_by_role("button", name="Next page")).to_be_disabled()
 
             # A job's page shows its runs' outcomes, read from the Redis result backend.
             links.filter(has_text="failing").click()
