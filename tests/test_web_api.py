@@ -582,6 +582,12 @@ def test_the_core_routes_on_postgresql(fresh_postgres_url: str) -> None:
         rest = client.get("/api/jobs/cleanup/runs", params={"limit": 2, "cursor": page["next_cursor"]}).json()
         assert [r["task_id"] for r in page["runs"] + rest["runs"]] == expected
         assert_problem(client.get("/api/jobs/sink"), 404, "no such job: sink")
+        # PostgreSQL cannot hold a NUL in text: refused up front, never a driver error and a 500.
+        assert_problem(client.post("/api/jobs", json=new_job(name="a\x00b")), 422, "body.name")
+        assert_problem(client.get("/api/jobs/a%00b"), 422, "NUL character")
+        assert_problem(client.get("/api/runs/%00"), 422, "NUL character")
+        assert_problem(client.get("/api/jobs", params={"q": "\x00"}), 422, "NUL character")
+        assert_problem(client.post("/api/jobs/pause", json={"names": ["\x00"]}), 422, "body.names.0")
         assert 'orchestra_job_runs_total{job="cleanup"} 4.0' in client.get("/metrics").text
     finally:
         store.close()
