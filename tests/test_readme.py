@@ -448,3 +448,27 @@ def test_every_api_setting_is_in_the_settings_table() -> None:
         "orchestra_metrics_host",
     ):
         assert f"| `{name}` |" in table, name
+
+
+def test_the_create_app_example_serves_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from fastapi.testclient import TestClient
+    from test_cli import seed_like_beat, write_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    module = write_app(tmp_path)
+    seed_like_beat(module, tmp_path / "celerybeat-schedule.orchestra.db")
+    monkeypatch.setitem(sys.modules, "proj", importlib.import_module(module))
+    (tmp_path / "api-token").write_text("a-token-of-at-least-16-characters\n")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", http_section(), re.S) if "create_app" in b)
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    client = TestClient(namespace["api"])
+    assert client.get("/api/jobs").status_code == 401
+    listed = client.get("/api/jobs", headers={"Authorization": "Bearer a-token-of-at-least-16-characters"})
+    assert listed.json()["total"] == 4
+    namespace["store"].close()  # type: ignore[attr-defined]
+    sys.modules.pop(module, None)

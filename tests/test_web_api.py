@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from celery_orchestra.store import BeatIdentity, JobStore, RunRecord
 from celery_orchestra.web import Access, ApiConfig, create_app, security
 from tests.ledger import record_runs
+from tests.servers import RedisServer
 from tests.test_api import JOBS, seed
 
 TOKEN = "full-token-0123456789abcdef"
@@ -322,18 +323,12 @@ def test_runs_state_filter_and_bad_cursor(client: TestClient, store: JobStore) -
     assert_problem(client.get("/api/jobs/cleanupp/runs"), 404, "did you mean cleanup?")
 
 
-def test_runs_carry_outcomes_from_the_result_backend(store: JobStore, tmp_path: Path) -> None:
-    app = Celery("web_outcomes", result_backend=f"db+sqlite:///{tmp_path / 'results.db'}")
-    from celery.backends.database import DatabaseBackend
-
-    backend = app.backend
-    assert isinstance(backend, DatabaseBackend)
-    from celery.backends.database.models import ResultModelBase
-
-    ResultModelBase.metadata.create_all(backend.ResultSession().get_bind())
+@pytest.mark.redis
+def test_runs_carry_outcomes_from_the_result_backend(store: JobStore, redis: RedisServer) -> None:
+    app = Celery("web_outcomes", result_backend=redis.url(5), set_as_current=False)
     (newest, older) = sent_runs(store, "cleanup", 2)
-    backend.mark_as_failure(newest, ValueError("disk full"))
-    backend.mark_as_done(older, 42)
+    app.backend.mark_as_failure(newest, ValueError("disk full"))
+    app.backend.mark_as_done(older, 42)
     client = TestClient(create_app(store, celery_app=app))
     runs = client.get("/api/jobs/cleanup/runs").json()["runs"]
     assert [run["outcome"]["state"] for run in runs] == ["FAILURE", "SUCCESS"]
@@ -582,6 +577,12 @@ def test_the_core_routes_on_postgresql(fresh_postgres_url: str) -> None:
         rest = client.get("/api/jobs/cleanup/runs", params={"limit": 2, "cursor": page["next_cursor"]}).json()
         assert [r["task_id"] for r in page["runs"] + rest["runs"]] == expected
         assert_problem(client.get("/api/jobs/sink"), 404, "no such job: sink")
+        # PostgreSQL cannot hold a NUL in text: refused up front, never a driver error and a 500.
+        assert_problem(client.post("/api/jobs", json=new_job(name="a\x00b")), 422, "body.name")
+        assert_problem(client.get("/api/jobs/a%00b"), 422, "NUL character")
+        assert_problem(client.get("/api/runs/%00"), 422, "NUL character")
+        assert_problem(client.get("/api/jobs", params={"q": "\x00"}), 422, "NUL character")
+        assert_problem(client.post("/api/jobs/pause", json={"names": ["\x00"]}), 422, "body.names.0")
         assert 'orchestra_job_runs_total{job="cleanup"} 4.0' in client.get("/metrics").text
     finally:
         store.close()

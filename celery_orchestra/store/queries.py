@@ -58,7 +58,7 @@ def job_keys(db: Database, *, include_removed: bool = True) -> list[JobKey]:
         usable = broken is None and isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
         return JobKey(name, owner, tuple(tags) if usable else ())
 
-    return db.read("list the jobs' names", lambda connection: [key(*row) for row in connection.execute(query)])
+    return db.read("list the jobs", lambda connection: [key(*row) for row in connection.execute(query)])
 
 
 def jobs_named(db: Database, names: Sequence[str]) -> list[JobRecord]:

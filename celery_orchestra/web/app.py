@@ -80,7 +80,7 @@ def create_app(store: JobStore, *, celery_app: Any = None, config: ApiConfig | N
     mount_dashboard(app)
     metrics = ApiMetrics(store, celery_app=celery_app, default_timezone=zone)
     authorised = [Depends(config.access)]
-    router = APIRouter(prefix="/api", dependencies=authorised)
+    router = APIRouter(prefix="/api", dependencies=[*authorised, Depends(_no_nul)])
     _routes(router, store, celery_app, zone)
     app.include_router(router)
     _open_routes(app, store, config, metrics, authorised)
@@ -112,6 +112,13 @@ async def _access_denied(request: Request, error: Exception) -> Response:
 
 
 # ---------------------------------------------------------------------------- routes
+
+
+def _no_nul(request: Request) -> None:
+    """Refuse a NUL character in the path or the query (the body's fields refuse it by pattern):
+    PostgreSQL cannot hold one in text, and no job name or tag has one."""
+    if "\x00" in request.url.path or any("\x00" in value for _, value in request.query_params.multi_items()):
+        raise ControlError("the request's path or query contains a NUL character (\\x00), which no name may hold")
 
 
 JobName = Annotated[str, Path(min_length=1, max_length=200, description="The job's name.")]

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "NO_NUL",
     "BeatOut",
     "BulkSelection",
     "ChangeOut",
@@ -37,9 +38,11 @@ __all__ = [
     "TagOut",
 ]
 
+#: No NUL character: PostgreSQL cannot hold one in text (SQLite could, so a store's rows would depend on its database).
+NO_NUL = r"^[^\x00]*$"
 #: Long enough for any job name or task name the store keeps (it refuses longer ones itself).
-_NAME = Annotated[str, Field(min_length=1, max_length=200)]
-_SHORT = Annotated[str, Field(max_length=200)]
+_NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+_SHORT = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
 
 
 class _Input(BaseModel):
@@ -78,7 +81,12 @@ class SolarSchedule(_Input):
 
 
 #: A timing string (``every day at 03:00``), or one of Celery's own schedules as an object.
-Schedule = Annotated[str, Field(min_length=1, max_length=10_000)] | CrontabSchedule | IntervalSchedule | SolarSchedule
+Schedule = (
+    Annotated[str, Field(min_length=1, max_length=10_000, pattern=NO_NUL)]
+    | CrontabSchedule
+    | IntervalSchedule
+    | SolarSchedule
+)
 
 
 class JobCreate(_Input):
