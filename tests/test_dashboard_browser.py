@@ -20,14 +20,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from browser import chromium, require_chromium
+from ledger import record_runs
 from servers import RedisServer
 
 from celery_orchestra import get_job
-from celery_orchestra.store import JobStore
+from celery_orchestra.jobs.definitions import JobDefinition
+from celery_orchestra.store import JobStore, RunRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -68,6 +71,15 @@ def report():
 @app.task
 def failing():
     raise ValueError("the report database is down")
+"""
+
+
+#: An app for the page's warnings: no beat runs, and nothing listens on its result backend's port.
+DOWN_APP = """\
+from celery import Celery
+
+app = Celery("dashproj", broker="memory://", backend="redis://127.0.0.1:{port}/0")
+app.conf.update(orchestra_database_url="sqlite:///{database}", redis_backend_health_check_interval=0)
 """
 
 
@@ -124,6 +136,20 @@ def wait_for_line(log: Path, text: str, processes: Processes) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"no {text!r} in {log.name} within {START_DEADLINE} s:\n{processes.logs()}")
         time.sleep(0.2)
+
+
+def wait_until_listening(port: int, processes: Processes) -> None:
+    deadline = time.monotonic() + START_DEADLINE
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            for process, _ in processes.started:
+                assert process.poll() is None, f"a process exited with {process.returncode}:\n{processes.logs()}"
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve did not listen within {START_DEADLINE} s:\n{processes.logs()}")
+            time.sleep(0.2)
 
 
 def wait_until_healthy(base: str, processes: Processes) -> None:
@@ -340,3 +366,49 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
     assert f"Bearer {TOKEN}" in {header for _, header in api_calls}
     assert TOKEN not in processes.logs()
     assert "POST /api/jobs/tick/pause HTTP/1.1" in processes.logs()
+
+
+def test_the_page_says_when_no_beat_runs_and_the_outcomes_cannot_be_read(tmp_path: Path) -> None:
+    """An open API (no token: none is asked for), no beat, a result backend nothing listens on."""
+    from playwright.sync_api import expect
+
+    executable = require_chromium()
+    folder = tmp_path / "project"
+    folder.mkdir()
+    database = folder / "orchestra.db"
+    store = JobStore(f"sqlite:///{database.as_posix()}")
+    try:
+        store.migrate()
+        fired = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+        hourly = {"type": "interval", "seconds": 3600.0, "relative": False}
+        store.add_jobs([JobDefinition("cleanup", "dashproj.cleanup", hourly, source="runtime")], now=fired)
+        record_runs(store, [RunRecord("cleanup", fired, fired + timedelta(seconds=2), "cleanup-run-1", None)])
+    finally:
+        store.close()
+    (folder / "dashproj.py").write_text(DOWN_APP.format(port=free_port(), database=database.as_posix()))
+    port = free_port()
+    processes = Processes(folder)
+    try:
+        processes.start("serve", "orchestra", "serve", "--bind", f"127.0.0.1:{port}")
+        wait_until_listening(port, processes)
+        with chromium(executable) as browser:
+            page = browser.new_page(viewport={"width": 1600, "height": 800})
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect.set_options(timeout=20_000)
+            beat = page.locator("#beat")
+            expect(beat).to_have_text("WARNING: no beat is active: nothing is being sent")
+            expect(beat).to_have_class(re.compile(r"\bwarning\b"))
+            unavailable = re.compile(r"^outcomes unavailable: redis://127\.0\.0\.1:\d+/0: \S")
+            expect(page.locator("#notice")).to_have_text(unavailable)
+            row = page.get_by_role("row").filter(has=page.get_by_role("link", name="cleanup"))
+            expect(row.get_by_role("cell").nth(10)).to_have_text("unknown")  # Last result
+            expect(page.get_by_role("dialog")).to_be_hidden()
+            page.get_by_role("link", name="cleanup").click()
+            expect(page.locator("#runs tbody")).to_contain_text("cleanup-run-1")
+            expect(page.locator("#runs tbody")).to_contain_text("unknown")
+            expect(page.locator("#notice")).to_have_text(unavailable)
+    except Exception:
+        print(processes.logs())
+        raise
+    finally:
+        processes.stop()

@@ -6,13 +6,6 @@ const TOKEN_KEY = "celery-orchestra-token";
 const REFRESH_MS = 2000;
 const NONE = "-";
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
 let pendingToken = null;
 
 // Ask for the token once (every caller waiting at the same time shares the one prompt); it is
@@ -42,27 +35,24 @@ function askToken(why) {
   return pendingToken;
 }
 
-async function api(path, method = "GET", body = undefined) {
+// The API's JSON answer; an error's problem+json `detail` (the CLI's message) as the Error's message.
+async function api(path, method = "GET") {
   for (;;) {
     const token = sessionStorage.getItem(TOKEN_KEY);
     const headers = { Accept: "application/json" };
     if (token) headers.Authorization = "Bearer " + token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-    });
+    const response = await fetch(path, { method, headers, cache: "no-store" });
     if (response.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      await askToken(token ? "The token was refused; enter another." : "This API needs a token.");
+      // Unless another request got a new token meanwhile, this one is wrong (or missing).
+      if (sessionStorage.getItem(TOKEN_KEY) === token) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        await askToken(token ? "The token was refused; enter another." : "This API needs a token.");
+      }
       continue;
     }
     const payload = await response.json().catch(() => null);
     if (!response.ok) {
-      const detail = payload && payload.detail ? payload.detail : response.status + " " + response.statusText;
-      throw new ApiError(response.status, String(detail));
+      throw new Error(payload && payload.detail ? String(payload.detail) : `${response.status} ${response.statusText}`);
     }
     return payload;
   }
@@ -70,7 +60,7 @@ async function api(path, method = "GET", body = undefined) {
 
 function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
-  say("The token is forgotten; the next request asks for it.");
+  say("The token is forgotten: the page asks for it again if the API needs one.");
 }
 
 function say(text, isError = false) {
@@ -85,13 +75,23 @@ function everyFewSeconds(step) {
   let timer = null;
   let running = null;
   let again = false;
+  let failed = false;
   const run = async () => {
     if (running) {
       again = true;
       return running;
     }
     clearTimeout(timer);
-    running = step().catch((error) => say(error.message, true));
+    running = step().then(
+      () => {
+        if (failed) say(""); // the error is over
+        failed = false;
+      },
+      (error) => {
+        failed = true;
+        say(error.message, true);
+      },
+    );
     await running;
     running = null;
     if (again) {
@@ -107,7 +107,7 @@ function everyFewSeconds(step) {
   return run;
 }
 
-// An element with text content, attributes and children: the only way data enters the page.
+// An element with text content and attributes: the only way data enters the page.
 function el(tag, text = null, attributes = {}) {
   const node = document.createElement(tag);
   if (text !== null) node.textContent = text;
@@ -155,6 +155,13 @@ function runResult(run) {
   const outcome = run.outcome;
   if (!outcome || outcome.state === "sent" || (outcome.state === "PENDING" && !run.confirmed)) return run.state;
   return outcome.state;
+}
+
+// "outcomes unavailable: <backend>: <why>" when the result backend could not be read, else ""
+// (ops/status.py outcomes_notice).
+function outcomesNotice(runs) {
+  const down = runs.find((run) => run && run.outcome && run.outcome.state === "unknown" && run.outcome.unavailable);
+  return down ? "outcomes unavailable: " + down.outcome.unavailable : "";
 }
 
 // "SUCCESS 4.000s", "FAILURE 2.100s: ValueError: boom", "sent", or "-" (the status table's Last result).

@@ -63,6 +63,7 @@ function renderRuns(listing) {
     rows.push(empty);
   }
   document.querySelector("#runs tbody").replaceChildren(...rows);
+  setText(document.getElementById("notice"), outcomesNotice(listing.runs));
   nextCursor = listing.next_cursor;
   document.getElementById("older").disabled = nextCursor === null;
   document.getElementById("newer").disabled = cursors.length === 1;

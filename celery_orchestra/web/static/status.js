@@ -76,6 +76,7 @@ function renderJobs(listing) {
   const last = listing.offset + listing.jobs.length;
   setText(document.getElementById("range"), `${first}-${last} of ${listing.total} jobs`);
   setText(document.getElementById("caption"), `${listing.total} jobs, times in each job's zone`);
+  setText(document.getElementById("notice"), outcomesNotice(listing.jobs.map((job) => job.last_run)));
   document.getElementById("previous").disabled = listing.offset === 0;
   document.getElementById("next").disabled = listing.next_offset === null;
 }
