@@ -366,6 +366,7 @@ def test_the_dashboard_in_chromium(served: tuple[str, str, Processes], tmp_path:
     assert f"Bearer {TOKEN}" in {header for _, header in api_calls}
     assert TOKEN not in processes.logs()
     assert "POST /api/jobs/tick/pause HTTP/1.1" in processes.logs()
+    assert " 404 " not in processes.logs()  # every file the pages ask for is there
 
 
 def test_the_page_says_when_no_beat_runs_and_the_outcomes_cannot_be_read(tmp_path: Path) -> None:
