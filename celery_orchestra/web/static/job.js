@@ -23,7 +23,7 @@ function renderJob(job, nowMs) {
     ["Timezone", job.timezone],
     ["Due in", dueIn(job.due_at, nowMs)],
     ["Attempts", job.attempts],
-    ["Tags", job.tags.join(",") || NONE],
+    ["Tags", job.tags.join(", ") || NONE],
     ["Owner", job.owner],
     ["Last result", lastResult(job.last_run)],
   ];
