@@ -472,3 +472,24 @@ def test_the_create_app_example_serves_the_project(tmp_path: Path, monkeypatch: 
     assert listed.json()["total"] == 4
     namespace["store"].close()  # type: ignore[attr-defined]
     sys.modules.pop(module, None)
+
+
+def test_the_operator_functions_behind_the_api_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+    import sys
+
+    from test_cli import seed_like_beat, write_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    seed_like_beat(module, tmp_path / "celerybeat-schedule.orchestra.db")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", http_section(), re.S) if "list_jobs_page" in b)
+    namespace: dict[str, object] = {"app": importlib.import_module(module).app}
+    exec(block, namespace)
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line.split("# ", 1)[1] for line in block.splitlines() if "print(" in line and "# " in line]
+    assert printed == expected
+    assert namespace["older"] == []
+    sys.modules.pop(module, None)
