@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..store import JobStore
     from .api import ChangeResult
 
-__all__ = ["orchestra"]
+__all__ = ["CommandFailed", "app_timezone", "one_line_errors", "opened_store", "orchestra", "preload", "store_options"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -977,3 +977,13 @@ def history(
     console.print(
         history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}", width=console.width)
     )
+
+
+# ---------------------------------------------------------------------------- shared with other command modules
+
+#: What ``celery orchestra serve`` (:mod:`celery_orchestra.web.command`) builds on, as every command here does.
+store_options = _store_options
+preload = _preload
+one_line_errors = _one_line_errors
+opened_store = _opened_store
+app_timezone = _app_timezone

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from ..errors import ControlError, JobSpecError, OrchestraError
+from ..errors import ControlError, JobConflictError, JobSpecError, OrchestraError
 from ..jobs.beat_schedule import read_entry_fields
 from ..jobs.checks import definition_problems
 from ..jobs.definitions import JobDefinition
@@ -169,7 +169,7 @@ def update_job(
     fire is worked out afresh from now. ``timezone=None`` makes it follow the app's zone.
     The stored job is read and written in one transaction, so concurrent updates of different
     fields are all kept. Raises :class:`~celery_orchestra.errors.NoSuchJobError`,
-    :class:`~celery_orchestra.errors.ControlError` for a configured or removed job, and
+    :class:`~celery_orchestra.errors.JobConflictError` for a configured or removed job, and
     :class:`~celery_orchestra.errors.JobSpecError` for bad values, changing nothing.
     """
     given = {
@@ -194,7 +194,7 @@ def update_job(
 
     def change(record: JobRecord) -> JobDefinition:
         if record.broken is not None:
-            raise ControlError(f"job {name!r} cannot be read ({record.broken}): remove it and add it again")
+            raise JobConflictError(f"job {name!r} cannot be read ({record.broken}): remove it and add it again")
         definition = _definition(name, {**_record_values(record), **values})
         _check(target, [definition])
         return definition
@@ -231,7 +231,7 @@ def remove_job(target: Target, name: str) -> bool:
     Its run history stays (shown by ``history``) until pruned; ``forget_job`` then deletes the job
     and its history, and the name is free to add again. Returns False when it was removed
     already. Raises :class:`~celery_orchestra.errors.NoSuchJobError`, and
-    :class:`~celery_orchestra.errors.ControlError` for a configured job.
+    :class:`~celery_orchestra.errors.JobConflictError` for a configured job.
     """
     with store_for(target) as store:
         try:
@@ -267,7 +267,7 @@ def run_job_now(target: Target, name: str, *, default_timezone: str | tzinfo | N
     ledger (``job_history`` marks it ``manual``, its ``fire_time`` is when it was requested); it
     moves nothing of the schedule: next fire, last run and run count stay as they were. Paused,
     disabled, done and expired jobs run too (the request is explicit); a removed job or one whose
-    row cannot be read raises :class:`~celery_orchestra.errors.ControlError`, an unknown name
+    row cannot be read raises :class:`~celery_orchestra.errors.JobConflictError`, an unknown name
     :class:`~celery_orchestra.errors.NoSuchJobError`. A request is durable: made while no beat
     runs, it is sent when one starts.
     """
@@ -277,7 +277,7 @@ def run_job_now(target: Target, name: str, *, default_timezone: str | tzinfo | N
             raise no_such_job(store, [name])
         state = _statuses(target, [record], _now(), default_timezone)[0].state
         if state in (STATE_REMOVED, STATE_BROKEN):
-            raise ControlError(f"job {name} is {state}: it cannot be run")
+            raise JobConflictError(f"job {name} is {state}: it cannot be run")
         try:
             run = store.request_run(name, task_id=str(uuid.uuid4()), now=datetime.now(UTC))
         except JobNotFound as missing:  # forgotten meanwhile

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Connection
 
-from ..errors import ControlError, InvalidJobError, JobNotFound
+from ..errors import InvalidJobError, JobConflictError, JobNotFound
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .bulk_rows import insert_jobs, read_job_records
@@ -89,7 +89,7 @@ def update_runtime_job(db: Database, name: str, change: Change, *, now: datetime
     ``change`` runs inside the write transaction, on the record as it stands then (a concurrent
     change is never lost), and may raise to change nothing. A changed schedule or zone moves the
     anchor to ``now`` and clears the next fire time; enabling stamps ``resumed_at`` like an
-    operator's enable. Raises :class:`JobNotFound` for an unknown name and :class:`ControlError`
+    operator's enable. Raises :class:`JobNotFound` for an unknown name and :class:`JobConflictError`
     for a configured or removed job.
     """
     now = require_aware(now, "now")
@@ -119,7 +119,7 @@ def remove_runtime_job(db: Database, name: str, *, now: datetime) -> bool:
     """Mark the runtime-owned job ``name`` removed (beat stops it; its history stays until pruned
     or forgotten); return False when it already was.
 
-    Raises :class:`JobNotFound` for an unknown name and :class:`ControlError` for a configured job.
+    Raises :class:`JobNotFound` for an unknown name and :class:`JobConflictError` for a configured job.
     """
     now = require_aware(now, "now")
 
@@ -165,12 +165,12 @@ def _runtime_record(connection: Connection, name: str, verb: str, *, removed_ok:
     """The stored record of ``name`` if it is owned at runtime; else why it cannot be changed."""
     record = _read_one(connection, name)
     if record.owner != OWNER_RUNTIME:
-        raise ControlError(
+        raise JobConflictError(
             f"job {name!r} is configured ({record.source}), not added at runtime: {verb} it in its configuration "
             "and restart beat (at runtime it can be paused, resumed, enabled and disabled)"
         )
     if record.removed and not removed_ok:
-        raise ControlError(f"job {name!r} was removed: add it again instead")
+        raise JobConflictError(f"job {name!r} was removed: add it again instead")
     return record
 
 
