@@ -23,7 +23,9 @@ The hierarchy::
     ├── JobNotFound            (KeyError)     job names that are not in the store
     │   └── NoSuchJobError                    ... with "did you mean" suggestions (operator API)
     ├── ControlError           (ValueError)   operator input that cannot be acted on
-    │   └── NoMatchingJobsError (LookupError) tags that no job carries
+    │   ├── NoMatchingJobsError (LookupError) tags that no job carries
+    │   ├── NoSuchRunError     (LookupError)  a task id the run ledger does not hold
+    │   └── JobConflictError                  a job whose owner or state forbids the change
     └── CommandError           (ValueError)   a remote-control command with arguments it cannot take
 
 :class:`ConfigProblem` is not an exception: it is one located entry of :class:`ConfigError`.
@@ -47,11 +49,13 @@ __all__ = [
     "ConfigProblem",
     "ControlError",
     "InvalidJobError",
+    "JobConflictError",
     "JobNotFound",
     "JobSpecError",
     "LeaseLostError",
     "NoMatchingJobsError",
     "NoSuchJobError",
+    "NoSuchRunError",
     "OrchestraError",
     "ScheduleDataError",
     "ScheduleTypeError",
@@ -402,6 +406,23 @@ class NoMatchingJobsError(ControlError, LookupError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.tags, self.any_tag))
+
+
+class NoSuchRunError(ControlError, LookupError):
+    """A task id that no recorded run was sent with (never sent by beat, or pruned)."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"no recorded run has task id {quoted(task_id)} (never sent by beat, or pruned)")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.task_id,))
+
+
+class JobConflictError(ControlError):
+    """The job exists, but its owner or state forbids the change: a configured job changed or
+    removed at runtime, a removed job updated or run. The input is well formed; the job is not
+    the kind the operation applies to (HTTP's 409 Conflict)."""
 
 
 class CommandError(OrchestraError, ValueError):

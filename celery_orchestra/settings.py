@@ -55,6 +55,10 @@ class OrchestraSettings:
     run_retention: float | None = 30 * 86400.0
     #: The shortest interval (seconds) a job may repeat at; shorter ones are refused (a flood guard).
     min_interval: float = DEFAULT_MIN_INTERVAL
+    #: Serve the beat process's own Prometheus metrics on this port (``None``: not served).
+    metrics_port: int | None = None
+    #: The address those metrics are served on.
+    metrics_host: str = "127.0.0.1"
 
     def store_url(self, schedule_filename: str | None) -> str:
         """The store URL: the setting, else an SQLite file beside stock beat's ``-s`` file."""
@@ -200,6 +204,15 @@ def read_settings(conf: Any) -> OrchestraSettings:
     if not isinstance(remote, bool):
         raise SettingsError(f"setting orchestra_remote_control must be true or false, got {remote!r}")
 
+    port = conf.get("orchestra_metrics_port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise SettingsError(f"setting orchestra_metrics_port must be a port number from 0 to 65535, got {quoted(port)}")
+    host = conf.get("orchestra_metrics_host", "127.0.0.1")
+    if not isinstance(host, str) or not host.strip():
+        raise SettingsError(
+            f"setting orchestra_metrics_host must be an address such as '127.0.0.1', got {quoted(host)}"
+        )
+
     return OrchestraSettings(
         database_url=url,
         schedule_files=files.paths,
@@ -213,4 +226,49 @@ def read_settings(conf: Any) -> OrchestraSettings:
         store_wait=_number(conf, "orchestra_store_wait", 60.0, minimum=0.0, maximum=86400.0),
         run_retention=_retention(conf),
         min_interval=read_min_interval(conf),
+        metrics_port=port,
+        metrics_host=host.strip(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The ``orchestra_api_*`` settings of ``celery orchestra serve`` (see README "HTTP API")."""
+
+    #: The bearer token every API request needs (``None``: no token, loopback only).
+    token: str | None = None
+    #: A second token that may only read (GET).
+    read_only_token: str | None = None
+    #: Browser origins allowed to call the API (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    #: Request bodies larger than this many bytes are refused with 413.
+    max_body: int = 1024 * 1024
+    #: ``/api/health`` is healthy when the active beat ticked at most this many seconds ago.
+    health_max_age: float = 30.0
+
+
+def read_api_settings(conf: Any) -> ApiSettings:
+    """Read and validate the ``orchestra_api_*`` settings from a Celery ``app.conf``."""
+    tokens = []
+    for name in ("orchestra_api_token", "orchestra_api_read_only_token"):
+        value = conf.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            # The value is a secret: its type is named, never the value.
+            raise SettingsError(f"setting {name} must be a non-empty string, got a {type(value).__name__}")
+        tokens.append(value.strip() if isinstance(value, str) else None)
+    origins = conf.get("orchestra_api_cors_origins") or ()
+    if isinstance(origins, str):
+        origins = (origins,)
+    if not isinstance(origins, list | tuple) or not all(isinstance(o, str) and o.strip() for o in origins):
+        raise SettingsError(
+            f"setting orchestra_api_cors_origins must be a list of origins such as "
+            f"['https://ops.example.com'], got {python_value(origins)}"
+        )
+    max_body = _number(conf, "orchestra_api_max_body", 1024 * 1024, minimum=1024, maximum=1024**3)
+    return ApiSettings(
+        token=tokens[0],
+        read_only_token=tokens[1],
+        cors_origins=tuple(origin.strip() for origin in origins),
+        max_body=int(max_body),
+        health_max_age=_number(conf, "orchestra_api_health_max_age", 30.0, minimum=0.0, maximum=86400.0),
     )

@@ -150,7 +150,12 @@ def test_the_runtime_jobs_python_example_runs(tmp_path: Path, capsys: pytest.Cap
     store.close()
 
 
-def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def replay_shell_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: str, volatile: re.Pattern[str], placeholder: str
+) -> int:
+    """Run each ``$ celery -A proj orchestra ...`` line of a README console block against a seeded
+    project and compare its output with the lines below it (``volatile`` text as ``placeholder``).
+    Returns how many commands ran."""
     import shlex
     import sys
 
@@ -166,20 +171,24 @@ def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypat
     store_path = tmp_path / "celerybeat-schedule.orchestra.db"
     seed_like_beat(module, store_path)
     project = Project(module, tmp_path, store_path)
-    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra add" in b)
-    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
     commands = re.split(r"^\$ ", block, flags=re.M)[1:]
-    assert len(commands) == 7
     try:
         for command in commands:
             line, *expected = command.rstrip("\n").split("\n")
             args = shlex.split(line)
             assert args[:4] == ["celery", "-A", "proj", "orchestra"]
             result = run(celery_group, project, *args[4:])
-            shown = instant.sub("<instant>", result.output.rstrip("\n"))
-            assert shown == instant.sub("<instant>", "\n".join(expected)), line
+            shown = volatile.sub(placeholder, result.output.rstrip("\n"))
+            assert shown == volatile.sub(placeholder, "\n".join(expected)), line
     finally:
         sys.modules.pop(module, None)
+    return len(commands)
+
+
+def test_the_runtime_jobs_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra add" in b)
+    instant = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+    assert replay_shell_session(tmp_path, monkeypatch, block, instant, "<instant>") == 7
 
 
 def test_the_ownership_error_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,35 +297,9 @@ def test_the_run_now_python_example_runs(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_the_run_now_shell_example_is_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shlex
-    import sys
-
-    from celery.bin.celery import celery as celery_group
-    from test_cli import Project, run, seed_like_beat, write_app
-
-    from celery_orchestra.cli import orchestra
-
-    if "orchestra" not in celery_group.commands:
-        celery_group.add_command(orchestra)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = write_app(tmp_path)
-    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
-    seed_like_beat(module, store_path)
-    project = Project(module, tmp_path, store_path)
     block = next(b for b in re.findall(r"```console\n(.*?)```", runtime_section(), re.S) if "orchestra run" in b)
     task_id = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-    commands = re.split(r"^\$ ", block, flags=re.M)[1:]
-    assert len(commands) == 2
-    try:
-        for command in commands:
-            line, *expected = command.rstrip("\n").split("\n")
-            args = shlex.split(line)
-            assert args[:4] == ["celery", "-A", "proj", "orchestra"]
-            result = run(celery_group, project, *args[4:])
-            shown = task_id.sub("<task id>", result.output.rstrip("\n"))
-            assert shown == task_id.sub("<task id>", "\n".join(expected)), line
-    finally:
-        sys.modules.pop(module, None)
+    assert replay_shell_session(tmp_path, monkeypatch, block, task_id, "<task id>") == 2
 
 
 def test_the_run_now_refusal_is_verbatim(tmp_path: Path) -> None:
@@ -455,3 +438,117 @@ def test_the_status_example_is_the_quickstart_s_table(tmp_path: Path) -> None:
     assert [row["State"] for row in rows if row["Job name"] == "task_every_48_hours"] == ["Paused"]
     assert re.fullmatch(r"29 jobs in sqlite:///\S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", caption), caption
     assert real_caption.startswith("28 jobs in sqlite:///")
+
+
+def http_section() -> str:
+    return README.split("## HTTP API and dashboard\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_http_api_curl_examples_are_real_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `curl` of the HTTP API section, sent to the app `serve` builds over the CLI tests' project."""
+    import importlib
+    import shlex
+    import sys
+
+    from fastapi.testclient import TestClient
+    from test_cli import seed_like_beat, write_app
+
+    from celery_orchestra.store import JobStore
+    from celery_orchestra.web import Access, ApiConfig, create_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    store_path = tmp_path / "celerybeat-schedule.orchestra.db"
+    seed_like_beat(module, store_path)
+    token = "s3cr3t-token-from-the-token-file"
+    store = JobStore(f"sqlite:///{store_path}")
+    celery_app = importlib.import_module(module).app
+    client = TestClient(create_app(store, celery_app=celery_app, config=ApiConfig(access=Access(token))))
+    block = next(b for b in re.findall(r"```console\n(.*?)```", http_section(), re.S) if "$ curl" in b)
+    varying = re.compile(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    )
+    commands = re.split(r"^\$ ", block, flags=re.M)[1:]
+    assert len(commands) == 8
+    try:
+        for command in commands:
+            line, expected = command.rstrip("\n").split("\n")
+            args = shlex.split(line.replace("$TOKEN", token))
+            assert args[:2] == ["curl", "-s"], line
+            method, headers, data, url = "GET", {}, None, None
+            rest = iter(args[2:])
+            for arg in rest:
+                if arg == "-X":
+                    method = next(rest)
+                elif arg == "-H":
+                    name, _, value = next(rest).partition(": ")
+                    headers[name] = value
+                elif arg == "-d":
+                    data, method = next(rest), "POST"
+                else:
+                    url = arg
+            assert url is not None and url.startswith("localhost:5000/"), line
+            response = client.request(method, url.removeprefix("localhost:5000"), headers=headers, content=data)
+            assert varying.sub("<v>", response.text) == varying.sub("<v>", expected), line
+    finally:
+        store.close()
+        sys.modules.pop(module, None)
+
+
+def test_every_api_setting_is_in_the_settings_table() -> None:
+    table = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    for name in (
+        "orchestra_api_token",
+        "orchestra_api_read_only_token",
+        "orchestra_api_cors_origins",
+        "orchestra_api_max_body",
+        "orchestra_api_health_max_age",
+        "orchestra_metrics_port",
+        "orchestra_metrics_host",
+    ):
+        assert f"| `{name}` |" in table, name
+
+
+def test_the_create_app_example_serves_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from fastapi.testclient import TestClient
+    from test_cli import seed_like_beat, write_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    module = write_app(tmp_path)
+    seed_like_beat(module, tmp_path / "celerybeat-schedule.orchestra.db")
+    monkeypatch.setitem(sys.modules, "proj", importlib.import_module(module))
+    (tmp_path / "api-token").write_text("a-token-of-at-least-16-characters\n")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", http_section(), re.S) if "create_app" in b)
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    client = TestClient(namespace["api"])
+    assert client.get("/api/jobs").status_code == 401
+    listed = client.get("/api/jobs", headers={"Authorization": "Bearer a-token-of-at-least-16-characters"})
+    assert listed.json()["total"] == 4
+    namespace["store"].close()  # type: ignore[attr-defined]
+    sys.modules.pop(module, None)
+
+
+def test_the_operator_functions_behind_the_api_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+    import sys
+
+    from test_cli import seed_like_beat, write_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_app(tmp_path)
+    seed_like_beat(module, tmp_path / "celerybeat-schedule.orchestra.db")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", http_section(), re.S) if "list_jobs_page" in b)
+    namespace: dict[str, object] = {"app": importlib.import_module(module).app}
+    exec(block, namespace)
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line.split("# ", 1)[1] for line in block.splitlines() if "print(" in line and "# " in line]
+    assert printed == expected
+    assert namespace["older"] == []
+    sys.modules.pop(module, None)

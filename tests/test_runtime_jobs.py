@@ -48,7 +48,9 @@ from celery_orchestra.jobs.definitions import JobDefinition
 from celery_orchestra.jobs.yaml_files import definitions_from_yaml_text
 from celery_orchestra.ops import jobs_api
 from celery_orchestra.store import JobStore, RunRecord
+from celery_orchestra.store.database import Database
 from celery_orchestra.store.schema import alembic_config
+from celery_orchestra.timing import parser
 from tests.ledger import record_runs
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -386,6 +388,39 @@ def test_concurrent_updates_of_different_fields_are_all_kept(store_url: str, sto
     assert errors == []
     record = store.get_job("r")
     assert record is not None and (record.tags, record.args, record.options) == (("t",), (9,), {"queue": "q"})
+
+
+def test_update_parses_the_stored_timing_before_it_takes_the_write_lock(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first parse in a process builds the timing parser (about 0.4 s of CPU). A fresh `celery
+    # orchestra update` process did it inside its write transaction, holding SQLite's write lock
+    # meanwhile: 20 such processes at once starved each other (and beat) past their busy timeouts.
+    add_job(store, "r", task="t.r", schedule="every 15 minutes")
+    parser.parse_expression.cache_clear()
+    writes: list[bool] = []
+    parsed_in_a_write: list[bool] = []
+    run, parse = Database.run, parser.parse_expression_uncached
+
+    def tracked_run(self: Database, operation: str, work: Any, *, write: bool, durable: bool = True) -> Any:
+        writes.append(write)
+        try:
+            return run(self, operation, work, write=write, durable=durable)
+        finally:
+            writes.pop()
+
+    def tracked_parse(text: str) -> Any:
+        parsed_in_a_write.append(any(writes))
+        return parse(text)
+
+    monkeypatch.setattr(Database, "run", tracked_run)
+    monkeypatch.setattr(parser, "parse_expression_uncached", tracked_parse)
+
+    update_job(store, "r", kwargs={"k": 1})
+
+    assert parsed_in_a_write and not any(parsed_in_a_write)
+    record = store.get_job("r")
+    assert record is not None and record.kwargs == {"k": 1}
 
 
 # ------------------------------------------------------------------------------ remove, enable, disable

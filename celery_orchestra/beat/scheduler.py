@@ -50,6 +50,7 @@ from .entry import ScheduleEntry
 from .housekeeping import Housekeeper
 from .lease import LeaseKeeper, beat_identity
 from .loading import EntryLoader, log_broken, log_next_fires
+from .metrics import BeatMetrics, counted_send, start_metrics, timed
 from .next_fires import NextFireWriter
 from .outages import store_watch
 from .polling import StorePoller
@@ -104,6 +105,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         self._housekeeper: Housekeeper | None = None
         self._stop = GracefulStop()
         self._closed = False
+        #: The beat's own Prometheus metrics, when ``orchestra_metrics_port`` is set.
+        self._metrics: BeatMetrics | None = None
         self._given = GivenJobs(app)  # Celery's add() and update_from_dict(), see .celery_api
         super().__init__(
             app,
@@ -128,6 +131,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         try:
             with self._stop.starting():
                 self._setup()
+                self._metrics = start_metrics(self.settings, now=self._now)
             # From now on add() and update_from_dict() write to the store (see .celery_api).
             first_fire = self._jobs.loader.first_fire
             self._given.started(self.store, first_fire=first_fire, install=self._install_changed, now=self._now)
@@ -169,7 +173,7 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         )
         self._dispatcher = Dispatcher(
             store,
-            send=self.send_run,
+            send=lambda entry, run, producer: counted_send(self._metrics, self.send_run, entry, run, producer),
             producer=lambda: self.producer,
             lease=lease,
             broker_lost=lambda: forget_connection(self),
@@ -266,6 +270,10 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
         Never raises (but for a stop asked for during the pass, once the pass is done) and never
         returns a negative, NaN or unbounded delay: beat would die or spin.
         """
+        with timed(self._metrics, "tick"):
+            return self._tick()
+
+    def _tick(self) -> float:
         dispatcher = self._dispatcher
         lease = self._lease
         if self.store is None or dispatcher is None or lease is None:
@@ -316,7 +324,9 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
 
     def _poll_changes(self, now: datetime) -> None:
         assert self._poller is not None
-        self._install_changed(self._poller.changes(), now)
+        with timed(self._metrics, "poll"):
+            changes = self._poller.changes()
+        self._install_changed(changes, now)
 
     def _install_changed(self, records: Sequence[JobRecord], now: datetime) -> None:
         reloaded: list[ScheduleEntry] = []
@@ -386,6 +396,8 @@ class Scheduler(beat.Scheduler):  # type: ignore[misc]
                 self._dispatcher.settle_pending()  # late, if this beat lost the lease meanwhile
             if self._lease is not None:
                 self._lease.release()  # a standby takes over now, not a lease's time later
+            if self._metrics is not None:
+                self._metrics.stop()
             super().close()
         finally:
             self._closed = True

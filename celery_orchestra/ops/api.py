@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..errors import ControlError, NoMatchingJobsError, NoSuchJobError, OrchestraError, StoreNotFoundError
+from ..errors import (
+    ControlError,
+    NoMatchingJobsError,
+    NoSuchJobError,
+    NoSuchRunError,
+    OrchestraError,
+    StoreNotFoundError,
+)
 from ..jobs.codec import data_key, describe_data, schedule_from_data
 from ..jobs.fields import is_tag, unique_tags
 from ..jobs.states import (
@@ -44,7 +51,7 @@ from ..jobs.states import (
     job_state,
 )
 from ..settings import read_settings
-from ..store import OWNER_CONFIG, JobNotFound, JobRecord, JobStore, LedgerEntry
+from ..store import OWNER_CONFIG, OWNER_RUNTIME, JobNotFound, JobRecord, JobStore, LedgerEntry
 from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
 from .outcomes import STATE_SENT, RunOutcome, outcomes
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STATES",
     "ChangeResult",
+    "JobPage",
     "JobStatus",
     "RunInfo",
     "Target",
@@ -66,9 +74,11 @@ __all__ = [
     "enable_job",
     "enable_jobs",
     "enable_jobs_with_tags",
+    "find_run",
     "job_history",
     "job_status",
     "list_jobs",
+    "list_jobs_page",
     "open_store",
     "parse_tags",
     "pause_job",
@@ -78,6 +88,7 @@ __all__ = [
     "resume_job",
     "resume_jobs",
     "resume_jobs_with_tags",
+    "tag_counts",
     "with_last_runs",
 ]
 
@@ -581,30 +592,117 @@ def list_jobs(
     With a Celery app (``target`` or ``app``), each job's newest run and its outcome in the app's
     result backend are in ``last_run`` (see :func:`with_last_runs`).
     """
+    return list(
+        list_jobs_page(
+            target,
+            tags=tags,
+            any_tag=any_tag,
+            states=states,
+            include_removed=include_removed,
+            default_timezone=default_timezone,
+            now=now,
+            app=app,
+        ).jobs
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of :func:`list_jobs_page`: ``jobs`` from position ``offset`` of the ``total`` matching."""
+
+    jobs: tuple[JobStatus, ...]
+    total: int
+    offset: int
+    limit: int | None
+
+
+def list_jobs_page(
+    target: Target,
+    *,
+    tags: str | Iterable[str] = (),
+    any_tag: bool = True,
+    states: Iterable[str] = (),
+    owner: str | None = None,
+    name_contains: str | None = None,
+    include_removed: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
+    default_timezone: str | tzinfo | None = None,
+    now: datetime | None = None,
+    app: Any = None,
+) -> JobPage:
+    """What :func:`list_jobs` lists, filtered further and cut into a page, with the number matching.
+
+    ``owner`` (``config`` or ``runtime``) and ``name_contains`` (case-insensitive) narrow the jobs;
+    ``offset`` and ``limit`` choose the page, by name. Without a state filter only the page's jobs
+    are worked out (next fire, last run), so a page of a large store costs the page, not the store.
+    """
     if isinstance(tags, str):
         tag_items: tuple[str, ...] = (tags,) if tags else ()
     else:
         tag_items = tuple(tags)
     wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
     wanted_states = _state_names(states)
+    if owner is not None and owner not in (OWNER_CONFIG, OWNER_RUNTIME):
+        raise ControlError(f"unknown owner {owner!r}; expected {OWNER_CONFIG!r} or {OWNER_RUNTIME!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ControlError(f"offset must be a whole number >= 0, got {offset!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ControlError(f"limit must be a whole number >= 1, got {limit!r}")
+    folded = name_contains.casefold() if name_contains else None
     include_removed = include_removed or STATE_REMOVED in wanted_states
     app = _celery_app(target, app)
     zone = default_zone(target if app is None else app, default_timezone)
     moment = now if now is not None else datetime.now(UTC)
+    end = None if limit is None else offset + limit
     with store_for(target) as store:
         statuses = _Statuses(zone, app, moment)
-        kept = []
-        for record in store.all_jobs(include_removed=include_removed):
-            if wanted_tags:
-                present = wanted_tags.intersection(record.tags)
-                if not (present if any_tag else present == wanted_tags):
-                    continue
-            if wanted_states and statuses.state(record) not in wanted_states:
-                continue
-            kept.append(record)
-        # The runs are looked up first, so that each job's status is built once, with its run.
-        runs = _latest_runs(store, [(record.name, statuses.run_zone(record)) for record in kept], app)
-        return [statuses.status(record, last_run=runs.get(record.name)) for record in kept]
+        if wanted_states or (limit is None and not offset):  # a state, or every job: one read of every row
+            records = [
+                record
+                for record in store.all_jobs(include_removed=include_removed)
+                if _keep(record.name, record.owner, record.tags, wanted_tags, any_tag, owner, folded)
+                and (not wanted_states or statuses.state(record) in wanted_states)
+            ]
+            total, records = len(records), records[offset:end]
+        else:  # names, owners and tags pick the page; only its rows are read
+            keys = [
+                key
+                for key in store.job_keys(include_removed=include_removed)
+                if _keep(key.name, key.owner, key.tags, wanted_tags, any_tag, owner, folded)
+            ]
+            total = len(keys)
+            records = store.jobs_named([key.name for key in keys[offset:end]])
+        return JobPage(statuses.with_runs(store, records), total, offset, limit)
+
+
+def _keep(
+    name: str,
+    job_owner: str,
+    tags: Sequence[str],
+    wanted_tags: set[str],
+    any_tag: bool,
+    owner: str | None,
+    folded: str | None,
+) -> bool:
+    """Whether a job passes the tag, owner and name filters of :func:`list_jobs_page`."""
+    if wanted_tags:
+        present = wanted_tags.intersection(tags)
+        if not (present if any_tag else present == wanted_tags):
+            return False
+    if owner is not None and job_owner != owner:
+        return False
+    return folded is None or folded in name.casefold()
+
+
+def tag_counts(target: Target) -> dict[str, int]:
+    """Every tag of the jobs that are not removed, with how many jobs carry it, by tag."""
+    counts: dict[str, int] = {}
+    with store_for(target) as store:
+        for key in store.job_keys(include_removed=False):
+            for tag in key.tags:
+                counts[tag] = counts.get(tag, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _celery_app(target: Target, app: Any) -> Any:
@@ -710,6 +808,12 @@ class _Statuses:
     def run_zone(self, record: JobRecord) -> tzinfo:
         """The zone a job's runs are shown in: the one its status names."""
         return _zone_named(self.zone(record)[1])
+
+    def with_runs(self, store: JobStore, records: Sequence[JobRecord]) -> tuple[JobStatus, ...]:
+        """Each record's status with its newest run: the runs are looked up first (one query, one
+        batch of outcomes), so that each status is built once, with its run."""
+        runs = _latest_runs(store, [(record.name, self.run_zone(record)) for record in records], self.app)
+        return tuple(self.status(record, last_run=runs.get(record.name)) for record in records)
 
     def status(self, record: JobRecord, *, last_run: RunInfo | None = None) -> JobStatus:
         if record.broken is not None:
@@ -827,9 +931,17 @@ def record_zone(record: JobRecord, default_zone: tzinfo) -> tzinfo:
 
 
 def job_history(
-    target: Target, name: str, limit: int = 20, *, default_timezone: str | tzinfo | None = None, app: Any = None
+    target: Target,
+    name: str,
+    limit: int = 20,
+    *,
+    before: datetime | None = None,
+    default_timezone: str | tzinfo | None = None,
+    app: Any = None,
 ) -> list[RunInfo]:
-    """The newest ``limit`` recorded runs of job ``name``, newest first, in the job's zone.
+    """The newest ``limit`` recorded runs of job ``name``, newest first, in the job's zone; with
+    ``before`` (aware), only runs whose fire time is earlier: pass the last run's ``fire_time``
+    to read the next page.
 
     With a Celery app (``target`` or ``app``), each run's ``outcome`` is read from the app's
     result backend, all runs in one batch (see :mod:`celery_orchestra.ops.outcomes`).
@@ -838,6 +950,8 @@ def job_history(
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ControlError(f"the number of runs must be a whole number >= 1, got {limit!r}")
+    if before is not None and (not isinstance(before, datetime) or before.utcoffset() is None):
+        raise ControlError(f"before must be an aware datetime, got {before!r}")
     app = _celery_app(target, app)
     zone = default_zone(target if app is None else app, default_timezone)
     with store_for(target) as store:
@@ -845,8 +959,26 @@ def job_history(
             record = store.get_job(name)
             if record is None:
                 raise JobNotFound([name])
-            entries: list[LedgerEntry] = store.history(name, limit)
+            entries: list[LedgerEntry] = store.history(name, limit, before=before)
         except JobNotFound as missing:
             raise no_such_job(store, missing.names) from None
     job_zone = record_zone(record, zone)
     return _run_infos([(entry, job_zone) for entry in entries], app)
+
+
+def find_run(target: Target, task_id: str, *, default_timezone: str | tzinfo | None = None, app: Any = None) -> RunInfo:
+    """The recorded run sent with ``task_id``, in its job's zone, with its outcome when there is an app.
+
+    Raises :class:`NoSuchRunError` when the ledger holds no run with that task id.
+    """
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise ControlError(f"a task id must be a non-empty string, got {visible(repr(task_id), 80)}")
+    app = _celery_app(target, app)
+    zone = default_zone(target if app is None else app, default_timezone)
+    with store_for(target) as store:
+        entry = store.run_by_task_id(task_id)
+        if entry is None:
+            raise NoSuchRunError(task_id)
+        record = store.get_job(entry.job_name)
+    job_zone = zone if record is None else record_zone(record, zone)
+    return _run_infos([(entry, job_zone)], app)[0]

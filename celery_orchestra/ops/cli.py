@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..store import JobStore
     from .api import ChangeResult
 
-__all__ = ["orchestra"]
+__all__ = ["CommandFailed", "app_timezone", "one_line_errors", "opened_store", "orchestra", "preload", "store_options"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -138,10 +138,16 @@ def _store_options(command: _F) -> _F:
     )(command)
 
 
-def _open_store(ctx: click.Context, schedule_filename: str | None, database_url: str | None) -> JobStore:
+@contextlib.contextmanager
+def _opened_store(ctx: click.Context, schedule_filename: str | None, database_url: str | None) -> Iterator[JobStore]:
+    """The store the command's options name, closed when the command is done with it."""
     from .api import open_store
 
-    return open_store(ctx.obj.app, schedule_filename, database_url=database_url)
+    store = open_store(ctx.obj.app, schedule_filename, database_url=database_url)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _app_timezone(ctx: click.Context) -> str | None:
@@ -237,8 +243,7 @@ def status(
     from .status import jobs_table, outcomes_notice, status_json
     from .text import cell
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         zone = _app_timezone(ctx)
 
         def jobs_at(now: datetime) -> Any:
@@ -268,8 +273,6 @@ def status(
                 console.print(first)
             return
         _watch(console, first, render, interval)
-    finally:
-        store.close()
 
 
 def _status_caption(count: int, store: JobStore, now: datetime, *, filtered: bool) -> str:
@@ -328,11 +331,8 @@ def beats(
     from .liveness import beat_liveness
     from .status import beats_table
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         liveness = beat_liveness(store)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(liveness.as_dict(), indent=2, ensure_ascii=False))
         return
@@ -362,11 +362,8 @@ def health(
     """Exit 0 when an active beat ticked within --max-age seconds, else 1 (for container health checks)."""
     from .liveness import beat_liveness
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         liveness = beat_liveness(store)
-    finally:
-        store.close()
     _say(liveness.summary())
     if not liveness.healthy(max_age):
         ctx.exit(1)
@@ -432,11 +429,8 @@ def prune(
         if seconds is None:
             raise BadUsage("orchestra_run_retention is None (keep every run): say how old with --older-than")
         older_than = timedelta(seconds=seconds)
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         result = prune_history(store, older_than)
-    finally:
-        store.close()
     noun = "run" if result.deleted == 1 else "runs"
     click.echo(f"deleted {result.deleted} {noun} fired before {result.before:%Y-%m-%d %H:%M:%S %Z}")
 
@@ -453,11 +447,8 @@ def forget(
     """Delete job NAME, no longer configured (state Removed), and its run history."""
     from .maintenance import forget_job
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         runs = forget_job(store, name)
-    finally:
-        store.close()
     _say(f"forgot {name} and {runs} recorded run{'' if runs == 1 else 's'}")
 
 
@@ -484,16 +475,13 @@ def _change_command(action: str) -> Callable[..., None]:
             raise BadUsage("--all only applies to --tag/--tags")
         from . import api
 
-        store = _open_store(ctx, schedule_filename, database_url)
-        try:
+        with _opened_store(ctx, schedule_filename, database_url) as store:
             result: ChangeResult
             if tags:
                 by_tags = getattr(api, f"{action}_jobs_with_tags")
                 result = by_tags(store, tags, any_tag=not match_all)
             else:
                 result = getattr(api, f"{action}_jobs")(store, names)
-        finally:
-            store.close()
         if as_json:
             import json
 
@@ -705,11 +693,8 @@ def add(
     from .jobs_api import add_job
 
     given = _job_fields(**fields)
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         job = add_job(store, name, **given, enabled=not disabled, default_timezone=_app_timezone(ctx))
-    finally:
-        store.close()
     _print_job("added", job, as_json)
 
 
@@ -740,11 +725,8 @@ def update(
         given["enabled"] = enabled
     if not given:
         raise BadUsage(f"nothing to change in {name}: give --task, --schedule, --tz, --tag, --args, --kwargs, ...")
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         job = update_job(store, name, **given, default_timezone=_app_timezone(ctx))
-    finally:
-        store.close()
     _print_job("changed", job, as_json)
 
 
@@ -760,11 +742,8 @@ def remove(
     """Remove job NAME, added at runtime: beat stops sending it; its history stays until pruned (or `forget`)."""
     from .jobs_api import remove_job
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         removed = remove_job(store, name)
-    finally:
-        store.close()
     _say(f"removed {name}; its history stays until pruned" if removed else f"{name} was removed already")
 
 
@@ -792,11 +771,8 @@ def run(
 
     from .jobs_api import run_job_now
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         info = run_job_now(store, name, default_timezone=_app_timezone(ctx))
-    finally:
-        store.close()
     click.echo(json.dumps(info.as_dict(), indent=2, ensure_ascii=False) if as_json else info.task_id)
 
 
@@ -817,11 +793,8 @@ def export(
     """Print the stored jobs as a YAML schedule file that re-creates them (`check` accepts it)."""
     from .jobs_api import export_jobs
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         text = export_jobs(store, owner=owner)
-    finally:
-        store.close()
     click.echo(text, nl=False)
 
 
@@ -998,11 +971,8 @@ def _history(
     from .api import job_history
     from .status import history_table, outcomes_notice, runs_json
 
-    store = _open_store(ctx, schedule_filename, database_url)
-    try:
+    with _opened_store(ctx, schedule_filename, database_url) as store:
         runs = job_history(store, name, limit, default_timezone=_app_timezone(ctx), app=ctx.obj.app)
-    finally:
-        store.close()
     if as_json:
         click.echo(runs_json(runs))
         return
@@ -1019,3 +989,13 @@ def _history(
     console.print(
         history_table(runs, caption=f"last {len(runs)} {noun} of {name}, times in {where}", width=console.width)
     )
+
+
+# ---------------------------------------------------------------------------- shared with other command modules
+
+#: What ``celery orchestra serve`` (:mod:`celery_orchestra.web.command`) builds on, as every command here does.
+store_options = _store_options
+preload = _preload
+one_line_errors = _one_line_errors
+opened_store = _opened_store
+app_timezone = _app_timezone

@@ -183,6 +183,12 @@ class JobStore:
         """Every stored job, by name."""
         return queries.all_jobs(self._db, include_removed=include_removed)
 
+    def job_keys(self, *, include_removed: bool = True) -> list[queries.JobKey]:
+        return queries.job_keys(self._db, include_removed=include_removed)
+
+    def jobs_named(self, names: Sequence[str]) -> list[JobRecord]:
+        return queries.jobs_named(self._db, names)
+
     def get_job(self, name: str) -> JobRecord | None:
         """The job called ``name``, or ``None``."""
         return queries.get_job(self._db, name)
@@ -199,9 +205,15 @@ class JobStore:
         """Names of the (not removed) jobs carrying any of ``tags`` (or all of them), sorted."""
         return queries.names_with_tags(self._db, tags, any_tag=any_tag)
 
-    def history(self, job_name: str, limit: int = 20) -> list[LedgerEntry]:
-        """The newest ``limit`` recorded runs of ``job_name``, newest fire time first."""
-        return ledger.history(self._db, job_name, limit)
+    def history(self, job_name: str, limit: int = 20, *, before: datetime | None = None) -> list[LedgerEntry]:
+        """The newest ``limit`` recorded runs of ``job_name`` (fired before ``before``, if given), newest first."""
+        return ledger.history(self._db, job_name, limit, before=before)
+
+    def recent_send_lags(self, since: datetime) -> list[timedelta]:
+        return ledger.recent_send_lags(self._db, since)
+
+    def run_by_task_id(self, task_id: str) -> LedgerEntry | None:
+        return ledger.run_by_task_id(self._db, task_id)
 
     def latest_runs(self, job_names: Sequence[str] | None = None) -> dict[str, LedgerEntry]:
         """The newest recorded run of each job (of ``job_names``, if given) that has one, by name."""

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ..errors import JobNotFound
+from ..errors import JobNotFound, quoted
 from ..timing.zones import require_aware
 from .database import Database
 from .lease import Fence, check_fence
@@ -328,24 +328,27 @@ def prune_runs(db: Database, before: datetime, *, batch: int = PRUNE_BATCH, fenc
     return db.run("prune the run ledger", work, write=True)
 
 
-def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
-    """The newest ``limit`` recorded runs of ``job_name``, newest fire time first."""
+_ENTRY_COLUMNS: Final = (
+    RUNS.c.job_name,
+    RUNS.c.fire_time,
+    RUNS.c.sent_at,
+    RUNS.c.task_id,
+    RUNS.c.published,
+    RUNS.c.abandoned,
+    RUNS.c.manual,
+)
+
+
+def history(db: Database, job_name: str, limit: int = 20, *, before: datetime | None = None) -> list[LedgerEntry]:
+    """The newest ``limit`` recorded runs of ``job_name``, newest fire time first; with ``before``,
+    only those that fired earlier (a job has one run per fire time, so the last fire time of one
+    page is the cursor of the next)."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    query = (
-        select(
-            RUNS.c.job_name,
-            RUNS.c.fire_time,
-            RUNS.c.sent_at,
-            RUNS.c.task_id,
-            RUNS.c.published,
-            RUNS.c.abandoned,
-            RUNS.c.manual,
-        )
-        .where(RUNS.c.job_name == job_name)
-        .order_by(RUNS.c.fire_time.desc())
-        .limit(limit)
-    )
+    query = select(*_ENTRY_COLUMNS).where(RUNS.c.job_name == job_name)
+    if before is not None:
+        query = query.where(RUNS.c.fire_time < require_aware(before, "before"))
+    query = query.order_by(RUNS.c.fire_time.desc()).limit(limit)
 
     def work(connection: Connection) -> list[LedgerEntry]:
         if not existing(connection, [job_name], ()):
@@ -356,6 +359,43 @@ def history(db: Database, job_name: str, limit: int = 20) -> list[LedgerEntry]:
         ]
 
     return db.read(f"read the run history of {job_name!r}", work)
+
+
+def run_by_task_id(db: Database, task_id: str) -> LedgerEntry | None:
+    """The recorded run sent with ``task_id``, or ``None``.
+
+    The ledger has no index on task ids (beat never looks runs up by them): this reads the ledger
+    through, which an operator's occasional lookup can afford.
+    """
+    query = select(*_ENTRY_COLUMNS).where(RUNS.c.task_id == task_id).limit(1)
+
+    def work(connection: Connection) -> LedgerEntry | None:
+        row = connection.execute(query).first()
+        if row is None:
+            return None
+        return LedgerEntry(
+            row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual
+        )
+
+    return db.read(f"look up the run with task id {quoted(task_id)}", work)
+
+
+def recent_send_lags(db: Database, since: datetime) -> list[timedelta]:
+    """How late each scheduled run fired at or after ``since`` was sent (publish minus fire time).
+
+    Manual runs are left out (their fire time is when they were asked for), and so are claims
+    not confirmed as published.
+    """
+    query = select(RUNS.c.fire_time, RUNS.c.sent_at).where(
+        RUNS.c.fire_time >= require_aware(since, "since"),
+        RUNS.c.published.is_(True),
+        RUNS.c.manual.is_(False),
+    )
+
+    def work(connection: Connection) -> list[timedelta]:
+        return [row.sent_at - row.fire_time for row in connection.execute(query)]
+
+    return db.read("read the send lags of recent runs", work)
 
 
 #: Up to this many job names are sent to :func:`latest_runs` as an ``IN`` list; more, and every

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
-from ..errors import ControlError
+from ..errors import JobConflictError
 from ..timing.zones import require_aware
 from .database import Database
 from .lease import Fence, check_fence
@@ -94,12 +94,12 @@ def forget(db: Database, name: str) -> int:
         require_known([name], current)
         removed, owner = current[name]
         if not removed and owner == OWNER_RUNTIME:
-            raise ControlError(
+            raise JobConflictError(
                 f"job {name!r} was added at runtime and is not removed: remove it first "
                 "(remove_job, or celery orchestra remove) (forget deletes only jobs shown as Removed)"
             )
         if not removed:
-            raise ControlError(
+            raise JobConflictError(
                 f"job {name!r} is still configured: remove it from beat_schedule or its YAML file and restart "
                 "beat first (forget deletes only jobs shown as Removed)"
             )

@@ -6,7 +6,8 @@ Change detection: readers poll :func:`current_revision` (one tiny query) and fet
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import Text, cast, select
 from sqlalchemy.engine import Connection
@@ -18,13 +19,54 @@ from .records import JobRecord
 from .sql import read_revision
 from .tables import JOBS
 
-__all__ = ["all_jobs", "changes_since", "current_revision", "get_job", "names_with_tags"]
+__all__ = [
+    "JobKey",
+    "all_jobs",
+    "changes_since",
+    "current_revision",
+    "get_job",
+    "job_keys",
+    "jobs_named",
+    "names_with_tags",
+]
+
+
+class JobKey(NamedTuple):
+    """What a listing filters on before it needs a job's whole row: its name, owner and tags."""
+
+    name: str
+    owner: str
+    tags: tuple[str, ...]
 
 
 def all_jobs(db: Database, *, include_removed: bool = True) -> list[JobRecord]:
     """Every stored job, by name (a row that cannot be read: a broken record, see :class:`JobRecord`)."""
     where = None if include_removed else JOBS.c.removed.is_(False)
     return db.read("list the jobs", lambda connection: read_job_records(connection, where=where))
+
+
+def job_keys(db: Database, *, include_removed: bool = True) -> list[JobKey]:
+    """Every stored job's :class:`JobKey`, by name: three columns, where :func:`all_jobs` decodes
+    every column of every row (a page of a large store filters on these, then reads its own rows)."""
+    query = select(JOBS.c.name, JOBS.c.owner, cast(JOBS.c.tags, Text)).order_by(JOBS.c.name)
+    if not include_removed:
+        query = query.where(JOBS.c.removed.is_(False))
+
+    def key(name: str, owner: str, text: str) -> JobKey:
+        tags, broken = decode_json_text("tags", text)
+        # Tags that cannot be read (a broken row) match no tag filter; the row itself says why.
+        usable = broken is None and isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+        return JobKey(name, owner, tuple(tags) if usable else ())
+
+    return db.read("list the jobs", lambda connection: [key(*row) for row in connection.execute(query)])
+
+
+def jobs_named(db: Database, names: Sequence[str]) -> list[JobRecord]:
+    """The stored jobs among ``names`` (at most a page of them: one ``IN`` list), by name."""
+    if not names:
+        return []
+    wanted = sorted(set(names))
+    return db.read("read jobs by name", lambda connection: read_job_records(connection, where=JOBS.c.name.in_(wanted)))
 
 
 def get_job(db: Database, name: str) -> JobRecord | None:

@@ -48,7 +48,7 @@ from .job_columns import JobColumns, taken
 from .records import JOB_FIELDS, OWNER_CONFIG, OWNER_RUNTIME, JobRecord, ReconcileReport
 from .sql import JSON_COLUMNS, bump_revision, update_many
 from .tables import JOBS
-from .wanted import COMPARED, CONFIGURED_FIELDS, WantedColumns, WantedJob, prepare_definitions
+from .wanted import COMPARED, CONFIGURED_FIELDS, WantedColumns, WantedJob, new_row_state, prepare_definitions
 
 __all__ = ["FirstFire", "reconcile"]
 
@@ -334,28 +334,11 @@ class _Plan:
     def _add(
         self, wanted: WantedColumns, indices: Sequence[int], now: datetime, revision: int, first_fire: FirstFire | None
     ) -> None:
-        count = len(indices)
         enabled = taken(wanted.enabled, indices)
-        next_run_at: Sequence[datetime | None] = [None] * count
+        next_run_at = None
         if first_fire is not None:
             next_run_at = _first_fires(taken(wanted.definitions, indices), enabled, now, first_fire)
-        # What a new row holds besides its configuration.
-        state: dict[str, Sequence[Any]] = {
-            "enabled": enabled,
-            "configured_enabled": enabled,
-            "paused": [False] * count,
-            "resumed_at": [None] * count,
-            "anchor": [now] * count,
-            "last_run_at": [None] * count,
-            "total_run_count": [0] * count,
-            "next_run_at": next_run_at,
-            "removed": [False] * count,
-            "expired": [False] * count,
-            "revision": [revision] * count,
-            "created_at": [now] * count,
-            "updated_at": [now] * count,
-            "owner": [OWNER_CONFIG] * count,
-        }
+        state = new_row_state(enabled, now, revision, owner=OWNER_CONFIG, next_run_at=next_run_at)
         self.added = taken(wanted.names, indices)
         self.inserts = wanted.table(indices, state, json_text=True)
         self.tables.append(wanted.table(indices, state))

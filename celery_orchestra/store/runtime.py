@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Connection
 
-from ..errors import ControlError, InvalidJobError, JobNotFound
+from ..errors import InvalidJobError, JobConflictError, JobNotFound
 from ..jobs.definitions import JobDefinition
 from ..timing.zones import require_aware
 from .bulk_rows import insert_jobs, read_job_records
@@ -31,7 +31,7 @@ from .database import Database
 from .records import OWNER_CONFIG, OWNER_RUNTIME, JobRecord
 from .sql import JSON_COLUMNS, bump_revision, existing, update_many
 from .tables import JOBS
-from .wanted import WantedColumns, prepare_definitions
+from .wanted import WantedColumns, new_row_state, prepare_definitions
 
 __all__ = ["RUNTIME_SOURCE", "Change", "add_runtime_jobs", "remove_runtime_job", "update_runtime_job"]
 
@@ -64,7 +64,7 @@ def add_runtime_jobs(db: Database, definitions: Sequence[JobDefinition], *, now:
         found = existing(connection, names, (JOBS.c.owner, JOBS.c.removed, JOBS.c.source))
         _refuse_taken(names, found)
         fresh = [index for index, name in enumerate(names) if name not in found]
-        state = _new_state(_at(wanted.enabled, fresh), now, revision)
+        state = new_row_state(_at(wanted.enabled, fresh), now, revision, owner=OWNER_RUNTIME)
         insert_jobs(connection, wanted.table(fresh, state, json_text=True))
         reused = [index for index, name in enumerate(names) if name in found]
         if reused:
@@ -89,7 +89,7 @@ def update_runtime_job(db: Database, name: str, change: Change, *, now: datetime
     ``change`` runs inside the write transaction, on the record as it stands then (a concurrent
     change is never lost), and may raise to change nothing. A changed schedule or zone moves the
     anchor to ``now`` and clears the next fire time; enabling stamps ``resumed_at`` like an
-    operator's enable. Raises :class:`JobNotFound` for an unknown name and :class:`ControlError`
+    operator's enable. Raises :class:`JobNotFound` for an unknown name and :class:`JobConflictError`
     for a configured or removed job.
     """
     now = require_aware(now, "now")
@@ -119,7 +119,7 @@ def remove_runtime_job(db: Database, name: str, *, now: datetime) -> bool:
     """Mark the runtime-owned job ``name`` removed (beat stops it; its history stays until pruned
     or forgotten); return False when it already was.
 
-    Raises :class:`JobNotFound` for an unknown name and :class:`ControlError` for a configured job.
+    Raises :class:`JobNotFound` for an unknown name and :class:`JobConflictError` for a configured job.
     """
     now = require_aware(now, "now")
 
@@ -165,12 +165,12 @@ def _runtime_record(connection: Connection, name: str, verb: str, *, removed_ok:
     """The stored record of ``name`` if it is owned at runtime; else why it cannot be changed."""
     record = _read_one(connection, name)
     if record.owner != OWNER_RUNTIME:
-        raise ControlError(
+        raise JobConflictError(
             f"job {name!r} is configured ({record.source}), not added at runtime: {verb} it in its configuration "
             "and restart beat (at runtime it can be paused, resumed, enabled and disabled)"
         )
     if record.removed and not removed_ok:
-        raise ControlError(f"job {name!r} was removed: add it again instead")
+        raise JobConflictError(f"job {name!r} was removed: add it again instead")
     return record
 
 
@@ -185,27 +185,6 @@ def _defined_values(wanted: WantedColumns, index: int) -> dict[str, Any]:
     """The columns job ``index`` of ``wanted`` defines, JSON ones as the text to store."""
     want = wanted.job(index)
     return {column: want.text(column) if column in JSON_COLUMNS else want.value(column) for column in _DEFINED}
-
-
-def _new_state(enabled: Sequence[bool], now: datetime, revision: int) -> dict[str, Sequence[Any]]:
-    """What new runtime jobs' rows hold besides their definitions."""
-    count = len(enabled)
-    return {
-        "enabled": enabled,
-        "configured_enabled": enabled,
-        "paused": [False] * count,
-        "resumed_at": [None] * count,
-        "anchor": [now] * count,
-        "last_run_at": [None] * count,
-        "total_run_count": [0] * count,
-        "next_run_at": [None] * count,
-        "removed": [False] * count,
-        "expired": [False] * count,
-        "revision": [revision] * count,
-        "created_at": [now] * count,
-        "updated_at": [now] * count,
-        "owner": [OWNER_RUNTIME] * count,
-    }
 
 
 def _taken_over_values(wanted: WantedColumns, index: int, now: datetime, revision: int) -> dict[str, Any]:

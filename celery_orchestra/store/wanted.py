@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 from ..errors import InvalidJobError, OrchestraError
@@ -22,7 +23,7 @@ from .records import JOB_FIELDS, JobRecord
 from .sql import JSON_COLUMNS
 from .tables import NAME_LENGTH
 
-__all__ = ["COMPARED", "CONFIGURED_FIELDS", "WantedColumns", "WantedJob", "prepare_definitions"]
+__all__ = ["COMPARED", "CONFIGURED_FIELDS", "WantedColumns", "WantedJob", "new_row_state", "prepare_definitions"]
 
 _POSITION: Final = {name: index for index, name in enumerate(JOB_FIELDS)}
 #: What reconcile compares of a stored row (JSON columns as their text): the configured columns,
@@ -308,3 +309,32 @@ def _json_text(value: object, what: str, definition: JobDefinition) -> str:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidJobError(f"{_where(definition)}: {what} cannot be stored as JSON: {exc}") from exc
+
+
+def new_row_state(
+    enabled: Sequence[bool],
+    now: datetime,
+    revision: int,
+    *,
+    owner: str,
+    next_run_at: Sequence[datetime | None] | None = None,
+) -> dict[str, Sequence[Any]]:
+    """What new jobs' rows hold besides their definitions, column by column: a fresh operator state,
+    anchored at ``now`` (reconcile adds configured jobs with it, the runtime API its own)."""
+    count = len(enabled)
+    return {
+        "enabled": enabled,
+        "configured_enabled": enabled,
+        "paused": [False] * count,
+        "resumed_at": [None] * count,
+        "anchor": [now] * count,
+        "last_run_at": [None] * count,
+        "total_run_count": [0] * count,
+        "next_run_at": [None] * count if next_run_at is None else next_run_at,
+        "removed": [False] * count,
+        "expired": [False] * count,
+        "revision": [revision] * count,
+        "created_at": [now] * count,
+        "updated_at": [now] * count,
+        "owner": [owner] * count,
+    }

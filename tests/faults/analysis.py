@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from .harness import Run, Seen, stored_datetime
 
@@ -51,6 +51,18 @@ def task_id(job: str, fire: datetime) -> str:
 
 def ts(moment: datetime) -> float:
     return moment.timestamp()
+
+
+#: A one-off claimed in the second after its fire time was claimed while its beat sent that batch.
+KILL_WINDOW: Final = 1.0
+
+
+class LedgerRow(NamedTuple):
+    """One ``orchestra_runs`` row, as the harness reads it with plain SQL."""
+
+    task_id: str
+    published: bool
+    abandoned: bool
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,9 @@ class Report:
     one_offs_once: int = 0
     one_offs_twice: list[Fire] = field(default_factory=list)
     one_offs_lost: list[tuple[Fire, str]] = field(default_factory=list)
+    #: One-offs not sent because a kill -9 landed between their claim and its confirmation: the
+    #: next beat cannot tell whether they reached the broker, and gives them up (at most once).
+    one_offs_given_up: list[Fire] = field(default_factory=list)
     #: Sends for fire times outside the window (after its end, or skipped by a clock jump).
     outside_window: int = 0
     unknown: list[Seen] = field(default_factory=list)
@@ -128,6 +143,8 @@ class Report:
                 f"{worst:.1f} s ({len(self.failovers)})" if worst is not None else f"never ({len(self.failovers)})"
             )
         one_offs = f"{self.one_offs_once}/{self.one_offs_expected}"
+        if self.one_offs_given_up:
+            one_offs += f" (+{len(self.one_offs_given_up)} given up after a kill)"
         if self.one_offs_twice:
             one_offs += f", {len(self.one_offs_twice)} twice"
         lag = (
@@ -162,6 +179,7 @@ class Report:
             lines.append(f"- sent within {PAUSE_GRACE:g} s of a pause/resume (allowed): {self.paused_transition}")
         listed("one-offs sent twice", self.one_offs_twice)
         listed("one-offs lost (ledger state)", (f"{fire} [{state}]" for fire, state in self.one_offs_lost))
+        listed("one-offs given up: a kill -9 between their claim and its confirmation", self.one_offs_given_up)
         listed("unknown task ids", (f"{m.task} {m.task_id}" for m in self.unknown))
         listed(
             "failovers (fault: seconds to the first send by another beat)",
@@ -229,9 +247,11 @@ class Analysis:
             self._anchors = {row[0]: stored_datetime(row[1]) for row in rows if row[0] in self.run.jobs}
         return self._anchors
 
-    def ledger(self) -> dict[Fire, tuple[str, bool]]:
-        rows = self.run.read("SELECT job_name, fire_time, task_id, published FROM orchestra_runs")
-        return {Fire(row[0], stored_datetime(row[1])): (str(row[2]), bool(row[3])) for row in rows}
+    def ledger(self) -> dict[Fire, LedgerRow]:
+        rows = self.run.read("SELECT job_name, fire_time, task_id, published, abandoned FROM orchestra_runs")
+        return {
+            Fire(row[0], stored_datetime(row[1])): LedgerRow(str(row[2]), bool(row[3]), bool(row[4])) for row in rows
+        }
 
     # ---- the window, in the beats' (maybe shifted) clock
 
@@ -366,6 +386,8 @@ class Analysis:
             count = len(by_fire.get(fire, []))
             if count == 1:
                 report.one_offs_once += 1
+            elif count == 0 and self._given_up_after_a_kill(fire, ledger.get(fire), killed):
+                report.one_offs_given_up.append(fire)
             elif count == 0:
                 report.one_offs_lost.append((fire, _ledger_state(ledger.get(fire))))
         for job, at in run.one_off_times.items():
@@ -375,7 +397,7 @@ class Analysis:
         self._lags(report, owed | one_off_fires, by_fire)
         report.collector_delays = [m.seen_at - m.published_at for m in messages if m.published_at is not None]
         seen_ids = {m.task_id for m in messages}
-        for fire, (run_id, published) in sorted(ledger.items(), key=lambda item: _fire_key((item[0], ""))):
+        for fire, (run_id, published, _) in sorted(ledger.items(), key=lambda item: _fire_key((item[0], ""))):
             if not published:
                 report.ledger_unconfirmed.append(fire)
             elif run_id not in seen_ids:
@@ -389,6 +411,14 @@ class Analysis:
             float(e.detail["exited_after"]) for e in run.events if e.kind == "sigterm" and e.detail.get("exited_after")
         ]
         return report
+
+    def _given_up_after_a_kill(self, fire: Fire, entry: LedgerRow | None, killed: dict[int, float]) -> bool:
+        """Whether a one-off never sent was abandoned by the ledger's recovery because a kill -9
+        landed in the second after its fire time (when its beat claims, publishes and confirms it)."""
+        if entry is None or entry.published or not entry.abandoned:
+            return False
+        instant = fire.at.timestamp()  # kills happen in scenarios that leave the beats' clock alone
+        return any(0.0 <= at - instant <= KILL_WINDOW for at in killed.values())
 
     def _resend_reason(self, sent: list[Seen], killed: dict[int, float]) -> str:
         """Why a fire time was sent again.
@@ -456,10 +486,12 @@ class Analysis:
             report.failovers.append((disturbance.kind, None if first is None else first.sent_at - disturbance.start))
 
 
-def _ledger_state(entry: tuple[str, bool] | None) -> str:
+def _ledger_state(entry: LedgerRow | None) -> str:
     if entry is None:
         return "not in ledger"
-    return "confirmed" if entry[1] else "claimed, unconfirmed"
+    if entry.published:
+        return "confirmed"
+    return "claimed, abandoned" if entry.abandoned else "claimed, unconfirmed"
 
 
 def _fire_key(item: tuple[Fire, str]) -> tuple[datetime, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from celery_orchestra import run_task_id
 
-from .analysis import Analysis, Fire, task_id
+from .analysis import Analysis, Fire, LedgerRow, task_id
 from .harness import PauseWindow, Run
 from .proxy import LOOPBACK, ProxyHub
 
@@ -141,3 +141,17 @@ def test_owed_fire_times_follow_the_shifted_clock() -> None:
     owed, _, one_offs = analysis.owed(zero + 16)
     assert _seconds(owed, zero) == [2, 4, 12, 14, 16, 18]
     assert _seconds(set(one_offs.values()), zero) == [9]  # skipped by the jump, still owed once
+
+
+def test_a_one_off_is_given_up_only_when_abandoned_right_after_a_kill_in_its_second() -> None:
+    analysis, zero = _analysis([(0.0, 0.0)], [])
+    once = Fire("once", datetime.fromtimestamp(zero + 9, UTC))
+    abandoned = LedgerRow("id", published=False, abandoned=True)
+    unconfirmed = LedgerRow("id", published=False, abandoned=False)
+    kill_in_its_batch = {101: zero + 9.04}
+    assert analysis._given_up_after_a_kill(once, abandoned, kill_in_its_batch)
+    # A kill long after the claim, a claim left unconfirmed, a send confirmed, no ledger row: lost.
+    assert not analysis._given_up_after_a_kill(once, abandoned, {101: zero + 12.0})
+    assert not analysis._given_up_after_a_kill(once, unconfirmed, kill_in_its_batch)
+    assert not analysis._given_up_after_a_kill(once, LedgerRow("id", True, False), kill_in_its_batch)
+    assert not analysis._given_up_after_a_kill(once, None, kill_in_its_batch)
