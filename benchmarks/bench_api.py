@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import machine, one_cpu
+from celery_orchestra.ops.api import pause_jobs, resume_jobs
 from celery_orchestra.ops.jobs_api import JobSpec, add_jobs
 from celery_orchestra.store import JobStore
 
@@ -84,6 +85,17 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
                 assert response.status_code == 200, path
             print(f"{label:<28}{path:<34}{statistics.median(times) * 1000:>8.0f}")
+        # As on a live store: between two requests, 10 jobs were written (paused, then resumed).
+        path = "/api/jobs?state=Running"
+        times = []
+        for index in range(rounds):
+            names = [spec.name for spec in specs[index // 2 * 10 : index // 2 * 10 + 10]]
+            (pause_jobs if index % 2 == 0 else resume_jobs)(store, names)
+            start = time.perf_counter()
+            response = client.get(path)
+            times.append(time.perf_counter() - start)
+            assert response.status_code == 200, path
+        print(f"{'state filter, after writes':<28}{path:<34}{statistics.median(times) * 1000:>8.0f}")
         store.close()
 
 

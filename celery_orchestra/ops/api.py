@@ -55,6 +55,7 @@ from ..store import OWNER_CONFIG, OWNER_RUNTIME, JobNotFound, JobRecord, JobStor
 from ..timing.firing import next_fire
 from ..timing.zones import app_zone, resolve_zone, zone_name
 from .outcomes import STATE_SENT, RunOutcome, outcomes
+from .snapshot import JobsSnapshot
 from .text import visible
 
 if TYPE_CHECKING:
@@ -630,12 +631,15 @@ def list_jobs_page(
     default_timezone: str | tzinfo | None = None,
     now: datetime | None = None,
     app: Any = None,
+    snapshot: JobsSnapshot | None = None,
 ) -> JobPage:
     """What :func:`list_jobs` lists, filtered further and cut into a page, with the number matching.
 
     ``owner`` (``config`` or ``runtime``) and ``name_contains`` (case-insensitive) narrow the jobs;
     ``offset`` and ``limit`` choose the page, by name. Without a state filter only the page's jobs
     are worked out (next fire, last run), so a page of a large store costs the page, not the store.
+    A long-lived caller passes a :class:`~.snapshot.JobsSnapshot` of the store: a state filter then
+    reads only the rows written since its last request.
     """
     if isinstance(tags, str):
         tag_items: tuple[str, ...] = (tags,) if tags else ()
@@ -643,12 +647,7 @@ def list_jobs_page(
         tag_items = tuple(tags)
     wanted_tags = set(parse_tags(tag_items)) if tag_items else set()
     wanted_states = _state_names(states)
-    if owner is not None and owner not in (OWNER_CONFIG, OWNER_RUNTIME):
-        raise ControlError(f"unknown owner {owner!r}; expected {OWNER_CONFIG!r} or {OWNER_RUNTIME!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ControlError(f"offset must be a whole number >= 0, got {offset!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ControlError(f"limit must be a whole number >= 1, got {limit!r}")
+    _check_page(owner, offset, limit)
     folded = name_contains.casefold() if name_contains else None
     include_removed = include_removed or STATE_REMOVED in wanted_states
     app = _celery_app(target, app)
@@ -660,7 +659,11 @@ def list_jobs_page(
         if wanted_states or (limit is None and not offset):  # a state, or every job: one read of every row
             records = [
                 record
-                for record in store.all_jobs(include_removed=include_removed)
+                for record in (
+                    store.all_jobs(include_removed=include_removed)
+                    if snapshot is None
+                    else snapshot.jobs(include_removed=include_removed)
+                )
                 if _keep(record.name, record.owner, record.tags, wanted_tags, any_tag, owner, folded)
                 and (not wanted_states or statuses.state(record) in wanted_states)
             ]
@@ -674,6 +677,15 @@ def list_jobs_page(
             total = len(keys)
             records = store.jobs_named([key.name for key in keys[offset:end]])
         return JobPage(statuses.with_runs(store, records), total, offset, limit)
+
+
+def _check_page(owner: str | None, offset: int, limit: int | None) -> None:
+    if owner is not None and owner not in (OWNER_CONFIG, OWNER_RUNTIME):
+        raise ControlError(f"unknown owner {owner!r}; expected {OWNER_CONFIG!r} or {OWNER_RUNTIME!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ControlError(f"offset must be a whole number >= 0, got {offset!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ControlError(f"limit must be a whole number >= 1, got {limit!r}")
 
 
 def _keep(

@@ -42,7 +42,6 @@ from ..errors import LeaseLostError
 from ..jobs.definitions import JobDefinition
 from . import lease, ledger, operator, progress, queries, run_requests, runtime
 from .database import Database
-from .engine import mask_url
 from .lease import BeatIdentity, BeatInfo, Fence, LeaseGrant, LeaseInfo
 from .progress import LateSettlement
 from .reconcile import FirstFire, reconcile
@@ -100,11 +99,6 @@ class JobStore:
     def engine(self) -> Engine:
         """The SQLAlchemy engine (created on first use), for tools that query the tables directly."""
         return self._db.engine()
-
-    @staticmethod
-    def mask_url(url: str | URL) -> str:
-        """``url`` with its password masked, for logs and banners (no parsing errors raised)."""
-        return mask_url(url)
 
     def __repr__(self) -> str:
         return f"JobStore({self.safe_url!r})"
@@ -182,6 +176,10 @@ class JobStore:
     def all_jobs(self, *, include_removed: bool = True) -> list[JobRecord]:
         """Every stored job, by name."""
         return queries.all_jobs(self._db, include_removed=include_removed)
+
+    def count_jobs(self) -> int:
+        """How many jobs are stored, removed ones included."""
+        return queries.count_jobs(self._db)
 
     def job_keys(self, *, include_removed: bool = True) -> list[queries.JobKey]:
         return queries.job_keys(self._db, include_removed=include_removed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection
 
 from .bulk_rows import read_job_records
@@ -23,6 +23,7 @@ __all__ = [
     "JobKey",
     "all_jobs",
     "changes_since",
+    "count_jobs",
     "current_revision",
     "get_job",
     "job_keys",
@@ -43,6 +44,12 @@ def all_jobs(db: Database, *, include_removed: bool = True) -> list[JobRecord]:
     """Every stored job, by name (a row that cannot be read: a broken record, see :class:`JobRecord`)."""
     where = None if include_removed else JOBS.c.removed.is_(False)
     return db.read("list the jobs", lambda connection: read_job_records(connection, where=where))
+
+
+def count_jobs(db: Database) -> int:
+    """How many jobs are stored, removed ones included."""
+    query = select(func.count()).select_from(JOBS)
+    return db.read("count the jobs", lambda connection: int(connection.execute(query).scalar_one()))
 
 
 def job_keys(db: Database, *, include_removed: bool = True) -> list[JobKey]:

@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import ControlError, OrchestraError
 from ..ops import api, jobs_api
 from ..ops.liveness import beat_liveness
+from ..ops.snapshot import JobsSnapshot
 from ..store import JobStore
 from . import models
 from .dashboard import mount_dashboard
@@ -131,6 +132,9 @@ def _routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | Non
 
 
 def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
+    # A state filter needs every job's row; the snapshot reads only those written since last time.
+    snapshot = JobsSnapshot(store)
+
     @router.get("/jobs", response_model=models.JobListOut, summary="List jobs (filtered, paged, by name)")
     def list_jobs(
         tag: Annotated[list[str], Query(description="Jobs with this tag (repeatable).")] = [],  # noqa: B006
@@ -152,6 +156,7 @@ def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: s
             limit=limit,
             default_timezone=zone,
             app=celery_app,
+            snapshot=snapshot,
         )
         following = offset + len(page.jobs)
         return {
