@@ -241,3 +241,20 @@ def test_a_request_instant_never_lands_where_scheduled_fires_land_and_skips_take
         whole + timedelta(microseconds=1),
         whole + timedelta(microseconds=2),
     ]
+
+
+def test_a_requested_run_is_the_jobs_last_run_and_says_requested(tmp_path: Path) -> None:
+    from celery import Celery
+
+    from celery_orchestra import get_job
+
+    store = JobStore(f"sqlite:///{tmp_path / 'requested.db'}")
+    store.migrate()
+    try:
+        add_job(store, "sync", task="proj.sync", schedule="every hour")
+        info = run_job_now(store, "sync")
+        job = get_job(store, "sync", app=Celery("t", set_as_current=False))
+        assert job.last_run is not None
+        assert (job.last_run.task_id, job.last_run.state, job.last_run.manual) == (info.task_id, "requested", True)
+    finally:
+        store.close()

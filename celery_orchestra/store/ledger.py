@@ -412,13 +412,19 @@ def latest_runs(db: Database, job_names: Sequence[str] | None = None) -> dict[st
         newest = newest.where(RUNS.c.job_name.in_(sorted(wanted)))
     grouped = newest.subquery()
     query = select(
-        RUNS.c.job_name, RUNS.c.fire_time, RUNS.c.sent_at, RUNS.c.task_id, RUNS.c.published, RUNS.c.abandoned
+        RUNS.c.job_name,
+        RUNS.c.fire_time,
+        RUNS.c.sent_at,
+        RUNS.c.task_id,
+        RUNS.c.published,
+        RUNS.c.abandoned,
+        RUNS.c.manual,
     ).join(grouped, and_(RUNS.c.job_name == grouped.c.job_name, RUNS.c.fire_time == grouped.c.newest))
 
     def work(connection: Connection) -> dict[str, LedgerEntry]:
         return {
             row.job_name: LedgerEntry(
-                row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned
+                row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual
             )
             for row in connection.execute(query)
             if wanted is None or row.job_name in wanted
