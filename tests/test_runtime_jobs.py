@@ -254,6 +254,12 @@ def test_a_job_repeating_faster_than_the_min_interval_is_refused_as_configuratio
     with pytest.raises(JobSpecError, match=r"every 2 seconds, more often than orchestra_min_interval \(5 seconds\)"):
         add_job(app, "fast", task="t", schedule=2)
     assert add_job(app, "slow", task="t", schedule=5).name == "slow"
+    # A store as the target (as the CLI and the HTTP API pass it) with the app whose settings apply.
+    with pytest.raises(JobSpecError, match=r"every 2 seconds, more often than orchestra_min_interval \(5 seconds\)"):
+        add_job(store, "fast", task="t", schedule=2, app=app)
+    add_job(store, "steady", task="t", schedule=5, app=app)
+    with pytest.raises(JobSpecError, match=r"every 3 seconds, more often than orchestra_min_interval \(5 seconds\)"):
+        update_job(store, "steady", schedule=3, app=app)
 
 
 def test_add_jobs_is_one_transaction_all_or_none(store: JobStore) -> None:

@@ -694,7 +694,7 @@ def add(
 
     given = _job_fields(**fields)
     with _opened_store(ctx, schedule_filename, database_url) as store:
-        job = add_job(store, name, **given, enabled=not disabled, default_timezone=_app_timezone(ctx))
+        job = add_job(store, name, **given, enabled=not disabled, default_timezone=_app_timezone(ctx), app=ctx.obj.app)
     _print_job("added", job, as_json)
 
 
@@ -726,7 +726,7 @@ def update(
     if not given:
         raise BadUsage(f"nothing to change in {name}: give --task, --schedule, --tz, --tag, --args, --kwargs, ...")
     with _opened_store(ctx, schedule_filename, database_url) as store:
-        job = update_job(store, name, **given, default_timezone=_app_timezone(ctx))
+        job = update_job(store, name, **given, default_timezone=_app_timezone(ctx), app=ctx.obj.app)
     _print_job("changed", job, as_json)
 
 

@@ -110,6 +110,7 @@ def add_job(
     tags: Iterable[str] = (),
     enabled: bool = True,
     default_timezone: str | tzinfo | None = None,
+    app: Any = None,
 ) -> JobStatus:
     """Add the runtime-owned job ``name``, sending ``task`` on ``schedule``; return its status.
 
@@ -122,13 +123,15 @@ def add_job(
     Raises :class:`~celery_orchestra.errors.JobSpecError` for bad values and
     :class:`~celery_orchestra.errors.InvalidJobError` when the name is held by a configured job
     or an earlier runtime job (a removed job's name is free: its row and history are taken over).
+    When ``target`` is a store, ``app`` is the Celery app whose settings apply
+    (``orchestra_min_interval``).
     """
     spec = JobSpec(name, task, schedule, args, kwargs, options, timezone, tags, enabled)
-    return add_jobs(target, [spec], default_timezone=default_timezone)[0]
+    return add_jobs(target, [spec], default_timezone=default_timezone, app=app)[0]
 
 
 def add_jobs(
-    target: Target, specs: Iterable[JobSpec], *, default_timezone: str | tzinfo | None = None
+    target: Target, specs: Iterable[JobSpec], *, default_timezone: str | tzinfo | None = None, app: Any = None
 ) -> list[JobStatus]:
     """Add many runtime-owned jobs in one transaction, all or none (for bulk imports); their
     statuses, in order. Every spec is checked first and every problem reported together."""
@@ -142,7 +145,7 @@ def add_jobs(
     if problems:
         raise JobSpecError(problems)
     definitions = [_definition(spec.name, values) for spec, values in zip(listed, read, strict=True)]
-    _check(target, definitions)
+    _check(target if app is None else app, definitions)
     now = _now()
     with store_for(target) as store:
         records = store.add_jobs(definitions, now=now)
@@ -162,6 +165,7 @@ def update_job(
     tags: Any = UNCHANGED,
     enabled: Any = UNCHANGED,
     default_timezone: str | tzinfo | None = None,
+    app: Any = None,
 ) -> JobStatus:
     """Change only the given fields of the runtime-owned job ``name``; return its new status.
 
@@ -170,7 +174,8 @@ def update_job(
     The stored job is read and written in one transaction, so concurrent updates of different
     fields are all kept. Raises :class:`~celery_orchestra.errors.NoSuchJobError`,
     :class:`~celery_orchestra.errors.JobConflictError` for a configured or removed job, and
-    :class:`~celery_orchestra.errors.JobSpecError` for bad values, changing nothing.
+    :class:`~celery_orchestra.errors.JobSpecError` for bad values, changing nothing. ``app``: as
+    for :func:`add_job`.
     """
     given = {
         key: value
@@ -196,7 +201,7 @@ def update_job(
         if record.broken is not None:
             raise JobConflictError(f"job {name!r} cannot be read ({record.broken}): remove it and add it again")
         definition = _definition(name, {**_record_values(record), **values})
-        _check(target, [definition])
+        _check(target if app is None else app, [definition])
         return definition
 
     with store_for(target) as store:

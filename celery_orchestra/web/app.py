@@ -183,6 +183,7 @@ def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: s
                 tags=body.tags,
                 enabled=body.enabled,
                 default_timezone=zone,
+                app=celery_app,
             )
         except OrchestraError as error:
             return error_problem(error, request, expression=expression)
@@ -225,7 +226,7 @@ def _job_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str |
         if "schedule" in given:
             given["schedule"] = _schedule_value(given["schedule"])
         try:
-            return jobs_api.update_job(store, name, **given, default_timezone=zone).as_dict()
+            return jobs_api.update_job(store, name, **given, default_timezone=zone, app=celery_app).as_dict()
         except OrchestraError as error:
             return error_problem(error, request, expression=expression)
 
