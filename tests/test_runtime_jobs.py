@@ -8,6 +8,7 @@ history; a running scheduler sends a job added through the API within its poll i
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -598,3 +599,13 @@ def test_runtime_jobs_and_operator_state_survive_a_beat_restart(tmp_path: Any, m
         assert (record.owner, record.removed, record.total_run_count) == ("runtime", False, 6)
     finally:
         harness.close()
+
+
+def test_a_nul_character_in_a_name_or_task_is_refused_at_the_door(store: JobStore) -> None:
+    # PostgreSQL's driver refuses such a write with a ValueError from deep inside; SQLite would keep
+    # it, and the store could then not move to PostgreSQL. Refused alike everywhere, naming the job.
+    with pytest.raises(JobSpecError, match=re.escape("job 'a\\x00b': the name holds a NUL character (\\x00)")):
+        add_job(store, "a\x00b", task="t", schedule=60)
+    with pytest.raises(JobSpecError, match=r"job 'sync': 'task' holds a NUL character"):
+        add_job(store, "sync", task="proj.\x00sync", schedule=60)
+    assert store.get_job("sync") is None

@@ -108,6 +108,8 @@ def definition_problems(
             and not definition.options
             and len(definition.name) <= NAME_LENGTH
             and len(definition.task) <= NAME_LENGTH
+            and "\x00" not in definition.name
+            and "\x00" not in definition.task
         ):
             continue  # the usual job: nothing to look at more closely
         messages = job_problems(definition, known, min_interval=min_interval)
@@ -135,6 +137,11 @@ def job_problems(
         messages.append(f"the name is {len(definition.name)} characters long; at most {NAME_LENGTH} fit the store")
     if len(definition.task) > NAME_LENGTH:
         messages.append(f"'task' is {len(definition.task)} characters long; at most {NAME_LENGTH} fit the store")
+    # PostgreSQL's text cannot hold a NUL character (its driver refuses the whole write).
+    if "\x00" in definition.name:
+        messages.append("the name holds a NUL character (\\x00), which PostgreSQL cannot store")
+    if "\x00" in definition.task:
+        messages.append("'task' holds a NUL character (\\x00), which PostgreSQL cannot store")
     memo = {} if known is None else known
     # A YAML job's options are its 'additional_options'; a file's jobs have a line in their source.
     options_key = "options" if split_source(definition.source)[1] is None else "additional_options"
