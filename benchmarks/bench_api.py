@@ -69,7 +69,7 @@ def main() -> None:
             for i in range(count)
         ]
         add_jobs(store, specs)
-        client = TestClient(create_app(store))
+        client = TestClient(create_app(store), base_url="http://127.0.0.1")
         print("celery-orchestra HTTP API benchmark")
         for line in machine(pinning, ["fastapi", "pydantic", "SQLAlchemy"]):
             print(line)

@@ -463,7 +463,9 @@ def test_the_http_api_curl_examples_are_real_output(tmp_path: Path, monkeypatch:
     token = "s3cr3t-token-from-the-token-file"
     store = JobStore(f"sqlite:///{store_path}")
     celery_app = importlib.import_module(module).app
-    client = TestClient(create_app(store, celery_app=celery_app, config=ApiConfig(access=Access(token))))
+    client = TestClient(
+        create_app(store, celery_app=celery_app, config=ApiConfig(access=Access(token))), base_url="http://127.0.0.1"
+    )
     block = next(b for b in re.findall(r"```console\n(.*?)```", http_section(), re.S) if "$ curl" in b)
     varying = re.compile(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -525,7 +527,7 @@ def test_the_create_app_example_serves_the_project(tmp_path: Path, monkeypatch: 
     block = next(b for b in re.findall(r"```python\n(.*?)```", http_section(), re.S) if "create_app" in b)
     namespace: dict[str, object] = {}
     exec(block, namespace)
-    client = TestClient(namespace["api"])
+    client = TestClient(namespace["api"], base_url="http://127.0.0.1")
     assert client.get("/api/jobs").status_code == 401
     listed = client.get("/api/jobs", headers={"Authorization": "Bearer a-token-of-at-least-16-characters"})
     assert listed.json()["total"] == 4

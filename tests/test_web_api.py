@@ -38,11 +38,13 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
 
 @pytest.fixture
 def client(store: JobStore) -> TestClient:
-    return TestClient(create_app(store))
+    return TestClient(create_app(store), base_url="http://127.0.0.1")
 
 
 def secured(store: JobStore, **config: Any) -> TestClient:
-    return TestClient(create_app(store, config=ApiConfig(access=Access(TOKEN, READ_TOKEN), **config)))
+    return TestClient(
+        create_app(store, config=ApiConfig(access=Access(TOKEN, READ_TOKEN), **config)), base_url="http://127.0.0.1"
+    )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -329,7 +331,7 @@ def test_runs_carry_outcomes_from_the_result_backend(store: JobStore, redis: Red
     (newest, older) = sent_runs(store, "cleanup", 2)
     app.backend.mark_as_failure(newest, ValueError("disk full"))
     app.backend.mark_as_done(older, 42)
-    client = TestClient(create_app(store, celery_app=app))
+    client = TestClient(create_app(store, celery_app=app), base_url="http://127.0.0.1")
     runs = client.get("/api/jobs/cleanup/runs").json()["runs"]
     assert [run["outcome"]["state"] for run in runs] == ["FAILURE", "SUCCESS"]
     assert "disk full" in runs[0]["outcome"]["error"]
@@ -368,7 +370,7 @@ def test_health_is_503_without_an_active_beat_and_200_with_one(client: TestClien
 def test_health_goes_503_when_the_beat_stops_ticking(store: JobStore) -> None:
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
     store.acquire_lease(BeatIdentity("b1", "h", 1, "0"), timedelta(hours=1), now=long_ago)
-    client = TestClient(create_app(store, config=ApiConfig(health_max_age=60)))
+    client = TestClient(create_app(store, config=ApiConfig(health_max_age=60)), base_url="http://127.0.0.1")
     response = client.get("/api/health")
     assert response.status_code == 503 and response.json()["max_age_seconds"] == 60
 
@@ -434,7 +436,7 @@ def test_the_token_is_never_logged(store: JobStore, caplog: pytest.LogCaptureFix
 
 
 def test_bodies_over_the_limit_are_413(store: JobStore) -> None:
-    client = TestClient(create_app(store, config=ApiConfig(max_body=2048)))
+    client = TestClient(create_app(store, config=ApiConfig(max_body=2048)), base_url="http://127.0.0.1")
     big = new_job(kwargs={"blob": "x" * 4096})
     assert_problem(client.post("/api/jobs", json=big), 413, "larger than 2048 bytes")
 
@@ -451,9 +453,11 @@ def test_bodies_over_the_limit_are_413(store: JobStore) -> None:
 
 def test_no_cors_unless_configured(store: JobStore) -> None:
     origin = {"Origin": "https://ops.example.com"}
-    plain = TestClient(create_app(store))
+    plain = TestClient(create_app(store), base_url="http://127.0.0.1")
     assert "access-control-allow-origin" not in plain.get("/api/jobs", headers=origin).headers
-    allowed = TestClient(create_app(store, config=ApiConfig(cors_origins=("https://ops.example.com",))))
+    allowed = TestClient(
+        create_app(store, config=ApiConfig(cors_origins=("https://ops.example.com",))), base_url="http://127.0.0.1"
+    )
     preflight = allowed.options(
         "/api/jobs",
         headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
@@ -475,7 +479,7 @@ def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
 
 def test_the_store_unreachable_is_503_not_500(tmp_path: Path) -> None:
     store = JobStore(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
-    client = TestClient(create_app(store), raise_server_exceptions=False)
+    client = TestClient(create_app(store), raise_server_exceptions=False, base_url="http://127.0.0.1")
     response = client.get("/api/jobs")
     assert_problem(response, 503, "")
     store.close()
@@ -562,7 +566,7 @@ def test_the_core_routes_on_postgresql(fresh_postgres_url: str) -> None:
     store = JobStore(fresh_postgres_url)
     try:
         seed(store, JOBS)
-        client = TestClient(create_app(store))
+        client = TestClient(create_app(store), base_url="http://127.0.0.1")
         assert client.get("/api/jobs").json()["total"] == 4
         assert client.post("/api/jobs", json=new_job()).status_code == 201
         assert_problem(client.post("/api/jobs", json=new_job()), 409, "taken by a job added at runtime")
@@ -586,3 +590,36 @@ def test_the_core_routes_on_postgresql(fresh_postgres_url: str) -> None:
         assert 'orchestra_job_runs_total{job="cleanup"} 4.0' in client.get("/metrics").text
     finally:
         store.close()
+
+
+def test_an_open_api_answers_loopback_names_only_and_refuses_writes_from_other_pages(store: JobStore) -> None:
+    # Without a token, any page the operator's browser shows could otherwise pause or add jobs: a
+    # cross-site form POST needs no permission, and DNS rebinding makes a page same-origin.
+    client = TestClient(create_app(store), base_url="http://127.0.0.1:5000")
+    rebound = TestClient(create_app(store), base_url="http://rebind.evil.example:5000")
+    assert_problem(rebound.get("/api/jobs"), 403, "addressed to this machine only")
+    body = {"name": "evil", "task": "os.system", "schedule": "every 10 seconds"}
+    assert_problem(rebound.post("/api/jobs", json=body), 403, "'rebind.evil.example:5000'")
+    assert store.get_job("evil") is None
+
+    refused = client.post("/api/jobs/cleanup/pause", headers={"Origin": "https://evil.example"})
+    assert_problem(refused, 403, "a POST from a page of another origin ('https://evil.example') is refused")
+    assert_problem(client.post("/api/jobs/cleanup/pause", headers={"Origin": "null"}), 403, "another origin")
+    cleanup = store.get_job("cleanup")
+    assert cleanup is not None and not cleanup.paused
+
+    # The dashboard (same origin), scripts (no Origin), other loopback names: let through.
+    assert client.post("/api/jobs/cleanup/pause", headers={"Origin": "http://127.0.0.1:5000"}).status_code == 200
+    assert client.post("/api/jobs/cleanup/resume").status_code == 200
+    for name in ("localhost:5000", "[::1]:5000", "127.0.0.2"):
+        assert TestClient(create_app(store), base_url=f"http://{name}").get("/api/jobs").status_code == 200
+
+    # An origin CORS allows may write; with a token the token decides, whatever the names.
+    allowed = TestClient(
+        create_app(store, config=ApiConfig(cors_origins=("https://ops.example.com",))), base_url="http://127.0.0.1"
+    )
+    assert allowed.post("/api/jobs/cleanup/pause", headers={"Origin": "https://ops.example.com"}).status_code == 200
+    tokened = TestClient(
+        create_app(store, config=ApiConfig(access=Access(TOKEN, READ_TOKEN))), base_url="http://orchestra.internal"
+    )
+    assert tokened.get("/api/jobs", headers=bearer(TOKEN)).status_code == 200

@@ -31,7 +31,7 @@ from . import models
 from .dashboard import mount_dashboard
 from .metrics import ApiMetrics
 from .problems import PROBLEM_JSON, error_problem, install_handlers, problem
-from .security import Access, AccessDenied, BodyLimit
+from .security import Access, AccessDenied, BodyLimit, OpenAccessGuard
 
 __all__ = ["DEFAULT_MAX_BODY", "ApiConfig", "create_app"]
 
@@ -92,6 +92,8 @@ def create_app(store: JobStore, *, celery_app: Any = None, config: ApiConfig | N
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if config.access.open:
+        app.add_middleware(OpenAccessGuard, allowed_origins=config.cors_origins)
     app.add_middleware(BodyLimit, max_bytes=config.max_body)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

@@ -6,6 +6,11 @@
   whatever its first differing character), never logged, never read from a URL.
 * **Where it listens.** Without a token the API is open to whoever can connect, so
   :func:`check_bind` refuses any address but loopback unless a token is set.
+* **Without a token, from this machine only.** A browser on this machine can still be made to call
+  an open API by any web page it shows: a cross-site form ``POST`` needs no permission, and a name
+  that an attacker's DNS points at 127.0.0.1 (DNS rebinding) makes the page same-origin.
+  :class:`OpenAccessGuard` answers only requests addressed to a loopback name (``Host``), and
+  refuses a write that a page of another origin sends (``Origin``), unless CORS allows it.
 * **Body size.** :class:`BodyLimit` reads a request body up to its limit before the app sees it and
   answers 413 past it, so a huge body costs the limit, not the server's memory.
 """
@@ -29,6 +34,7 @@ __all__ = [
     "Access",
     "AccessDenied",
     "BodyLimit",
+    "OpenAccessGuard",
     "bearer",
     "check_bind",
     "is_loopback",
@@ -163,6 +169,55 @@ class BodyLimit:
         headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class OpenAccessGuard:
+    """ASGI middleware for an API without a token (see the module's docstring): a request must be
+    addressed to a loopback name, and a write from a browser page must come from the API's own
+    origin or one CORS allows. Scripts (curl, the Python clients) send no ``Origin``: they pass."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())}
+        host = headers.get(b"host", "")
+        refusal = None
+        if not is_loopback(_host_name(host)):
+            refusal = (
+                f"this API has no token, so it answers requests addressed to this machine only "
+                f"(localhost, 127.0.0.1, [::1]), not to {host!r}; set a token to serve other names"
+            )
+        elif scope["method"].upper() not in _READ_METHODS and b"origin" in headers:
+            origin = headers[b"origin"].rstrip("/").lower()
+            own = {f"{scheme}://{host.lower()}" for scheme in ("http", "https")}
+            if origin not in own and origin not in self.allowed_origins:
+                refusal = (
+                    f"a {scope['method'].upper()} from a page of another origin ({headers[b'origin']!r}) is refused: "
+                    "this API has no token; list the origin in orchestra_api_cors_origins, or set a token"
+                )
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"type": "about:blank", "title": "Forbidden", "status": 403, "detail": refusal}).encode()
+        response_headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 403, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port (``[::1]:5000`` -> ``::1``)."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _content_length(scope: Scope) -> int | None:
