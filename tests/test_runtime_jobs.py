@@ -601,11 +601,15 @@ def test_runtime_jobs_and_operator_state_survive_a_beat_restart(tmp_path: Any, m
         harness.close()
 
 
-def test_a_nul_character_in_a_name_or_task_is_refused_at_the_door(store: JobStore) -> None:
-    # PostgreSQL's driver refuses such a write with a ValueError from deep inside; SQLite would keep
-    # it, and the store could then not move to PostgreSQL. Refused alike everywhere, naming the job.
-    with pytest.raises(JobSpecError, match=re.escape("job 'a\\x00b': the name holds a NUL character (\\x00)")):
+def test_a_control_character_in_a_name_or_task_is_refused_at_the_door(store: JobStore) -> None:
+    # PostgreSQL's driver refused a NUL with a ValueError from deep inside; SQLite would keep it, and
+    # the store could then not move to PostgreSQL. A line break makes a job no log, table or URL can
+    # name. Refused alike everywhere, naming the job.
+    with pytest.raises(JobSpecError, match=re.escape("job 'a\\x00b': the name holds the control character '\\x00'")):
         add_job(store, "a\x00b", task="t", schedule=60)
-    with pytest.raises(JobSpecError, match=r"job 'sync': 'task' holds a NUL character"):
+    with pytest.raises(JobSpecError, match=re.escape("job 'nl\\nx': the name holds the control character '\\n'")):
+        add_job(store, "nl\nx", task="t", schedule=60)
+    with pytest.raises(JobSpecError, match=r"job 'sync': 'task' holds the control character"):
         add_job(store, "sync", task="proj.\x00sync", schedule=60)
     assert store.get_job("sync") is None
+    assert add_job(store, "café ☕ 東京", task="t", schedule=60).name == "café ☕ 東京"

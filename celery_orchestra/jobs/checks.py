@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any, Final
@@ -40,6 +41,8 @@ __all__ = [
 
 #: Longest job name and task name the store keeps (its columns are this wide).
 NAME_LENGTH: Final = 255
+#: Characters a job's name or task may not hold: NUL, line breaks, tabs and the other C0 controls, DEL.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 #: Deepest nesting of lists and mappings in a job's arguments and options: JSON encoders recurse.
 MAX_NESTING: Final = 100
 #: How every job's JSON columns are written: keys sorted (reordering a dict is no change), no NaN.
@@ -108,8 +111,8 @@ def definition_problems(
             and not definition.options
             and len(definition.name) <= NAME_LENGTH
             and len(definition.task) <= NAME_LENGTH
-            and "\x00" not in definition.name
-            and "\x00" not in definition.task
+            and (definition.name.isprintable() or not _CONTROL.search(definition.name))
+            and (definition.task.isprintable() or not _CONTROL.search(definition.task))
         ):
             continue  # the usual job: nothing to look at more closely
         messages = job_problems(definition, known, min_interval=min_interval)
@@ -137,11 +140,12 @@ def job_problems(
         messages.append(f"the name is {len(definition.name)} characters long; at most {NAME_LENGTH} fit the store")
     if len(definition.task) > NAME_LENGTH:
         messages.append(f"'task' is {len(definition.task)} characters long; at most {NAME_LENGTH} fit the store")
-    # PostgreSQL's text cannot hold a NUL character (its driver refuses the whole write).
-    if "\x00" in definition.name:
-        messages.append("the name holds a NUL character (\\x00), which PostgreSQL cannot store")
-    if "\x00" in definition.task:
-        messages.append("'task' holds a NUL character (\\x00), which PostgreSQL cannot store")
+    # PostgreSQL's text cannot hold NUL (its driver refuses the whole write); a line break or tab in
+    # a name breaks every line-based face (logs, the status table, URLs of the HTTP API).
+    for what, text in (("the name", definition.name), ("'task'", definition.task)):
+        control = _CONTROL.search(text)
+        if control is not None:
+            messages.append(f"{what} holds the control character {control.group()!r}; names and tasks may not hold any")
     memo = {} if known is None else known
     # A YAML job's options are its 'additional_options'; a file's jobs have a line in their source.
     options_key = "options" if split_source(definition.source)[1] is None else "additional_options"
