@@ -1,7 +1,7 @@
 """Who may call the HTTP API, and how much they may send.
 
 * **Tokens.** With a token configured, every request but ``GET /api/health`` and the docs needs
-  ``Authorization: Bearer <token>``; a second, read-only token allows ``GET`` (and ``HEAD``) only.
+  ``Authorization: Bearer <token>``; a second, read-only token allows ``GET`` only.
   Tokens are compared with :func:`hmac.compare_digest` (constant time: a wrong guess takes as long
   whatever its first differing character), never logged, never read from a URL.
 * **Where it listens.** Without a token the API is open to whoever can connect, so
