@@ -227,6 +227,12 @@ def test_job_names_with_slashes_and_spaces_are_reachable(client: TestClient) -> 
     assert client.get(response.headers["location"]).json()["name"] == "team a/sync"
     assert client.post("/api/jobs/team%20a%2Fsync/pause").json()["changed"] == ["team a/sync"]
     assert client.get("/api/jobs/team%20a%2Fsync/runs").json() == {"runs": [], "next_cursor": None}
+    # A name ending in "/runs": its URL (the Location given) is the job, "<name>/runs" its runs.
+    created = client.post("/api/jobs", json=new_job(name="rep/runs"))
+    assert client.get(created.headers["location"]).json()["name"] == "rep/runs"
+    assert client.get("/api/jobs/rep%2fruns").json()["name"] == "rep/runs"
+    assert client.get("/api/jobs/rep%2Fruns/runs").json() == {"runs": [], "next_cursor": None}
+    assert_problem(client.get("/api/jobs/rep/runs"), 404, "no such job: rep")  # the runs of a job "rep"
 
 
 # ---------------------------------------------------------------------------- pause, resume, enable, disable

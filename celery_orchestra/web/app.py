@@ -196,17 +196,28 @@ def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: s
         _register_bulk_change(router, store, action)
 
 
+def _ends_in_an_encoded_slash_runs(request: Request) -> bool:
+    """Whether the path as sent ends in ``%2Fruns``: Starlette decodes ``%2F`` before routing, so
+    the runs route also receives ``GET /api/jobs/x%2Fruns``, which names the job ``x/runs``."""
+    raw = request.scope.get("raw_path") or b""
+    return bool(raw.lower().endswith(b"%2fruns"))
+
+
 def _job_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
     # Before GET /jobs/{name}: a path parameter takes slashes, so it would take "x/runs" too.
     @router.get("/jobs/{name:path}/runs", response_model=models.RunListOut, summary="A job's runs, newest first")
     def job_runs(
+        request: Request,
         name: JobName,
         state: Annotated[
             list[str], Query(description="Runs whose result is this (repeatable): SUCCESS, FAILURE, sent...")
         ] = [],  # noqa: B006
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
         cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page.")] = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
+        if _ends_in_an_encoded_slash_runs(request):  # GET /api/jobs/x%2Fruns: the job named "x/runs"
+            job = jobs_api.get_job(store, f"{name}/runs", default_timezone=zone, app=celery_app).as_dict()
+            return JSONResponse(models.JobOut.model_validate(job).model_dump(mode="json"))
         before = _cursor_time(cursor)
         runs = api.job_history(store, name, limit, before=before, default_timezone=zone, app=celery_app)
         wanted = {value.casefold() for value in state}
