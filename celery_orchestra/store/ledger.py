@@ -339,6 +339,11 @@ _ENTRY_COLUMNS: Final = (
 )
 
 
+def _entry(row: Any) -> LedgerEntry:
+    """A row of :data:`_ENTRY_COLUMNS` as a ledger entry."""
+    return LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual)
+
+
 def history(db: Database, job_name: str, limit: int = 20, *, before: datetime | None = None) -> list[LedgerEntry]:
     """The newest ``limit`` recorded runs of ``job_name``, newest fire time first; with ``before``,
     only those that fired earlier (a job has one run per fire time, so the last fire time of one
@@ -353,10 +358,7 @@ def history(db: Database, job_name: str, limit: int = 20, *, before: datetime | 
     def work(connection: Connection) -> list[LedgerEntry]:
         if not existing(connection, [job_name], ()):
             raise JobNotFound([job_name])
-        return [
-            LedgerEntry(row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual)
-            for row in connection.execute(query)
-        ]
+        return [_entry(row) for row in connection.execute(query)]
 
     return db.read(f"read the run history of {job_name!r}", work)
 
@@ -371,11 +373,7 @@ def run_by_task_id(db: Database, task_id: str) -> LedgerEntry | None:
 
     def work(connection: Connection) -> LedgerEntry | None:
         row = connection.execute(query).first()
-        if row is None:
-            return None
-        return LedgerEntry(
-            row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual
-        )
+        return None if row is None else _entry(row)
 
     return db.read(f"look up the run with task id {quoted(task_id)}", work)
 
@@ -411,23 +409,13 @@ def latest_runs(db: Database, job_names: Sequence[str] | None = None) -> dict[st
     if wanted is not None and len(wanted) <= LATEST_BY_NAME:
         newest = newest.where(RUNS.c.job_name.in_(sorted(wanted)))
     grouped = newest.subquery()
-    query = select(
-        RUNS.c.job_name,
-        RUNS.c.fire_time,
-        RUNS.c.sent_at,
-        RUNS.c.task_id,
-        RUNS.c.published,
-        RUNS.c.abandoned,
-        RUNS.c.manual,
-    ).join(grouped, and_(RUNS.c.job_name == grouped.c.job_name, RUNS.c.fire_time == grouped.c.newest))
+    query = select(*_ENTRY_COLUMNS).join(
+        grouped, and_(RUNS.c.job_name == grouped.c.job_name, RUNS.c.fire_time == grouped.c.newest)
+    )
 
     def work(connection: Connection) -> dict[str, LedgerEntry]:
         return {
-            row.job_name: LedgerEntry(
-                row.job_name, row.fire_time, row.sent_at, row.task_id, row.published, row.abandoned, row.manual
-            )
-            for row in connection.execute(query)
-            if wanted is None or row.job_name in wanted
+            row.job_name: _entry(row) for row in connection.execute(query) if wanted is None or row.job_name in wanted
         }
 
     return db.read("read the newest run of each job", work)
