@@ -134,8 +134,7 @@ def _routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | Non
 
 
 def _listing_routes(router: APIRouter, store: JobStore, celery_app: Any, zone: str | None) -> None:
-    # A state filter needs every job's row; the snapshot reads only those written since last time.
-    snapshot = JobsSnapshot(store)
+    snapshot = JobsSnapshot(store)  # a state filter needs every row: it reads those written since last time
 
     @router.get("/jobs", response_model=models.JobListOut, summary="List jobs (filtered, paged, by name)")
     def list_jobs(
