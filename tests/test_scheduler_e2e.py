@@ -187,6 +187,17 @@ def assert_on_grid(record: JobRecord, fires: list[datetime], every: float) -> No
     assert steps == sorted(set(steps)), steps
 
 
+def assert_resent_only_after_kills(task_ids: list[str], kills: int) -> None:
+    """A task id is published twice only for a kill -9 between publishing and confirming its run.
+
+    README's "Recovery from the ledger": the next holder sends a repeating job's unconfirmed run
+    again with the same task id (at least once), so each kill may leave one duplicate, never more.
+    """
+    repeats = {task_id: times for task_id, times in Counter(task_ids).items() if times > 1}
+    assert all(times == 2 for times in repeats.values()), repeats
+    assert len(repeats) <= kills, repeats
+
+
 def test_one_off_is_never_resent_and_interval_job_never_duplicated_across_kill_and_term(
     make_project: Callable[..., Project],
 ) -> None:
@@ -225,12 +236,12 @@ def test_one_off_is_never_resent_and_interval_job_never_duplicated_across_kill_a
     assert (once_record.total_run_count, once_record.last_run_at) == (1, once_runs[0].fire_time)
 
     every2_ids = [p.task_id for p in published if p.task == "tasks.every2"]
-    assert len(every2_ids) == len(set(every2_ids)), "a fire instant was published twice"
+    assert_resent_only_after_kills(every2_ids, kills=2)
     record, runs = project.ledger("every2")
     ledger_ids = {r.task_id: r for r in runs}
     assert set(every2_ids) <= set(ledger_ids)
-    # A kill -9 between claiming and publishing can lose that one run (at most one per kill), never repeat it.
-    assert len(runs) - len(every2_ids) <= 2
+    # A run whose send the final SIGTERM interrupted stays claimed: at most one per stop.
+    assert len(runs) - len(set(every2_ids)) <= 2
     for run in runs:
         assert run.task_id == run_task_id("every2", run.fire_time)
     fires = [r.fire_time for r in runs]
@@ -264,9 +275,9 @@ def test_interval_job_fires_although_beat_restarts_more_often_than_its_interval(
     assert len(fires) >= 3, project.all_logs()
     assert len(fires) >= elapsed / 5 / 2, (elapsed, fires)
     assert_on_grid(record, fires, 5)
-    assert len(published) == len(set(published))
+    assert_resent_only_after_kills(published, kills)
     assert set(published) <= {r.task_id for r in runs}
-    assert len(runs) - len(published) <= kills
+    assert len(runs) - len(set(published)) <= kills
     assert [r.task_id for r in runs] == [run_task_id("every5", f) for f in fires]
 
 
@@ -373,4 +384,4 @@ def test_a_standby_beat_takes_over_when_the_active_one_is_killed(make_project: C
     assert "taking its lease over now" in project.log_text(-1) or "took over" in project.log_text(-1)
     assert project.stop(second) == 0
     published = [p.task_id for p in project.published() if p.task == "tasks.tick"]
-    assert len(published) - len(set(published)) <= 1  # at most the one run killed between send and confirm
+    assert_resent_only_after_kills(published, kills=1)
